@@ -1,0 +1,82 @@
+"""Shared vocabulary: the request, input and result types every layer speaks.
+
+Raw wire JSON never travels past ``api/``; upstream JSON never leaves its adapter. What moves
+between the layers are these small frozen structures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+import numpy as np
+
+EncodingFormat = Literal["float", "base64"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextInput:
+    """One text to embed."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInput:
+    """One pre-tokenized input: the model's own token ids."""
+
+    ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MediaPart:
+    """A non-text part of a multimodal input (image, audio, video, file)."""
+
+    kind: Literal["image_url", "input_audio", "input_video", "input_file"]
+    data: str
+    format: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MultimodalInput:
+    """One ``{"content": [...]}`` item: all its parts give one joint embedding."""
+
+    parts: tuple[TextInput | MediaPart, ...]
+
+
+Input = TextInput | TokenInput | MultimodalInput
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    """A validated embeddings request, whatever entry point it came from."""
+
+    model: str
+    inputs: tuple[Input, ...]
+    encoding_format: EncodingFormat = "float"
+    dimensions: int | None = None
+    input_type: str | None = None
+    user: str | None = None
+    provider: dict[str, Any] | None = None
+    session_id: str | None = None
+    trace: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    total_tokens: int
+    cost: Decimal = Decimal(0)
+
+
+@dataclass(slots=True)
+class EmbeddingResult:
+    """Vectors in input order, one row per input, float32, plus what it cost."""
+
+    vectors: np.ndarray
+    model: str
+    provider: str
+    usage: Usage
+    truncated: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
