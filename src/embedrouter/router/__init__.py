@@ -1,1 +1,3 @@
+from embedrouter.router.pipeline import Router
 
+__all__ = ["Router"]

@@ -1,0 +1,3 @@
+from embedrouter.cli import main
+
+raise SystemExit(main())

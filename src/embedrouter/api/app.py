@@ -1,0 +1,257 @@
+"""The ASGI application: routing, body limits, auth and the error envelope.
+
+A hand-written ASGI callable rather than a framework: the whole surface is six routes, and
+owning the request path keeps the per-request overhead to a few dictionary lookups.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from embedrouter import errors as e
+from embedrouter.api.encode import embeddings_body, generation_id
+from embedrouter.api.errors import INTERNAL_MESSAGE, envelope, render
+from embedrouter.api.openapi import openapi_document
+from embedrouter.api.parse import parse_embedding_request
+from embedrouter.api.views import API_PREFIX, endpoints_view, page
+from embedrouter.catalog import Catalog
+from embedrouter.router import Router
+
+log = logging.getLogger("embedrouter.api")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, authorization: str | None) -> Any: ...
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything a request needs, built once at start by ``embedrouter.server``."""
+
+    router: Router
+    catalog: Catalog
+    keys: Authenticator
+    max_body_bytes: int
+    max_inputs: int
+    close: Callable[[], Awaitable[None]]
+
+
+ServicesFactory = Callable[[], Awaitable[Services]]
+
+_JSON = (b"content-type", b"application/json")
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    receive: Receive
+
+
+def _query(raw: bytes) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+
+
+def _int_param(query: dict[str, str], name: str, *, default: int | None, lo: int,
+               hi: int | None) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "" or raw == "null":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise e.InvalidRequest(f"{name}: expected an integer, got {raw!r}",
+                               metadata={"field": name}) from None
+    if value < lo or (hi is not None and value > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise e.InvalidRequest(f"{name}: must be {bound}", metadata={"field": name})
+    return value
+
+
+class App:
+    """ASGI entry point; ``services`` are built in the lifespan startup."""
+
+    def __init__(self, factory: ServicesFactory) -> None:
+        self._factory = factory
+        self.services: Services | None = None
+        self._routes: dict[str, dict[str, Callable[[Request], Awaitable[tuple[int, bytes,
+                                                                              dict[str, str]]]]]]
+        self._routes = {
+            "/health": {"GET": self._health},
+            f"{API_PREFIX}/health": {"GET": self._health},
+            "/openapi.json": {"GET": self._openapi},
+            f"{API_PREFIX}/openapi.json": {"GET": self._openapi},
+            f"{API_PREFIX}/embeddings": {"POST": self._embeddings},
+            f"{API_PREFIX}/embeddings/models": {"GET": self._embedding_models},
+            f"{API_PREFIX}/models": {"GET": self._models},
+        }
+        self._openapi_bytes = orjson.dumps(openapi_document())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.services = await self._factory()
+                except Exception as exc:
+                    log.error("startup failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.services is not None:
+                    await self.services.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        path = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            path = path.rstrip("/")
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        request = Request(scope["method"], path, _query(scope.get("query_string", b"")),
+                          headers, receive)
+        try:
+            status, body, extra = await self._dispatch(request)
+        except e.EmbedRouterError as exc:
+            status, body, extra = render(exc)
+        except Exception:
+            # The traceback goes to the log, never to the caller.
+            log.exception("unhandled error on %s %s", request.method, path)
+            status, body, extra = 500, envelope(500, INTERNAL_MESSAGE), {}
+        out = [_JSON, (b"content-length", str(len(body)).encode())]
+        out += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+        out.append((b"x-compute-time", f"{(time.perf_counter() - started) * 1000:.2f}".encode()))
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _dispatch(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
+        methods = self._routes.get(request.path)
+        if methods is None:
+            endpoint = self._endpoints_slug(request.path)
+            if endpoint is None:
+                raise e.NotFound(f"No route for {request.method} {request.path}")
+            methods = {"GET": lambda r: self._endpoints(endpoint)}
+        handler = methods.get(request.method)
+        if handler is None:
+            if request.method == "HEAD" and "GET" in methods:
+                status, _, extra = await methods["GET"](request)
+                return status, b"", extra
+            raise e.MethodNotAllowed(request.method, sorted(methods))
+        return await handler(request)
+
+    @staticmethod
+    def _endpoints_slug(path: str) -> str | None:
+        prefix = f"{API_PREFIX}/models/"
+        if path.startswith(prefix) and path.endswith("/endpoints"):
+            slug = path[len(prefix):-len("/endpoints")]
+            if slug.count("/") == 1 and all(slug.split("/")):
+                return slug
+        return None
+
+    @property
+    def _svc(self) -> Services:
+        if self.services is None:
+            raise e.ServiceUnavailable("The server is still starting")
+        return self.services
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self._svc.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise e.PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise e.InvalidRequest("Client disconnected before the body was complete")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise e.PayloadTooLarge(f"Request body exceeds the {limit}-byte limit")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _health(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
+        ready = self.services is not None
+        body = orjson.dumps({"status": "ok" if ready else "starting"})
+        return (200 if ready else 503), body, {}
+
+    async def _openapi(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
+        return 200, self._openapi_bytes, {}
+
+    async def _embeddings(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
+        svc = self._svc
+        key = await svc.keys.authenticate(request.headers.get("authorization"))
+        if not getattr(key, "can_embed", True):
+            raise e.PermissionDenied(
+                "Management keys are for admin endpoints only; create an inference key with "
+                "`embedrouter keys create --label NAME`"
+            )
+        raw = await self._read_body(request)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise e.InvalidRequest(f"Malformed JSON body: {exc}") from None
+        parsed = parse_embedding_request(body)
+        if len(parsed.inputs) > svc.max_inputs:
+            raise e.PayloadTooLarge(
+                f"{len(parsed.inputs)} inputs in one request; the limit is {svc.max_inputs}",
+                metadata={"inputs": len(parsed.inputs), "limit": svc.max_inputs},
+            )
+        result = await svc.router.embed(parsed)
+        gen_id = generation_id()
+        headers = {"x-generation-id": gen_id}
+        if result.truncated:
+            headers["x-embedrouter-truncated"] = str(result.truncated)
+        return 200, embeddings_body(result, parsed.encoding_format, gen_id), headers
+
+    def _list(self, request: Request, models: list[Any], path: str) -> tuple[int, bytes,
+                                                                            dict[str, str]]:
+        offset = _int_param(request.query, "offset", default=0, lo=0, hi=None) or 0
+        limit = _int_param(request.query, "limit", default=None, lo=1, hi=1000)
+        return 200, orjson.dumps(page(models, offset, limit, path)), {}
+
+    async def _embedding_models(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
+        return self._list(request, self._svc.catalog.embedding_models(), "/embeddings/models")
+
+    async def _models(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
+        # As on OpenRouter, plain /models lists text-output models; embeddings need the filter.
+        wanted = request.query.get("output_modalities", "text")
+        kinds = {k.strip() for k in wanted.split(",") if k.strip()}
+        unknown = kinds - {"text", "image", "audio", "embeddings", "all"}
+        if unknown:
+            raise e.InvalidRequest(f"output_modalities: unknown value {sorted(unknown)[0]!r}",
+                                   metadata={"field": "output_modalities"})
+        models = [m for m in self._svc.catalog.all()
+                  if "all" in kinds or kinds & set(m.output_modalities)]
+        return self._list(request, models, "/models")
+
+    async def _endpoints(self, slug: str) -> tuple[int, bytes, dict[str, str]]:
+        spec = self._svc.catalog.get(slug)
+        if spec is None:
+            raise e.NotFound(f"Model {slug!r} does not exist")
+        return 200, orjson.dumps(endpoints_view(spec)), {}

@@ -1,0 +1,62 @@
+"""Response bodies, encoded straight from numpy: no per-float Python objects on the hot path."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import string
+import time
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import orjson
+
+from embedrouter.types import EmbeddingResult, EncodingFormat
+
+_ALNUM = string.ascii_letters + string.digits
+_DUMPS_OPTS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def generation_id() -> str:
+    """``gen-emb-<unix seconds>-<20 alphanumerics>``, the form OpenRouter sends."""
+    return f"gen-emb-{int(time.time())}-{''.join(secrets.choice(_ALNUM) for _ in range(20))}"
+
+
+def decimal_number(value: Decimal) -> orjson.Fragment:
+    """An exact decimal as a JSON number (never through float, never in exponent form)."""
+    text = format(value.normalize(), "f") if value else "0"
+    return orjson.Fragment(text)
+
+
+def base64_rows(vectors: np.ndarray) -> list[str]:
+    """Each row as little-endian float32 bytes in standard, padded base64 (the OpenAI form)."""
+    le = np.ascontiguousarray(vectors, dtype="<f4")
+    width = le.shape[1] * 4
+    raw = le.tobytes()
+    return [base64.b64encode(raw[i * width:(i + 1) * width]).decode("ascii")
+            for i in range(le.shape[0])]
+
+
+def embeddings_body(result: EmbeddingResult, encoding: EncodingFormat, gen_id: str) -> bytes:
+    vectors = np.ascontiguousarray(result.vectors, dtype=np.float32)
+    rows: Any = base64_rows(vectors) if encoding == "base64" else vectors
+    data = [{"object": "embedding", "embedding": rows[i], "index": i}
+            for i in range(vectors.shape[0])]
+    usage = result.usage
+    return orjson.dumps(
+        {
+            "object": "list",
+            "data": data,
+            "model": result.model,
+            "id": gen_id,
+            "provider": result.provider,
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "total_tokens": usage.total_tokens,
+                "cost": decimal_number(usage.cost),
+                "is_byok": False,
+            },
+        },
+        option=_DUMPS_OPTS,
+    )

@@ -1,0 +1,104 @@
+"""The model catalog: slug -> what the model is, what it costs and what it can do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from embedrouter.settings import ModelConfig
+
+MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    slug: str
+    name: str
+    description: str
+    provider: str  # adapter key, e.g. "local"
+    provider_name: str  # display name sent in responses' `provider`
+    upstream_id: str  # the id the serving provider knows the model by (response `model`)
+    dimensions: int
+    context_length: int
+    price_per_million: Decimal
+    created: int
+    matryoshka: bool = False
+    input_prefixes: Mapping[str, str] = field(default_factory=dict)
+    input_modalities: tuple[str, ...] = ("text",)
+    output_modalities: tuple[str, ...] = ("embeddings",)
+    hugging_face_id: str | None = None
+    path: str | None = None
+
+    @property
+    def is_embedding(self) -> bool:
+        return "embeddings" in self.output_modalities
+
+    @property
+    def price_per_token(self) -> Decimal:
+        return self.price_per_million / MILLION
+
+    def cost(self, tokens: int) -> Decimal:
+        """Exact cost in USD of ``tokens`` input tokens."""
+        return self.price_per_million * tokens / MILLION
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFacts:
+    """What only the loaded model can tell: its width and its context."""
+
+    dimensions: int
+    context_length: int
+    upstream_id: str
+    created: int
+
+
+class Catalog:
+    """An immutable, ordered view of the models this instance serves."""
+
+    def __init__(self, models: Iterable[ModelSpec]) -> None:
+        self._by_slug = {m.slug: m for m in models}
+
+    def get(self, slug: str) -> ModelSpec | None:
+        # Slugs are case-insensitive on OpenRouter (`all-MiniLM-L6-v2` == `all-minilm-l6-v2`).
+        return self._by_slug.get(slug.lower())
+
+    def all(self) -> list[ModelSpec]:
+        return list(self._by_slug.values())
+
+    def embedding_models(self) -> list[ModelSpec]:
+        return [m for m in self._by_slug.values() if m.is_embedding]
+
+    def __len__(self) -> int:
+        return len(self._by_slug)
+
+
+def build_catalog(models: Iterable[ModelConfig], facts: Mapping[str, ModelFacts]) -> Catalog:
+    """Join the declared models with the facts read from their loaded weights."""
+    specs = []
+    for m in models:
+        f = facts.get(m.slug)
+        if f is None:  # declared but not served locally (e.g. a non-embeddings model)
+            f = ModelFacts(dimensions=0, context_length=m.context_length or 0,
+                           upstream_id=m.slug, created=0)
+        specs.append(
+            ModelSpec(
+                slug=m.slug,
+                name=m.name or m.slug,
+                description=m.description or "",
+                provider="local",
+                provider_name="Local",
+                upstream_id=f.upstream_id,
+                dimensions=f.dimensions,
+                context_length=min(m.context_length, f.context_length)
+                if m.context_length and f.context_length else f.context_length,
+                price_per_million=m.price_per_million,
+                created=f.created,
+                matryoshka=m.matryoshka,
+                input_prefixes=dict(m.input_prefixes),
+                output_modalities=m.output_modalities,
+                hugging_face_id=m.hugging_face_id,
+                path=m.path,
+            )
+        )
+    return Catalog(specs)

@@ -1,0 +1,172 @@
+"""Command line: `embedrouter serve | keys | embed`. Thin: the packages own the logic."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from embedrouter import __version__
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
+    from embedrouter.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(
+            Path(args.config) if getattr(args, "config", None) else None,
+            overrides={"data_dir": args.data_dir, **overrides},
+        )
+    except SettingsError as exc:
+        print(f"embedrouter: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None,
+                   help="state directory (default ./.embedrouter, env EMBEDROUTER_DATA_DIR)")
+    p.add_argument("--config", default=None, help="TOML config file")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from embedrouter.server import serve
+
+    return serve(_settings(args, host=args.host, port=args.port))
+
+
+async def _with_keys(args: argparse.Namespace, action: Any) -> Any:
+    from embedrouter.accounts import KeyService
+    from embedrouter.store import open_store
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await open_store(settings.resolved_database_url)
+    try:
+        return await action(KeyService(store))
+    finally:
+        await store.close()
+
+
+def _cmd_keys_create(args: argparse.Namespace) -> int:
+    async def act(keys: Any) -> str:
+        plaintext, _ = await keys.create(args.label, management=args.management)
+        return plaintext
+
+    print(asyncio.run(_with_keys(args, act)))
+    return 0
+
+
+def _cmd_keys_list(args: argparse.Namespace) -> int:
+    async def act(keys: Any) -> list[Any]:
+        return await keys.list()
+
+    records = asyncio.run(_with_keys(args, act))
+    if args.json:
+        print(json.dumps([{"hash": r.key_hash, "label": r.label, "key": r.display,
+                           "management": r.is_management, "disabled": r.disabled,
+                           "created_at": r.created_at} for r in records], indent=2))
+        return 0
+    print(f"{'HASH':<16} {'KEY':<22} {'KIND':<10} {'STATE':<8} LABEL")
+    for r in records:
+        kind = "management" if r.is_management else "inference"
+        state = "disabled" if r.disabled else "active"
+        print(f"{r.key_hash[:16]:<16} {r.display:<22} {kind:<10} {state:<8} {r.label}")
+    return 0
+
+
+def _cmd_keys_disable(args: argparse.Namespace) -> int:
+    from embedrouter.errors import EmbedRouterError
+
+    async def act(keys: Any) -> Any:
+        return await keys.disable(args.key)
+
+    try:
+        record = asyncio.run(_with_keys(args, act))
+    except EmbedRouterError as exc:
+        print(f"embedrouter: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"disabled {record.display} ({record.label})")
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    """Embed in-process, no server: same validation and pipeline as POST /embeddings."""
+    from embedrouter.api.encode import embeddings_body, generation_id
+    from embedrouter.api.parse import parse_embedding_request
+    from embedrouter.errors import EmbedRouterError
+    from embedrouter.server import build_router
+
+    settings = _settings(args)
+    body = {"model": args.model, "input": list(args.text),
+            "encoding_format": args.encoding_format}
+    if args.dimensions:
+        body["dimensions"] = args.dimensions
+    if args.input_type:
+        body["input_type"] = args.input_type
+
+    async def run() -> bytes:
+        router = await build_router(settings)
+        try:
+            request = parse_embedding_request(body)
+            result = await router.embed(request)
+            return embeddings_body(result, request.encoding_format, generation_id())
+        finally:
+            await router.close()
+
+    try:
+        out = asyncio.run(run())
+    except EmbedRouterError as exc:
+        print(f"embedrouter: {exc.message}", file=sys.stderr)
+        return 1
+    sys.stdout.write(out.decode() + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="embedrouter", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"embedrouter {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the HTTP server")
+    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default 8000; 0 picks one)")
+    _common(p)
+    p.set_defaults(func=_cmd_serve)
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_cmd",
+                                                                        required=True)
+    p = keys.add_parser("create", help="create a key and print it (shown only once)")
+    p.add_argument("--label", required=True)
+    p.add_argument("--management", action="store_true", help="an admin key (cannot embed)")
+    _common(p)
+    p.set_defaults(func=_cmd_keys_create)
+    p = keys.add_parser("list", help="list keys (never their secret)")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=_cmd_keys_list)
+    p = keys.add_parser("disable", help="disable a key by the key itself or its hash (prefix)")
+    p.add_argument("key", metavar="KEY_OR_HASH")
+    _common(p)
+    p.set_defaults(func=_cmd_keys_disable)
+
+    p = sub.add_parser("embed", help="embed texts in-process and print the JSON response")
+    p.add_argument("text", nargs="+")
+    p.add_argument("--model", default="sentence-transformers/all-minilm-l6-v2")
+    p.add_argument("--encoding-format", choices=["float", "base64"], default="float")
+    p.add_argument("--dimensions", type=int, default=None)
+    p.add_argument("--input-type", default=None)
+    _common(p)
+    p.set_defaults(func=_cmd_embed)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""The one seam every provider adapter implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from embedrouter.catalog import ModelSpec
+from embedrouter.types import TextInput, TokenInput
+
+
+@dataclass(slots=True)
+class ProviderResult:
+    """Rows in the order of the inputs given, and the tokens the provider counted."""
+
+    vectors: np.ndarray
+    prompt_tokens: int
+    truncated: int = 0
+
+
+class Provider(Protocol):
+    """Embed one batch of already-validated inputs for one catalog model."""
+
+    name: str
+
+    async def embed(
+        self,
+        model: ModelSpec,
+        inputs: Sequence[TextInput | TokenInput],
+        *,
+        input_type: str | None,
+    ) -> ProviderResult: ...
+
+    async def close(self) -> None: ...

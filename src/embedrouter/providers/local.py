@@ -1,0 +1,98 @@
+"""The built-in local provider: models computed in-process by the ONNX engine."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from embedrouter.catalog import ModelSpec
+from embedrouter.engine import Batcher, LocalModel
+from embedrouter.errors import ContextLengthExceeded, InvalidRequest
+from embedrouter.providers.base import ProviderResult
+from embedrouter.types import TextInput, TokenInput
+
+# Tokenizing a few short strings costs less than a hop to a worker thread; past this many
+# characters the hop is cheaper than stalling every other connection on the event loop.
+_INLINE_TOKENIZE_CHARS = 8_000
+
+
+@dataclass(slots=True)
+class LoadedModel:
+    model: LocalModel
+    batcher: Batcher
+
+
+class LocalProvider:
+    """Routes each catalog slug to its loaded model and the batcher all requests share."""
+
+    name = "local"
+
+    def __init__(self, models: Mapping[str, LoadedModel], *, truncate: bool = False) -> None:
+        self._models = dict(models)
+        self._truncate = truncate
+
+    def loaded(self, slug: str) -> LoadedModel:
+        return self._models[slug]
+
+    def _prefix(self, spec: ModelSpec, input_type: str | None) -> str:
+        if input_type is None or not spec.input_prefixes:
+            return ""
+        prefix = spec.input_prefixes.get(input_type)
+        if prefix is None:
+            accepted = ", ".join(sorted(spec.input_prefixes))
+            raise InvalidRequest(
+                f"input_type: {input_type!r} is not supported by model {spec.slug!r}; "
+                f"use one of {accepted}",
+                metadata={"field": "input_type"},
+            )
+        return prefix
+
+    async def embed(
+        self,
+        model: ModelSpec,
+        inputs: Sequence[TextInput | TokenInput],
+        *,
+        input_type: str | None,
+    ) -> ProviderResult:
+        loaded = self._models[model.slug]
+        engine = loaded.model
+        prefix = self._prefix(model, input_type)
+
+        text_pos = [i for i, x in enumerate(inputs) if isinstance(x, TextInput)]
+        texts = [prefix + inputs[i].text for i in text_pos]  # type: ignore[union-attr]
+        seqs: list[list[int]] = [[] for _ in inputs]
+        if texts:
+            if sum(map(len, texts)) > _INLINE_TOKENIZE_CHARS:
+                ids = await asyncio.to_thread(engine.tokenize, texts)
+            else:
+                ids = engine.tokenize(texts)
+            for pos, seq in zip(text_pos, ids, strict=True):
+                seqs[pos] = seq
+        for i, x in enumerate(inputs):
+            if isinstance(x, TokenInput):
+                bad = next((t for t in x.ids if t >= engine.vocab_size), None)
+                if bad is not None:
+                    raise InvalidRequest(
+                        f"input[{i}]: token id {bad} is outside the vocabulary of model "
+                        f"{model.slug!r} (size {engine.vocab_size})",
+                        metadata={"field": f"input[{i}]"},
+                    )
+                seqs[i] = engine.wrap_ids(list(x.ids))
+
+        limit = model.context_length
+        truncated = 0
+        for i, seq in enumerate(seqs):
+            if len(seq) > limit:
+                if not self._truncate:
+                    raise ContextLengthExceeded(index=i, tokens=len(seq), limit=limit,
+                                                model=model.slug)
+                seqs[i] = engine.truncate(seq, limit)
+                truncated += 1
+        tokens = sum(map(len, seqs))
+        vectors = await loaded.batcher.embed(seqs)
+        return ProviderResult(vectors=vectors, prompt_tokens=tokens, truncated=truncated)
+
+    async def close(self) -> None:
+        for loaded in self._models.values():
+            await loaded.batcher.close()

