@@ -1,0 +1,87 @@
+"""Limits, prices, Matryoshka and prefixes, on a server started with a config file."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import httpx
+import numpy as np
+
+from tests.api.conftest import DEFAULT_MODEL
+from tests.api.test_http import assert_error, vectors
+from tests.support.live import LiveServer
+
+
+def test_cost_is_exact_from_the_catalog_price(configured: httpx.Client) -> None:
+    resp = configured.post("/embeddings", json={"model": DEFAULT_MODEL, "input": ["hello"] * 7})
+    usage = resp.json()["usage"]
+    assert usage["prompt_tokens"] == 21
+    # 21 tokens at $0.02 per million, exactly; the number is written without float rounding.
+    assert Decimal(resp.text.split('"cost":')[1].split(",")[0]) == Decimal("0.00000042")
+
+
+def test_too_many_inputs_and_too_big_a_body(configured: httpx.Client) -> None:
+    assert_error(configured.post("/embeddings", json={"model": DEFAULT_MODEL,
+                                                       "input": ["x"] * 9}), 413, "limit is 8")
+    assert_error(configured.post("/embeddings", json={"model": DEFAULT_MODEL,
+                                                       "input": "x" * 5000}), 413)
+
+
+def test_not_an_embeddings_model(configured: httpx.Client) -> None:
+    err = assert_error(configured.post("/embeddings", json={"model": "acme/chat-model",
+                                                             "input": "x"}), 404)
+    assert err["metadata"]["availability"]["code"] == "no_endpoints"
+
+
+def test_matryoshka_truncates_and_renormalizes(configured: httpx.Client) -> None:
+    full = vectors(configured.post("/embeddings", json={"model": "acme/minilm-mrl",
+                                                         "input": ["a", "bb"]}))
+    short = vectors(configured.post("/embeddings", json={"model": "acme/minilm-mrl",
+                                                          "input": ["a", "bb"],
+                                                          "dimensions": 64}))
+    assert short.shape == (2, 64)
+    np.testing.assert_allclose(np.linalg.norm(short, axis=1), 1.0, atol=1e-6)
+    expected = full[:, :64] / np.linalg.norm(full[:, :64], axis=1, keepdims=True)
+    np.testing.assert_allclose(short, expected, atol=1e-6)
+
+
+def test_input_type_prefixes(configured: httpx.Client) -> None:
+    def one(**kw: object) -> np.ndarray:
+        return vectors(configured.post("/embeddings", json={"model": "acme/minilm-mrl", **kw}))
+
+    np.testing.assert_allclose(one(input="cats", input_type="query"),
+                               one(input="query: cats"), atol=1e-6)
+    np.testing.assert_allclose(one(input="cats", input_type="passage"),
+                               one(input="passage: cats"), atol=1e-6)
+    assert_error(configured.post("/embeddings", json={"model": "acme/minilm-mrl", "input": "x",
+                                                      "input_type": "code"}), 400, "query")
+
+
+def test_models_filters(configured: httpx.Client) -> None:
+    plain = configured.get("/models").json()
+    assert [m["id"] for m in plain["data"]] == ["acme/chat-model"]
+    emb = configured.get("/models", params={"output_modalities": "embeddings"}).json()
+    assert {m["id"] for m in emb["data"]} == {DEFAULT_MODEL, "acme/minilm-mrl"}
+    assert configured.get("/models", params={"output_modalities": "all"}).json()[
+        "total_count"] == 3
+    page = configured.get("/embeddings/models", params={"offset": 0, "limit": 1}).json()
+    assert page["total_count"] == 2 and len(page["data"]) == 1
+    nxt = page["links"]["next"]
+    assert nxt == "/api/v1/embeddings/models?offset=1&limit=1"
+    second = configured.get(nxt.removeprefix("/api/v1")).json()
+    assert second["links"]["next"] is None and second["data"][0]["id"] == "acme/minilm-mrl"
+
+
+async def test_full_queue_answers_429_with_retry_after(configured_server: LiveServer) -> None:
+    body = {"model": DEFAULT_MODEL, "input": ["a long enough sentence to take a while " * 5] * 8}
+    headers = {"authorization": f"Bearer {configured_server.api_key}"}
+    async with httpx.AsyncClient(base_url=configured_server.base_url, timeout=60,
+                                 headers=headers) as c:
+        replies = await asyncio.gather(*(c.post("/embeddings", json=body) for _ in range(12)))
+    statuses = [r.status_code for r in replies]
+    assert set(statuses) <= {200, 429}
+    assert 429 in statuses and 200 in statuses
+    refused = next(r for r in replies if r.status_code == 429)
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["error"]["code"] == 429
