@@ -1,0 +1,195 @@
+"""API keys: generation, hashed storage, authentication, disabling, first-start bootstrap.
+
+A key is ``sk-er-v1-`` followed by 64 hex characters (256 random bits). Only its SHA-256 is
+stored: with that much entropy a fast hash cannot be brute-forced, so a slow password hash
+would only cost latency on every request. The plaintext exists once, in ``create``'s return
+value; messages and logs carry at most the display form (``sk-er-v1-3f9…a1c``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+
+from embedrouter.errors import AuthenticationFailed, InvalidRequest, NotFound
+from embedrouter.store import KeyRecord, Store
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "sk-er-v1-"
+KEY_HEX_CHARS = 64
+BOOTSTRAP_LABEL = "bootstrap"
+MAX_LABEL_LENGTH = 200
+MIN_HASH_PREFIX = 8  # 32 bits: short enough to type, long enough to rarely be ambiguous
+
+_KEY_RE = re.compile(rf"{re.escape(KEY_PREFIX)}[0-9a-f]{{{KEY_HEX_CHARS}}}")
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
+_HASH_PREFIX_RE = re.compile(rf"[0-9a-f]{{{MIN_HASH_PREFIX},63}}")
+
+# One message per failure, so a caller can tell what to fix without reading our code.
+MISSING_HEADER = "Missing API key: send it as the header `Authorization: Bearer <key>`"
+MALFORMED_HEADER = "Malformed Authorization header: expected `Bearer <key>`"
+MALFORMED_KEY = (f"Invalid API key format: expected {KEY_PREFIX} followed by "
+                 f"{KEY_HEX_CHARS} lowercase hex characters")
+UNKNOWN_KEY = "Unknown API key: it does not exist on this server"
+
+
+def generate_key() -> str:
+    """A fresh key: the prefix plus 64 hex characters from the OS CSPRNG."""
+    return KEY_PREFIX + secrets.token_hex(KEY_HEX_CHARS // 2)
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key: lowercase SHA-256 hex of its UTF-8 bytes."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def display_key(key: str) -> str:
+    """A recognisable fragment that reveals 24 of the key's 256 bits."""
+    body = key.removeprefix(KEY_PREFIX)
+    return f"{KEY_PREFIX}{body[:3]}…{body[-3:]}"
+
+
+def is_well_formed_key(key: str) -> bool:
+    """Whether ``key`` has the exact shape of a key this server issues."""
+    return _KEY_RE.fullmatch(key) is not None
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The key in an ``Authorization`` header value; raises AuthenticationFailed otherwise.
+
+    The scheme is case-insensitive (RFC 9110 §11.1) and surrounding spaces are ignored.
+    """
+    if authorization is None or not authorization.strip():
+        raise AuthenticationFailed(MISSING_HEADER)
+    parts = authorization.split()
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        raise AuthenticationFailed(MALFORMED_HEADER)
+    return parts[1]
+
+
+def _check_label(label: str) -> str:
+    label = label.strip()
+    if not label:
+        raise InvalidRequest("label: must not be empty", metadata={"field": "label"})
+    if len(label) > MAX_LABEL_LENGTH:
+        raise InvalidRequest(f"label: at most {MAX_LABEL_LENGTH} characters",
+                             metadata={"field": "label"})
+    return label
+
+
+class KeyService:
+    """Keys over a :class:`~embedrouter.store.Store`; holds no state of its own.
+
+    In particular nothing is cached: every ``authenticate`` reads the store, so disabling a key
+    (from the CLI or another instance) takes effect on the next request.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def _new_record(self, key: str, label: str, *, management: bool) -> KeyRecord:
+        return KeyRecord(key_hash=hash_key(key), label=label, is_management=management,
+                         disabled=False, created_at=int(time.time()), display=display_key(key))
+
+    async def create(self, label: str, *, management: bool = False) -> tuple[str, KeyRecord]:
+        """Create a key; returns its plaintext (shown once, never stored) and its record."""
+        label = _check_label(label)
+        key = generate_key()
+        record = self._new_record(key, label, management=management)
+        await self._store.insert_key(record)
+        log.info("created %s key %s (%s)", "management" if management else "inference",
+                 record.display, label)
+        return key, record
+
+    async def authenticate(self, authorization: str | None) -> KeyRecord:
+        """The active key named by an ``Authorization: Bearer <key>`` header value.
+
+        Raises AuthenticationFailed, with a distinct message for a missing header, a malformed
+        header, a malformed key, an unknown key and a disabled key. Whether the key may use a
+        given endpoint (``can_embed``, ``can_manage``) is the caller's decision.
+        """
+        token = bearer_token(authorization)
+        # Checked before hashing or querying: it bounds the work an anonymous caller can cause
+        # and keeps odd input (NUL bytes, lone surrogates) away from the database driver.
+        if not is_well_formed_key(token):
+            raise AuthenticationFailed(MALFORMED_KEY)
+        digest = hash_key(token)
+        record = await self._store.get_key(digest)
+        # The lookup is by hash, so its timing says nothing useful about the key; the
+        # constant-time comparison guards against a backend that ever matches loosely
+        # (collation, prefix index) returning a row that is not this exact hash.
+        if record is None or not hmac.compare_digest(record.key_hash, digest):
+            raise AuthenticationFailed(UNKNOWN_KEY)
+        if record.disabled:
+            raise AuthenticationFailed(f"API key {record.display} is disabled")
+        return record
+
+    async def _resolve(self, key_or_hash: str) -> KeyRecord:
+        """The one key named by a plaintext key, a full hash or an unambiguous hash prefix."""
+        ref = key_or_hash.strip()
+        if ref.startswith(KEY_PREFIX):
+            if not is_well_formed_key(ref):
+                raise InvalidRequest(MALFORMED_KEY)
+            record = await self._store.get_key(hash_key(ref))
+        elif _HASH_RE.fullmatch(ref.lower()):
+            record = await self._store.get_key(ref.lower())
+        elif _HASH_PREFIX_RE.fullmatch(ref.lower()):
+            prefix = ref.lower()
+            # A scan, not a query: key counts are small and this is an admin command, so the
+            # Store interface stays free of a prefix-search method.
+            matches = [r for r in await self._store.list_keys() if r.key_hash.startswith(prefix)]
+            if len(matches) > 1:
+                shown = ", ".join(f"{r.display} ({r.label})" for r in matches[:5])
+                raise InvalidRequest(
+                    f"That hash prefix matches {len(matches)} keys ({shown}); "
+                    "give more characters of the hash"
+                )
+            record = matches[0] if matches else None
+        else:
+            raise InvalidRequest(
+                f"Give the key itself ({KEY_PREFIX}…), its SHA-256 hash, or at least "
+                f"{MIN_HASH_PREFIX} hex characters of the hash (see `embedrouter keys list`)"
+            )
+        if record is None:
+            raise NotFound("No key matches that key or hash")
+        return record
+
+    async def disable(self, key_or_hash: str) -> KeyRecord:
+        """Disable a key named by its plaintext, full hash or unique hash prefix (>= 8 hex).
+
+        Raises NotFound when nothing matches and InvalidRequest when the reference is
+        ambiguous or has the wrong shape. Disabling a disabled key is not an error.
+        """
+        record = await self._resolve(key_or_hash)
+        if not await self._store.set_key_disabled(record.key_hash, True):
+            raise NotFound("No key matches that key or hash")
+        log.info("disabled key %s (%s)", record.display, record.label)
+        updated = await self._store.get_key(record.key_hash)
+        if updated is None:  # nothing deletes keys today; stay correct if something does
+            raise NotFound("No key matches that key or hash")
+        return updated
+
+    async def list(self) -> list[KeyRecord]:
+        """Every key, oldest first (records carry hashes and display forms only)."""
+        return await self._store.list_keys()
+
+    async def ensure_bootstrap_key(self) -> str | None:
+        """On a store with no key at all, create a management key labelled ``bootstrap``.
+
+        Returns its plaintext, exactly once per database; None when keys already exist.
+        Safe when several processes start together: the store inserts it atomically, so only
+        one of them creates a key and the others get None.
+        """
+        if await self._store.count_keys() > 0:
+            return None  # the common case, answered without taking any write lock
+        key = generate_key()
+        record = self._new_record(key, BOOTSTRAP_LABEL, management=True)
+        if not await self._store.insert_key_if_empty(record):
+            return None
+        log.info("created bootstrap management key %s", record.display)
+        return key

@@ -1,0 +1,77 @@
+"""Numbered schema migrations, shared by SQLite and PostgreSQL.
+
+Each migration runs once, inside one transaction together with the row that records it, so a
+crash leaves the schema either before or after it. Statements also say ``IF NOT EXISTS`` so that
+re-running one by hand is harmless. Append new migrations; never edit or renumber old ones.
+
+The DDL is portable on purpose: BOOLEAN and BIGINT are native in PostgreSQL and map to
+INTEGER affinity in SQLite, so both backends read the same columns with the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# Every table starts with ``embedrouter_`` so that pointing the server at a shared database
+# (PostgreSQL ``public`` schema, say) cannot collide with someone else's ``keys`` table.
+VERSION_TABLE = "embedrouter_schema_version"
+KEYS_TABLE = "embedrouter_keys"
+MARKERS_TABLE = "embedrouter_markers"
+
+CREATE_VERSION_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at BIGINT NOT NULL
+)"""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "api keys, one-time markers",
+        (
+            f"""
+            CREATE TABLE IF NOT EXISTS {KEYS_TABLE} (
+                key_hash TEXT PRIMARY KEY,
+                label TEXT NOT NULL,
+                is_management BOOLEAN NOT NULL,
+                disabled BOOLEAN NOT NULL DEFAULT FALSE,
+                created_at BIGINT NOT NULL,
+                display TEXT NOT NULL
+            )""",
+            # One row per thing that must happen at most once per database (the bootstrap
+            # key): the primary key makes concurrent "first" inserts collide instead of racing.
+            f"""
+            CREATE TABLE IF NOT EXISTS {MARKERS_TABLE} (
+                name TEXT PRIMARY KEY,
+                created_at BIGINT NOT NULL
+            )""",
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer embedrouter than this one."""
+
+
+def pending(applied: Iterable[int]) -> list[Migration]:
+    """The migrations still to run, in order; refuses a database newer than this code."""
+    done = set(applied)
+    if done and max(done) > LATEST_VERSION:
+        raise SchemaTooNew(
+            f"the database schema is at version {max(done)}, newer than this embedrouter "
+            f"understands ({LATEST_VERSION}); upgrade embedrouter"
+        )
+    return [m for m in MIGRATIONS if m.version not in done]

@@ -1,0 +1,6 @@
+from tests.store.backends import (  # noqa: F401  (fixtures and a hook, registered by import)
+    db_url,
+    open_db,
+    pytest_terminal_summary,
+    store,
+)

@@ -1,0 +1,119 @@
+"""Every Store operation, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from embedrouter.store import DuplicateKey, KeyRecord, Store, open_store
+from tests.store.backends import OpenDb
+
+
+def rec(n: int, *, management: bool = False, disabled: bool = False,
+        created_at: int = 1_700_000_000) -> KeyRecord:
+    return KeyRecord(key_hash=f"{n:064x}", label=f"key {n}", is_management=management,
+                     disabled=disabled, created_at=created_at + n, display=f"sk-er-v1-{n:03}…")
+
+
+async def test_insert_then_get_round_trips_every_field(store: Store) -> None:
+    a = rec(1, management=True)
+    b = rec(2, disabled=True)
+    await store.insert_key(a)
+    await store.insert_key(b)
+    assert await store.get_key(a.key_hash) == a
+    assert await store.get_key(b.key_hash) == b
+    got = await store.get_key(a.key_hash)
+    assert got is not None
+    assert type(got.is_management) is bool and type(got.created_at) is int
+
+
+async def test_get_unknown_is_none(store: Store) -> None:
+    assert await store.get_key("f" * 64) is None
+
+
+async def test_insert_duplicate_hash_is_refused(store: Store) -> None:
+    await store.insert_key(rec(1))
+    with pytest.raises(DuplicateKey):
+        await store.insert_key(dataclasses.replace(rec(1), label="other"))
+    assert (await store.get_key(rec(1).key_hash)) == rec(1)  # the first one is untouched
+    await store.insert_key(rec(2))  # and the store still works after the failed insert
+
+
+async def test_list_is_oldest_first_and_count_matches(store: Store) -> None:
+    assert await store.list_keys() == []
+    assert await store.count_keys() == 0
+    for n in (3, 1, 2):
+        await store.insert_key(rec(n))
+    assert [r.key_hash for r in await store.list_keys()] == [rec(n).key_hash for n in (1, 2, 3)]
+    assert await store.count_keys() == 3
+
+
+async def test_set_disabled_toggles_and_reports_missing(store: Store) -> None:
+    await store.insert_key(rec(1))
+    assert await store.set_key_disabled(rec(1).key_hash, True) is True
+    assert (await store.get_key(rec(1).key_hash)).disabled is True  # type: ignore[union-attr]
+    assert await store.set_key_disabled(rec(1).key_hash, True) is True  # idempotent
+    assert await store.set_key_disabled(rec(1).key_hash, False) is True
+    assert (await store.get_key(rec(1).key_hash)).disabled is False  # type: ignore[union-attr]
+    assert await store.set_key_disabled("e" * 64, True) is False
+    assert await store.count_keys() == 1
+
+
+async def test_insert_if_empty_only_once(store: Store) -> None:
+    assert await store.insert_key_if_empty(rec(1, management=True)) is True
+    assert await store.insert_key_if_empty(rec(2, management=True)) is False
+    assert [r.key_hash for r in await store.list_keys()] == [rec(1).key_hash]
+
+
+async def test_insert_if_empty_refuses_when_keys_exist(store: Store) -> None:
+    await store.insert_key(rec(5))
+    assert await store.insert_key_if_empty(rec(1, management=True)) is False
+    assert await store.count_keys() == 1
+
+
+async def test_concurrent_insert_if_empty_from_two_stores_stores_one(open_db: OpenDb) -> None:
+    first, second = await open_db(), await open_db()
+    results = await asyncio.gather(
+        first.insert_key_if_empty(rec(1, management=True)),
+        second.insert_key_if_empty(rec(2, management=True)),
+    )
+    assert sorted(results) == [False, True]
+    assert await first.count_keys() == 1
+
+
+async def test_reopen_is_idempotent_and_keeps_data(open_db: OpenDb) -> None:
+    first = await open_db()
+    await first.insert_key(rec(1))
+    second = await open_db()  # migrations run again: must be a no-op
+    third = await open_db()
+    assert await second.get_key(rec(1).key_hash) == rec(1)
+    assert await third.count_keys() == 1
+
+
+async def test_concurrent_open_migrates_once(open_db: OpenDb) -> None:
+    stores = await asyncio.gather(*(open_db() for _ in range(4)))
+    for s in stores:
+        assert await s.count_keys() == 0
+
+
+async def test_write_through_one_store_is_seen_by_another_at_once(open_db: OpenDb) -> None:
+    # The server and the CLI hold separate connections: no stale positive lookups allowed.
+    server, cli = await open_db(), await open_db()
+    await server.insert_key(rec(1))
+    assert (await server.get_key(rec(1).key_hash)).disabled is False  # type: ignore[union-attr]
+    assert await cli.set_key_disabled(rec(1).key_hash, True)
+    assert (await server.get_key(rec(1).key_hash)).disabled is True  # type: ignore[union-attr]
+
+
+async def test_close_is_idempotent(open_db: OpenDb) -> None:
+    s = await open_db()
+    await s.close()
+    await s.close()
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "", "sqlite://relative.db", "sqlite:///"])
+async def test_bad_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError):
+        await open_store(url)
