@@ -1,0 +1,320 @@
+"""Dynamic batching of concurrent embedding requests onto one LocalModel.
+
+Every request's sequences become queue items. One loop task owns the queue and forms batches;
+one worker thread runs ``model.forward`` so the event loop never blocks on compute. Up to
+``max_inflight_batches`` (default 2) batches are handed to the worker at once, so the next batch is
+already waiting when the current one finishes, while the loop keeps accepting new requests.
+
+Batch selection is FIFO-anchored: the oldest queued item is always in the next batch, so no
+request starves, and the rest of the batch is filled from a window of the oldest queued items
+with the lengths closest to it, which keeps padding low.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from embedrouter.engine.model import LocalModel
+from embedrouter.errors import InvalidRequest, Overloaded, PayloadTooLarge, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Request:
+    future: asyncio.Future[np.ndarray]
+    out: np.ndarray
+    remaining: int  # rows not yet filled in
+    queued: int  # items still waiting in the queue
+    # Set on the loop thread once the future is done (cancelled or failed); the worker thread only
+    # reads it, to skip rows nobody is waiting for.
+    abandoned: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class _Item:
+    req: _Request
+    row: int
+    ids: Sequence[int]
+
+
+@dataclass
+class _Stats:
+    batches_run: int = 0
+    items_run: int = 0
+    tokens_run: int = 0
+    padded_tokens_run: int = 0
+    dropped_cancelled: int = 0
+    failed_batches: int = 0
+    items_per_s: float = 0.0  # moving average of worker throughput, for Retry-After
+
+
+class Batcher:
+    """Shares one model between concurrent asyncio callers by batching their sequences."""
+
+    def __init__(self, model: LocalModel, *, max_batch_tokens: int = 16384,
+                 max_batch_size: int = 64, max_queue_items: int = 4096,
+                 max_inflight_batches: int = 2, window_items: int | None = None) -> None:
+        if max_batch_tokens < model.max_seq_length:
+            raise ValueError(f"max_batch_tokens ({max_batch_tokens}) must fit one sequence of "
+                             f"max_seq_length ({model.max_seq_length})")
+        if min(max_batch_size, max_queue_items, max_inflight_batches) < 1:
+            raise ValueError("max_batch_size, max_queue_items, max_inflight_batches must be >= 1")
+        self.model = model
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = max_batch_size
+        self.max_queue_items = max_queue_items
+        self.max_inflight_batches = max_inflight_batches
+        self.window_items = window_items or 4 * max_batch_size
+        self._queue: deque[_Item] = deque()
+        self._queued = 0  # live items in the queue (abandoned ones excluded)
+        self._abandoned_in_queue = 0
+        self._stats = _Stats()
+        self._inflight: set[asyncio.Future[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._closed:
+            raise ServiceUnavailable("The local model is shutting down")
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="embedrouter-engine")
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.max_inflight_batches)
+        self._task = self._loop.create_task(self._run(), name="embedrouter-batcher")
+
+    async def close(self) -> None:
+        """Fails queued requests, lets batches already handed to the worker finish, stops."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._fail_queued(ServiceUnavailable("The local model is shutting down"))
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    # -- public ------------------------------------------------------------------------------
+
+    async def embed(self, seqs: list[list[int]]) -> np.ndarray:
+        """Embeddings of wrapped, truncated id sequences, (len(seqs), dim) float32 in order."""
+        if self._task is None:
+            await self.start()
+        if self._closed:
+            raise ServiceUnavailable("The local model is shutting down")
+        n = len(seqs)
+        if n == 0:
+            return np.empty((0, self.model.dim), dtype=np.float32)
+        self._validate(seqs)
+        if n > self.max_queue_items:
+            raise PayloadTooLarge(f"{n} inputs in one request; the local model accepts at most "
+                                  f"{self.max_queue_items}")
+        if self._queued + n > self.max_queue_items:
+            retry = self._retry_after(n)
+            raise Overloaded(f"The local model queue is full ({self._queued} inputs waiting); "
+                             f"retry in {retry} s", retry_after=retry)
+        assert self._loop is not None and self._wakeup is not None
+        fut: asyncio.Future[np.ndarray] = self._loop.create_future()
+        req = _Request(fut, np.empty((n, self.model.dim), dtype=np.float32), remaining=n, queued=n)
+        fut.add_done_callback(lambda _f: self._on_done(req))
+        self._queue.extend(_Item(req, i, s) for i, s in enumerate(seqs))
+        self._queued += n
+        self._wakeup.set()
+        # Cancelling the caller cancels ``fut``, which marks the request abandoned.
+        return await fut
+
+    def stats(self) -> dict[str, int | float]:
+        s = self._stats
+        return {
+            "queue_items": self._queued,
+            "inflight_batches": len(self._inflight),
+            "batches_run": s.batches_run,
+            "items_run": s.items_run,
+            "tokens_run": s.tokens_run,
+            "padded_tokens_run": s.padded_tokens_run,
+            "dropped_cancelled": s.dropped_cancelled,
+            "failed_batches": s.failed_batches,
+            "items_per_s": round(s.items_per_s, 1),
+        }
+
+    # -- request bookkeeping -----------------------------------------------------------------
+
+    def _validate(self, seqs: list[list[int]]) -> None:
+        # A bad sequence would make forward fail for every request sharing its batch, so it is
+        # refused here, before it can meet anyone else's items.
+        lengths = list(map(len, seqs))
+        if min(lengths) < 1 or max(lengths) > self.model.max_seq_length:
+            raise InvalidRequest(f"Each token sequence must hold 1 to {self.model.max_seq_length} "
+                                 "ids after truncation")
+        lo, hi = min(map(min, seqs)), max(map(max, seqs))
+        if lo < 0 or hi >= self.model.vocab_size:
+            raise InvalidRequest(f"Token ids must lie in [0, {self.model.vocab_size})")
+
+    def _on_done(self, req: _Request) -> None:
+        """Future resolved: if rows are still queued, nobody wants them any more."""
+        if req.remaining == 0 or req.abandoned:
+            return
+        req.abandoned = True
+        self._queued -= req.queued
+        self._abandoned_in_queue += req.queued
+        if req.future.cancelled():
+            self._stats.dropped_cancelled += req.queued
+        req.queued = 0
+        # A cancel storm must not let dead items pile up beyond the queue bound.
+        if self._abandoned_in_queue > self.max_queue_items:
+            self._queue = deque(it for it in self._queue if not it.req.abandoned)
+            self._abandoned_in_queue = 0
+
+    def _fail_queued(self, exc: BaseException) -> None:
+        for item in self._queue:
+            req = item.req
+            # Marked first so that _on_done, which runs later, does not discount them again.
+            req.abandoned = True
+            req.queued = 0
+            if not req.future.done():
+                req.future.set_exception(exc)
+        self._queue.clear()
+        self._queued = 0
+        self._abandoned_in_queue = 0
+
+    def _retry_after(self, n: int) -> int:
+        rate = self._stats.items_per_s
+        if rate <= 0:
+            return 1
+        return max(1, min(60, math.ceil((self._queued + n - self.max_queue_items) / rate)))
+
+    # -- batch formation ---------------------------------------------------------------------
+
+    def _take_batch(self) -> list[_Item]:
+        """Removes the next batch from the queue: the oldest item plus its nearest lengths."""
+        window: list[_Item] = []
+        while self._queue and len(window) < self.window_items:
+            item = self._queue.popleft()
+            if item.req.abandoned:
+                self._abandoned_in_queue -= 1
+                continue
+            window.append(item)
+        if not window:
+            return []
+        order = sorted(range(len(window)), key=lambda i: (len(window[i].ids), i))
+        pos = order.index(0)
+        lo = hi = pos
+        longest = len(window[0].ids)
+        count = 1
+        # Shorter neighbours first: they do not raise the padded length.
+        while lo > 0 and count < self.max_batch_size and (count + 1) * longest <= \
+                self.max_batch_tokens:
+            lo -= 1
+            count += 1
+        while hi + 1 < len(order) and count < self.max_batch_size:
+            nxt = len(window[order[hi + 1]].ids)
+            if (count + 1) * nxt > self.max_batch_tokens:
+                break
+            hi += 1
+            count += 1
+            longest = nxt
+        chosen = set(order[lo:hi + 1])
+        # Whatever was not chosen goes back to the front, in arrival order.
+        self._queue.extendleft(reversed([it for i, it in enumerate(window) if i not in chosen]))
+        batch = [window[i] for i in order[lo:hi + 1]]
+        for item in batch:
+            item.req.queued -= 1
+        self._queued -= len(batch)
+        return batch
+
+    # -- compute -----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None and self._slots is not None
+        try:
+            while True:
+                await self._slots.acquire()
+                batch: list[_Item] = []
+                while not batch:
+                    while not self._queue:
+                        self._wakeup.clear()
+                        await self._wakeup.wait()
+                    batch = self._take_batch()
+                self._submit(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug here would otherwise leave every caller hanging
+            log.exception("batcher loop crashed")
+            self._closed = True
+            self._fail_queued(exc)
+
+    def _submit(self, batch: list[_Item]) -> None:
+        assert self._loop is not None
+        fut = self._loop.run_in_executor(self._executor, self._compute, batch)
+        self._inflight.add(fut)
+        fut.add_done_callback(lambda f: self._finish(batch, f))
+
+    def _compute(self, batch: list[_Item]) -> tuple[list[_Item], np.ndarray | None, float]:
+        """Worker thread: forward for the rows someone still waits for."""
+        live = [it for it in batch if not it.req.abandoned]
+        if not live:
+            return live, None, 0.0
+        started = time.perf_counter()
+        out = self.model.forward([it.ids for it in live])
+        return live, out, time.perf_counter() - started
+
+    def _finish(self, batch: list[_Item], fut: asyncio.Future[Any]) -> None:
+        self._inflight.discard(fut)
+        assert self._slots is not None
+        self._slots.release()
+        exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
+        if exc is not None:
+            self._stats.failed_batches += 1
+            # Only the requests in this batch see the error; the rest of the queue carries on.
+            for req in {it.req for it in batch}:
+                if not req.future.done():
+                    req.future.set_exception(exc)
+            return
+        live, out, seconds = fut.result()
+        live_ids = {id(it) for it in live}
+        for item in batch:
+            if id(item) not in live_ids and item.req.future.cancelled():
+                self._stats.dropped_cancelled += 1
+        if out is None:
+            return
+        stats = self._stats
+        stats.batches_run += 1
+        stats.items_run += len(live)
+        lengths = [len(it.ids) for it in live]
+        stats.tokens_run += sum(lengths)
+        stats.padded_tokens_run += max(lengths) * len(live)
+        if seconds > 0:
+            rate = len(live) / seconds
+            stats.items_per_s = rate if stats.items_per_s == 0 else \
+                0.8 * stats.items_per_s + 0.2 * rate
+        for row, item in enumerate(live):
+            req = item.req
+            if req.future.done():
+                continue
+            req.out[item.row] = out[row]
+            req.remaining -= 1
+            if req.remaining == 0:
+                req.future.set_result(req.out)

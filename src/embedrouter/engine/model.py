@@ -1,0 +1,168 @@
+"""A loaded local embedding model: tokenizer plus ONNX Runtime session, blocking calls only.
+
+Concurrency is the Batcher's business; every method here is synchronous and thread-safe (the
+tokenizer and ``InferenceSession.run`` both are), and ``run`` releases the GIL while it computes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from embedrouter.engine import onnx_cache
+from embedrouter.engine.errors import ModelLoadError
+from embedrouter.engine.model_dir import ModelSpec, read_model_dir
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FLAVOUR = "standard"
+
+
+def _session_options(threads: int | None) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = threads or os.cpu_count() or 1
+    # One graph runs at a time (the Batcher owns a single worker thread), so inter-op threads would
+    # only compete with the intra-op pool for the same cores.
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return so
+
+
+def _load_tokenizer(path: Path) -> Tokenizer:
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises plain Exception on malformed JSON
+        raise ModelLoadError(f"Cannot load tokenizer {path}: {exc}") from exc
+    # tokenizer.json often carries truncation to 128 and fixed padding; both would hide the real
+    # token count, which the caller needs for context-length errors and usage accounting.
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+def _special_id(tok: Tokenizer, token: str, path: Path) -> int:
+    token_id = tok.token_to_id(token)
+    if token_id is None:
+        raise ModelLoadError(f"{path}: tokenizer has no {token} token; not a BERT vocabulary")
+    return token_id
+
+
+class LocalModel:
+    """Tokenizer + encoder for one BERT-family sentence-transformers model."""
+
+    def __init__(self, spec: ModelSpec, tokenizer: Tokenizer, session: ort.InferenceSession, *,
+                 weights_sha256: str, onnx_path: Path, built_onnx: bool) -> None:
+        self.spec = spec
+        self.model_dir = spec.path
+        self.dim: int = spec.config.hidden_size
+        self.max_seq_length: int = spec.max_seq_length
+        self.vocab_size: int = spec.config.vocab_size
+        self.weights_sha256 = weights_sha256
+        self.onnx_path = onnx_path
+        self.built_onnx = built_onnx
+        self._tok = tokenizer
+        self._session = session
+        self.cls_id: int = _special_id(tokenizer, "[CLS]", spec.tokenizer_path)
+        self.sep_id: int = _special_id(tokenizer, "[SEP]", spec.tokenizer_path)
+        pad = tokenizer.token_to_id("[PAD]")
+        self.pad_id: int = 0 if pad is None else pad
+        if tokenizer.get_vocab_size() > self.vocab_size:
+            raise ModelLoadError(
+                f"{spec.tokenizer_path}: tokenizer has {tokenizer.get_vocab_size()} tokens but "
+                f"the embedding table only {self.vocab_size} rows"
+            )
+
+    @classmethod
+    def load(cls, model_dir: Path, *, cache_dir: Path, threads: int | None = None,
+             flavour: str = DEFAULT_FLAVOUR) -> LocalModel:
+        spec = read_model_dir(Path(model_dir))
+        cache_dir = Path(cache_dir)
+        tokenizer = _load_tokenizer(spec.tokenizer_path)
+        sha = onnx_cache.weights_sha256(spec.weights_path, cache_dir)
+        path, data = onnx_cache.ensure_graph(spec, sha, cache_dir, flavour)
+        options = _session_options(threads)
+        providers = ["CPUExecutionProvider"]
+        if data is None:
+            try:
+                session = ort.InferenceSession(str(path), options, providers=providers)
+            except Exception as exc:  # ORT's pybind errors share no useful base class
+                # A cache file that ORT rejects (disk trouble, foreign writer) is rebuilt, not
+                # trusted: the weights are the source of truth.
+                log.warning("cached ONNX graph %s unusable (%s); rebuilding", path, exc)
+                path.unlink(missing_ok=True)
+                path, data = onnx_cache.ensure_graph(spec, sha, cache_dir, flavour)
+        if data is not None:
+            session = ort.InferenceSession(data, options, providers=providers)
+        return cls(spec, tokenizer, session, weights_sha256=sha, onnx_path=path,
+                   built_onnx=data is not None)
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids with [CLS]/[SEP], never truncated."""
+        if not texts:
+            return []
+        return [enc.ids for enc in self._tok.encode_batch(list(texts), add_special_tokens=True)]
+
+    def wrap_ids(self, ids: Sequence[int]) -> list[int]:
+        """Adds [CLS] in front and [SEP] at the end where the caller left them out."""
+        out = list(ids)
+        if not out or out[0] != self.cls_id:
+            out.insert(0, self.cls_id)
+        if len(out) == 1 or out[-1] != self.sep_id:
+            out.append(self.sep_id)
+        return out
+
+    def truncate(self, ids: list[int], limit: int) -> list[int]:
+        """At most ``limit`` ids, still ending in [SEP] (so the encoder sees a closed sentence)."""
+        if limit < 2:
+            raise ValueError(f"truncation limit must be at least 2, got {limit}")
+        if len(ids) <= limit:
+            return ids
+        return [*ids[: limit - 1], self.sep_id]
+
+    # -- compute -----------------------------------------------------------------------------
+
+    def forward(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        """Blocking: embeds wrapped, truncated id sequences; (len(batch), dim) float32."""
+        n = len(batch)
+        if n == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        lengths = np.fromiter((len(seq) for seq in batch), dtype=np.int64, count=n)
+        longest = int(lengths.max())
+        if int(lengths.min()) == 0:
+            raise ValueError("cannot embed an empty id sequence; wrap it with wrap_ids first")
+        if longest > self.max_seq_length:
+            raise ValueError(f"sequence of {longest} ids exceeds max_seq_length "
+                             f"{self.max_seq_length}; truncate it first")
+        mask = np.arange(longest, dtype=np.int64)[None, :] < lengths[:, None]
+        ids = np.full((n, longest), self.pad_id, dtype=np.int64)
+        ids[mask] = np.fromiter(itertools.chain.from_iterable(batch), dtype=np.int64,
+                                count=int(lengths.sum()))
+        if int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size:
+            raise ValueError(f"token ids must lie in [0, {self.vocab_size})")
+        (out,) = self._session.run(
+            ["embeddings"], {"input_ids": ids, "attention_mask": mask.astype(np.int64)}
+        )
+        return np.asarray(out, dtype=np.float32)
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        """In-process path: tokenize, truncate, length-sorted batches, rows back in input order."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be positive")
+        seqs = [self.truncate(ids, self.max_seq_length) for ids in self.tokenize(texts)]
+        out = np.empty((len(seqs), self.dim), dtype=np.float32)
+        # Sorting by length keeps the padding of each batch small.
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            out[rows] = self.forward([seqs[i] for i in rows])
+        return out
