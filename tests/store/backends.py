@@ -100,6 +100,17 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 @pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A PostgreSQL URL on a scratch schema, for backend-specific tests."""
+    require_postgres()
+    schema, url = await _scratch_schema()
+    try:
+        yield url
+    finally:
+        await _drop_schema(schema)
+
+
+@pytest.fixture
 async def open_db(db_url: str) -> AsyncIterator[OpenDb]:
     """Opens as many stores on the test's database as a test wants; closes them all after."""
     opened: list[Store] = []

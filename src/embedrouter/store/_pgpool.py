@@ -38,7 +38,9 @@ class ConnectionPool:
         return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
 
     @asynccontextmanager
-    async def connection(self, *, fresh: bool = False) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def connection(
+        self, *, fresh: bool = False
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """Borrow a connection; ``fresh`` skips idle ones (a retry after a stale one failed)."""
         if self._closed:
             raise RuntimeError("the connection pool is closed")

@@ -1,0 +1,82 @@
+"""PostgreSQL specifics: stale pooled connections, unreachable servers, version refusal, and the
+skip-or-fail rule for the test suite itself."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from embedrouter.store import SchemaTooNew, StoreUnavailable, open_store
+from embedrouter.store.migrations import LATEST_VERSION, MIGRATIONS, VERSION_TABLE
+from tests.store.test_store import rec
+
+ROOT = Path(__file__).resolve().parents[2]
+DEAD_URL = "postgresql://postgres@127.0.0.1:1/test"  # nothing listens on port 1
+
+
+async def test_survives_pooled_connections_being_killed(pg_url: str) -> None:
+    # A name of our own, so that only this store's connections are killed, never those of
+    # anything else using the same database.
+    app_name = f"er-test-{secrets.token_hex(4)}"
+    store = await open_store(f"{pg_url}&application_name={app_name}")
+    try:
+        await store.insert_key(rec(1))
+        assert await store.count_keys() == 1
+        # As after a database restart: every pooled connection is dead without knowing it.
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
+            cur = await admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s", (app_name,))
+            assert (await cur.fetchone()) == (1,)
+        assert await store.get_key(rec(1).key_hash) == rec(1)  # reads retry once, fresh
+        assert await store.set_key_disabled(rec(1).key_hash, True)
+    finally:
+        await store.close()
+
+
+async def test_unreachable_server_is_store_unavailable() -> None:
+    with pytest.raises(StoreUnavailable) as info:
+        await open_store(DEAD_URL)
+    assert "127.0.0.1" not in info.value.message  # nothing about the database leaks
+
+
+async def test_migrations_recorded_once_and_newer_schema_refused(pg_url: str) -> None:
+    for _ in range(2):
+        await (await open_store(pg_url)).close()
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        cur = await conn.execute(f"SELECT version FROM {VERSION_TABLE} ORDER BY version")
+        assert [r[0] for r in await cur.fetchall()] == [m.version for m in MIGRATIONS]
+        await conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES (%s, 'future', 0)",
+                           (LATEST_VERSION + 1,))
+    with pytest.raises(SchemaTooNew):
+        await open_store(pg_url)
+
+
+def _run_pg_case_against_dead_server(ci: bool) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["EMBEDROUTER_TEST_POSTGRES_URL"] = DEAD_URL
+    if ci:
+        env["CI"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
+         "tests/store/test_store.py::test_get_unknown_is_none"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+@pytest.mark.parametrize("ci", [True, False], ids=["CI-fails", "local-skips"])
+def test_unreachable_postgres_fails_under_ci_and_skips_otherwise(ci: bool) -> None:
+    result = _run_pg_case_against_dead_server(ci)
+    out = result.stdout + result.stderr
+    if ci:
+        assert result.returncode == 1, out
+        assert "1 passed" in out and "1 failed" in out and "CI is set" in out, out
+    else:
+        assert result.returncode == 0, out
+        assert "1 passed" in out and "1 skipped" in out and "unreachable" in out, out
