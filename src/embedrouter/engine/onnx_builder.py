@@ -46,7 +46,9 @@ class _Graph:
         return name
 
     def const(self, name: str, value: np.ndarray) -> str:
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        # from_array serialises in C order itself; np.ascontiguousarray would turn 0-d scalars
+        # into shape-[1] tensors, which changes what Gather returns.
+        self.inits.append(numpy_helper.from_array(value, name))
         return name
 
     def op(self, op_type: str, inputs: list[str], *, domain: str = "", outputs: int = 1,

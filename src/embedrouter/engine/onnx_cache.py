@@ -23,7 +23,7 @@ from embedrouter.engine.onnx_builder import build_model
 log = logging.getLogger(__name__)
 
 # Bump whenever onnx_builder changes the graph it emits.
-BUILDER_VERSION = "bert-onnx-2"
+BUILDER_VERSION = "bert-onnx-3"
 
 # How many graphs this process has built; lets tests tell a cache hit from a rebuild.
 build_count = 0
