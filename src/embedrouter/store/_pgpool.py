@@ -27,9 +27,9 @@ class ConnectionPool:
     """At most ``max_size`` connections; callers beyond that wait for one to come back."""
 
     def __init__(self, conninfo: str, *, max_size: int = 10) -> None:
-        params = conninfo_to_dict(conninfo)
-        params.setdefault("connect_timeout", DEFAULT_CONNECT_TIMEOUT_S)
-        self._conninfo = make_conninfo(**params)
+        if "connect_timeout" not in conninfo_to_dict(conninfo):
+            conninfo = make_conninfo(conninfo, connect_timeout=DEFAULT_CONNECT_TIMEOUT_S)
+        self._conninfo = conninfo
         self._idle: deque[psycopg.AsyncConnection[Any]] = deque()
         self._slots = asyncio.Semaphore(max_size)
         self._closed = False

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 
 from embedrouter.store._pgpool import ConnectionPool
 from embedrouter.store.base import DuplicateKey, StoreUnavailable
@@ -42,6 +43,16 @@ T = TypeVar("T")
 Conn = psycopg.AsyncConnection[Any]
 
 
+def _target(url: str) -> str:
+    """host:port/dbname from a connection URL, without user or password."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the configured URL"
+    host, port = params.get("host", "localhost"), params.get("port", 5432)
+    return f"{host}:{port}/{params.get('dbname', '')}"
+
+
 def _record(row: tuple[Any, ...]) -> KeyRecord:
     key_hash, label, is_management, disabled, created_at, display = row
     return KeyRecord(key_hash=key_hash, label=label, is_management=is_management,
@@ -59,7 +70,15 @@ class PostgresStore:
         """Connect and migrate; raises StoreUnavailable if the database cannot be reached."""
         store = cls(ConnectionPool(url, max_size=pool_size))
         try:
-            await store._write(store._migrate)
+            async with store._pool.connection() as conn:
+                await store._migrate(conn)
+        except psycopg.OperationalError as exc:
+            await store.close()
+            # Unlike a failure mid-request, this one is read by the operator starting the
+            # server, so it names the target and the driver's reason (which never includes the
+            # password) instead of the masked API message.
+            raise StoreUnavailable(f"Cannot open the PostgreSQL store at {_target(url)}: "
+                                   f"{str(exc).strip()}") from exc
         except BaseException:
             await store.close()
             raise
