@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (
 
 @dataclass(frozen=True, slots=True)
 class Migration:
+    """One schema step: its number, what it does, and the statements that do it."""
+
     version: int
     description: str
     statements: tuple[str, ...]
