@@ -1,0 +1,268 @@
+"""Batcher: ordering under concurrency, back-pressure, cancellation, failures, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from embedrouter.engine import Batcher, LocalModel
+from embedrouter.engine.batcher import _Item, _Request
+from embedrouter.errors import InvalidRequest, Overloaded, PayloadTooLarge, ServiceUnavailable
+from tests.engine.util import cosine
+
+POISON = 999  # a valid token id that makes GatedModel.forward fail
+
+
+class GatedModel:
+    """Wraps the real model; forward can be held at a gate and fails on POISON ids."""
+
+    def __init__(self, inner: LocalModel) -> None:
+        self.inner = inner
+        self.dim, self.max_seq_length, self.vocab_size = (inner.dim, inner.max_seq_length,
+                                                          inner.vocab_size)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.batches: list[list[list[int]]] = []
+
+    def forward(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        self.entered.set()
+        assert self.gate.wait(10), "test never opened the gate"
+        self.batches.append([list(s) for s in batch])
+        if any(POISON in s for s in batch):
+            raise RuntimeError("boom")
+        return self.inner.forward(batch)
+
+
+@pytest.fixture
+def gated(minilm: LocalModel) -> GatedModel:
+    return GatedModel(minilm)
+
+
+async def _until(cond: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+async def _entered(model: GatedModel) -> None:
+    await asyncio.to_thread(model.entered.wait, 5)
+
+
+def _random_seqs(rng: random.Random, n: int, max_len: int = 60) -> list[list[int]]:
+    return [[101, *(rng.randrange(1000, 29000) for _ in range(rng.randrange(0, max_len))), 102]
+            for _ in range(n)]
+
+
+async def test_golden_through_batcher(minilm: LocalModel, golden: list[dict[str, Any]]) -> None:
+    batcher = Batcher(minilm, max_batch_tokens=1024, max_batch_size=8)
+    await batcher.start()
+    try:
+        groups = [golden[i:i + 3] for i in range(0, len(golden), 3)]
+        results = await asyncio.gather(*(batcher.embed([g["token_ids"] for g in group])
+                                         for group in groups))
+        out = np.concatenate(results)
+        assert cosine(out, np.array([g["embedding"] for g in golden])).min() >= 0.9999
+        assert batcher.stats()["batches_run"] > 1
+    finally:
+        await batcher.close()
+
+
+async def test_order_under_concurrency(minilm: LocalModel) -> None:
+    rng = random.Random(42)
+    requests = [_random_seqs(rng, rng.randrange(1, 6)) for _ in range(40)]
+    batcher = Batcher(minilm, max_batch_tokens=512, max_batch_size=8)
+    await batcher.start()
+
+    async def call(seqs: list[list[int]]) -> np.ndarray:
+        await asyncio.sleep(rng.random() * 0.02)
+        return await batcher.embed(seqs)
+
+    try:
+        results = await asyncio.gather(*(call(r) for r in requests))
+    finally:
+        await batcher.close()
+    for seqs, got in zip(requests, results, strict=True):
+        assert got.shape == (len(seqs), minilm.dim) and got.dtype == np.float32
+        want = np.concatenate([minilm.forward([s]) for s in seqs])
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    stats = batcher.stats()
+    total = sum(map(len, requests))
+    assert stats["items_run"] == total and stats["queue_items"] == 0
+    assert stats["tokens_run"] == sum(len(s) for r in requests for s in r)
+    assert stats["batches_run"] > 1
+
+
+async def test_queue_full_raises_overloaded(gated: GatedModel) -> None:
+    batcher = Batcher(gated, max_queue_items=10, max_batch_size=4)  # type: ignore[arg-type]
+    await batcher.start()
+    gated.gate.clear()
+    first = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
+    await _entered(gated)  # in the worker, so off the queue
+    second = asyncio.ensure_future(batcher.embed([[101, 7593, 102]]))
+    await _until(lambda: batcher.stats()["inflight_batches"] == 2)
+    waiting = asyncio.ensure_future(batcher.embed([[101, 2000 + i, 102] for i in range(10)]))
+    await _until(lambda: batcher.stats()["queue_items"] == 10)
+    with pytest.raises(Overloaded) as info:
+        await batcher.embed([[101, 102]])
+    assert info.value.retry_after >= 1 and info.value.headers["retry-after"]
+    with pytest.raises(PayloadTooLarge):
+        await batcher.embed([[101, 102]] * 11)
+    gated.gate.set()
+    assert (await waiting).shape == (10, 384)
+    await first
+    await second
+    assert (await batcher.embed([[101, 102]])).shape == (1, 384)
+    await batcher.close()
+
+
+async def test_cancelled_requests_are_skipped(gated: GatedModel) -> None:
+    batcher = Batcher(gated, max_batch_size=64)  # type: ignore[arg-type]
+    await batcher.start()
+    gated.gate.clear()
+    running = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
+    await _entered(gated)
+    pending = asyncio.ensure_future(batcher.embed([[101, 2000 + i, 102] for i in range(5)]))
+    await _until(lambda: batcher.stats()["inflight_batches"] == 2)  # handed to the worker
+    queued = asyncio.ensure_future(batcher.embed([[101, 3000 + i, 102] for i in range(3)]))
+    await _until(lambda: batcher.stats()["queue_items"] == 3)
+    pending.cancel()
+    queued.cancel()
+    await asyncio.sleep(0)
+    assert batcher.stats()["queue_items"] == 0
+    gated.gate.set()
+    assert (await running).shape == (1, 384)
+    kept = await batcher.embed([[101, 4000, 102]])
+    assert kept.shape == (1, 384)
+    stats = batcher.stats()
+    assert stats["dropped_cancelled"] == 8
+    assert stats["items_run"] == 2
+    computed = [s for b in gated.batches for s in b]
+    assert computed == [[101, 7592, 102], [101, 4000, 102]]
+    await batcher.close()
+
+
+async def test_forward_error_reaches_only_its_batch(gated: GatedModel) -> None:
+    batcher = Batcher(gated)  # type: ignore[arg-type]
+    await batcher.start()
+    gated.gate.clear()
+    bad = asyncio.ensure_future(batcher.embed([[101, POISON, 102], [101, 5, 102]]))
+    await _entered(gated)
+    good = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
+    await _until(lambda: batcher.stats()["inflight_batches"] == 2)
+    gated.gate.set()
+    with pytest.raises(RuntimeError, match="boom"):
+        await bad
+    assert (await good).shape == (1, 384)
+    after = await batcher.embed([[101, 7592, 102]])
+    np.testing.assert_allclose(after, gated.inner.forward([[101, 7592, 102]]), atol=1e-6)
+    assert batcher.stats()["failed_batches"] == 1
+    await batcher.close()
+
+
+async def test_invalid_sequences_rejected_before_batching(minilm: LocalModel) -> None:
+    batcher = Batcher(minilm)
+    await batcher.start()
+    try:
+        for seqs in ([[]], [[101] * 257], [[101, 30522, 102]], [[101, -1, 102]]):
+            with pytest.raises(InvalidRequest):
+                await batcher.embed(seqs)
+        assert (await batcher.embed([])).shape == (0, 384)
+        assert batcher.stats()["batches_run"] == 0
+    finally:
+        await batcher.close()
+
+
+async def test_close_fails_queued_and_refuses_new(gated: GatedModel) -> None:
+    batcher = Batcher(gated)  # type: ignore[arg-type]
+    await batcher.start()
+    gated.gate.clear()
+    running = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
+    await _entered(gated)
+    second = asyncio.ensure_future(batcher.embed([[101, 7593, 102]]))
+    await _until(lambda: batcher.stats()["inflight_batches"] == 2)
+    queued = asyncio.ensure_future(batcher.embed([[101, 7594, 102]]))
+    await _until(lambda: batcher.stats()["queue_items"] == 1)
+    closing = asyncio.ensure_future(batcher.close())
+    await asyncio.sleep(0.01)
+    gated.gate.set()
+    await closing
+    assert (await running).shape == (1, 384)  # handed over before close: finished
+    assert (await second).shape == (1, 384)
+    with pytest.raises(ServiceUnavailable):
+        await queued
+    with pytest.raises(ServiceUnavailable):
+        await batcher.embed([[101, 102]])
+
+
+async def test_embed_starts_lazily(minilm: LocalModel) -> None:
+    batcher = Batcher(minilm)
+    try:
+        assert (await batcher.embed([[101, 102]])).shape == (1, 384)
+    finally:
+        await batcher.close()
+
+
+async def test_event_loop_stays_responsive(minilm: LocalModel) -> None:
+    batcher = Batcher(minilm)
+    await batcher.start()
+    rng = random.Random(1)
+    seqs = _random_seqs(rng, 32, max_len=250)
+    gaps: list[float] = []
+    task = asyncio.ensure_future(batcher.embed(seqs))
+    last = time.perf_counter()
+    while not task.done():
+        await asyncio.sleep(0.005)
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+    await task
+    await batcher.close()
+    assert len(gaps) > 5 and max(gaps) < 0.25
+
+
+def test_rejects_batch_budget_below_context(minilm: LocalModel) -> None:
+    with pytest.raises(ValueError, match="max_batch_tokens"):
+        Batcher(minilm, max_batch_tokens=100)
+
+
+class _Shape:
+    dim, max_seq_length, vocab_size = 4, 256, 30522
+
+
+@settings(max_examples=60, deadline=None)
+@given(lengths=st.lists(st.integers(2, 256), min_size=1, max_size=300),
+       budget=st.integers(256, 4096), size=st.integers(1, 64))
+def test_batch_selection_is_fifo_anchored_and_within_limits(lengths: list[int], budget: int,
+                                                            size: int) -> None:
+    batcher = Batcher(_Shape(), max_batch_tokens=budget, max_batch_size=size,  # type: ignore
+                      max_queue_items=10_000)
+    req = _Request(future=None, out=np.empty(0), remaining=len(lengths),  # type: ignore
+                   queued=len(lengths))
+    items = [_Item(req, i, [1] * n) for i, n in enumerate(lengths)]
+    batcher._queue.extend(items)
+    batcher._queued = len(items)
+    seen: list[int] = []
+    while batcher._queue:
+        oldest = batcher._queue[0].row
+        batch = batcher._take_batch()
+        rows = [it.row for it in batch]
+        assert oldest in rows
+        assert 1 <= len(batch) <= size
+        assert max(len(it.ids) for it in batch) * len(batch) <= budget
+        # What stays queued keeps its arrival order.
+        remaining = [it.row for it in batcher._queue]
+        assert remaining == sorted(remaining)
+        seen.extend(rows)
+    assert sorted(seen) == list(range(len(lengths)))
+    assert batcher._queued == 0
