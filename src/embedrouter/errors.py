@@ -66,7 +66,7 @@ class UnsupportedInput(InvalidRequest):
 class ContextLengthExceeded(InvalidRequest):
     def __init__(self, *, index: int, tokens: int, limit: int, model: str) -> None:
         super().__init__(
-            f"Input {index} has {tokens} tokens, more than the {limit}-token context of "
+            f"input[{index}] has {tokens} tokens, more than the {limit}-token context of "
             f"model {model!r}. Shorten it or split it; set truncate=true in the server config "
             "to cut long inputs instead.",
             metadata={"error_type": "context_length_exceeded", "index": index,

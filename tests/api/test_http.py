@@ -185,7 +185,7 @@ def test_unknown_model(client: httpx.Client) -> None:
 
 def test_input_longer_than_context(client: httpx.Client) -> None:
     long = "word " * 300
-    err = assert_error(embed(client, input=["short", long]), 400, "input 1")
+    err = assert_error(embed(client, input=["short", long]), 400, "input[1] has 302 tokens")
     assert err["metadata"]["tokens"] == 302
     assert err["metadata"]["limit"] == 256
     assert "302" in err["message"] and "256" in err["message"]
