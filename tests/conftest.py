@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.live import LiveServer, start_server
@@ -21,3 +22,49 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, onnx_cache_dir: Path
     server = start_server(tmp_path_factory.mktemp("live-data"), cache_dir=onnx_cache_dir)
     yield server
     server.stop()
+
+
+CONFIG = """
+[server]
+max_inputs = 8
+max_body_bytes = 4096
+
+[engine]
+max_queue_items = 24
+
+[default_model]
+price_per_million = "0.02"
+
+[[models]]
+slug = "acme/minilm-mrl"
+path = "{model_dir}"
+name = "MiniLM declared Matryoshka, with e5-style prefixes"
+matryoshka = true
+price_per_million = 0.1
+input_prefixes = {{ query = "query: ", passage = "passage: " }}
+
+[[models]]
+slug = "acme/chat-model"
+output_modalities = ["text"]
+"""
+
+
+@pytest.fixture(scope="session")
+def configured_server(tmp_path_factory: pytest.TempPathFactory, onnx_cache_dir: Path
+                      ) -> Iterator[LiveServer]:
+    """A server with small limits, a price, a second (Matryoshka) model and a chat model."""
+    from embedrouter.engine import default_model_dir
+
+    data_dir = tmp_path_factory.mktemp("configured")
+    config = data_dir / "embedrouter.toml"
+    config.write_text(CONFIG.format(model_dir=default_model_dir()))
+    server = start_server(data_dir, cache_dir=onnx_cache_dir, config=config)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def configured(configured_server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=configured_server.base_url, timeout=60,
+                      headers={"authorization": f"Bearer {configured_server.api_key}"}) as c:
+        yield c
