@@ -1,0 +1,79 @@
+"""The command line as users run it: `python -m embedrouter ...` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.api.conftest import cli, golden
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "embedrouter", *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_keys_create_prints_the_key_alone(tmp_path: Path) -> None:
+    out = cli(tmp_path, "keys", "create", "--label", "app")
+    assert out.returncode == 0, out.stderr
+    assert re.fullmatch(r"sk-er-v1-[0-9a-f]{64}\n", out.stdout)
+    mgmt = cli(tmp_path, "keys", "create", "--label", "ops", "--management")
+    listed = json.loads(cli(tmp_path, "keys", "list", "--json").stdout)
+    assert [(k["label"], k["management"], k["disabled"]) for k in listed] == [
+        ("app", False, False), ("ops", True, False)]
+    assert out.stdout.strip() not in json.dumps(listed)
+    assert mgmt.stdout.strip() not in json.dumps(listed)
+
+
+def test_keys_disable_by_hash_prefix_and_unknown(tmp_path: Path) -> None:
+    cli(tmp_path, "keys", "create", "--label", "app")
+    key_hash = json.loads(cli(tmp_path, "keys", "list", "--json").stdout)[0]["hash"]
+    assert cli(tmp_path, "keys", "disable", key_hash[:12]).returncode == 0
+    assert json.loads(cli(tmp_path, "keys", "list", "--json").stdout)[0]["disabled"] is True
+    missing = cli(tmp_path, "keys", "disable", "0" * 64)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def test_embed_in_process(tmp_path: Path, onnx_cache_dir: Path) -> None:
+    row = golden()[1]
+    out = run("embed", row["input"], "second text", "--data-dir", str(tmp_path),
+              env={"EMBEDROUTER_CACHE_DIR": str(onnx_cache_dir)})
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert [d["index"] for d in body["data"]] == [0, 1]
+    got = np.asarray(body["data"][0]["embedding"], np.float32)
+    want = np.asarray(row["embedding"], np.float32)
+    assert float(got @ want / np.linalg.norm(want)) >= 0.9999
+    assert body["usage"]["prompt_tokens"] >= row["tokens_with_special"]
+
+
+def test_embed_reports_bad_input_without_a_traceback(tmp_path: Path,
+                                                     onnx_cache_dir: Path) -> None:
+    out = run("embed", "x", "--model", "nobody/nothing", "--data-dir", str(tmp_path),
+              env={"EMBEDROUTER_CACHE_DIR": str(onnx_cache_dir)})
+    assert out.returncode == 1
+    assert "nobody/nothing" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(("config", "fragment"), [
+    ("[server]\nport = 'eighty'\n", "server.port"),
+    ("[server]\nbogus = 1\n", "bogus"),
+    ("[[models]]\nslug = 'a/b'\n", "models[0].path"),
+    ("[default_model]\nprice_per_million = -1\n", "price_per_million"),
+    ("not toml [", "config file"),
+])
+def test_bad_config_stops_serve_with_a_named_key(tmp_path: Path, config: str,
+                                                 fragment: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(config)
+    out = run("serve", "--port", "0", "--data-dir", str(tmp_path), "--config", str(path))
+    assert out.returncode == 2
+    assert fragment in out.stderr and "Traceback" not in out.stderr
