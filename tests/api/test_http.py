@@ -238,3 +238,30 @@ def test_openapi_describes_every_route(live_server: LiveServer) -> None:
     assert doc["openapi"].startswith("3.1")
     assert {"/embeddings", "/embeddings/models", "/models", "/models/{author}/{slug}/endpoints",
             "/health"} <= set(doc["paths"])
+
+
+def _gauge(text: str, name: str) -> float:
+    line = next(x for x in text.splitlines()
+                if x.startswith(f"embedrouter_batcher_{name}{{") and DEFAULT_MODEL in x)
+    return float(line.rsplit(" ", 1)[1])
+
+
+async def test_disconnected_client_costs_no_inference(live_server: LiveServer) -> None:
+    """A request whose caller hung up while it waited in the queue is dropped before compute."""
+    import asyncio
+
+    headers = {"authorization": f"Bearer {live_server.api_key}"}
+    busy = {"model": DEFAULT_MODEL, "input": ["a fairly long sentence about batching " * 6] * 96}
+    doomed = {"model": DEFAULT_MODEL, "input": ["another sentence that will never run " * 6] * 8}
+    before = _gauge(httpx.get(f"{live_server.root}/metrics").text, "dropped_cancelled")
+    async with httpx.AsyncClient(base_url=live_server.base_url, headers=headers,
+                                 timeout=60) as c:
+        first = asyncio.ensure_future(c.post("/embeddings", json=busy))
+        await asyncio.sleep(0.05)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(c.post("/embeddings", json=doomed), timeout=0.15)
+        assert (await first).status_code == 200
+    await asyncio.sleep(0.3)
+    metrics = httpx.get(f"{live_server.root}/metrics").text
+    assert _gauge(metrics, "dropped_cancelled") >= before + 8
+    assert 'embedrouter_requests_total{route="/api/v1/embeddings",status="200"}' in metrics

@@ -38,10 +38,20 @@ def test_weight_naming_variants(tmp_path: Path, prefix: str, gamma_beta: bool) -
     np.testing.assert_allclose(model.forward([SEQS[1]])[0], want, atol=2e-5)
 
 
-@pytest.mark.parametrize("act", ["gelu", "gelu_python"])
-def test_erf_gelu_aliases_accepted(tmp_path: Path, act: str) -> None:
-    write_tiny_model(tmp_path / "m", config={"hidden_act": act})
-    assert LocalModel.load(tmp_path / "m", cache_dir=tmp_path / "cache").dim == 16
+@pytest.mark.parametrize("flavour", ["standard", "fused"])
+@pytest.mark.parametrize(("act", "tanh"),
+                         [("gelu", False), ("gelu_python", False), ("gelu_new", True),
+                          ("gelu_pytorch_tanh", True)])
+def test_gelu_variants(tmp_path: Path, act: str, tanh: bool, flavour: str) -> None:
+    weights = write_tiny_model(tmp_path / "m", config={"hidden_act": act}, max_seq_length=None)
+    model = LocalModel.load(tmp_path / "m", cache_dir=tmp_path / "cache", threads=1,
+                            flavour=flavour)
+    want = np.stack([reference_embed(weights, s, pooling="mean", normalize=True, tanh_gelu=tanh)
+                     for s in SEQS])
+    np.testing.assert_allclose(model.forward(SEQS), want, atol=2e-5)
+    # The other formula must be measurably different, or this test would prove nothing.
+    other = reference_embed(weights, SEQS[2], pooling="mean", normalize=True, tanh_gelu=not tanh)
+    assert np.abs(other - want[2]).max() > 1e-4
 
 
 def test_unknown_flavour(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ BREAKAGES: dict[str, tuple[Callable[[Path], None], str]] = {
     "config not object": (lambda d: (d / "config.json").write_text("[]"), "JSON object"),
     "gpt2": (lambda d: _edit_json(d / "config.json", model_type="gpt2"), "model_type"),
     "relu": (lambda d: _edit_json(d / "config.json", hidden_act="relu"), "hidden_act"),
-    "tanh gelu": (lambda d: _edit_json(d / "config.json", hidden_act="gelu_new"), "hidden_act"),
+    "quick gelu": (lambda d: _edit_json(d / "config.json", hidden_act="quick_gelu"), "hidden_act"),
     "relative positions": (
         lambda d: _edit_json(d / "config.json", position_embedding_type="relative_key"),
         "position_embedding_type"),

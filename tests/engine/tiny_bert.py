@@ -115,7 +115,7 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float = 1e-12)
 
 
 def reference_embed(w: dict[str, np.ndarray], ids: list[int], *, pooling: str,
-                    normalize: bool) -> np.ndarray:
+                    normalize: bool, tanh_gelu: bool = False) -> np.ndarray:
     """One unpadded sequence through BERT, in float64, as transformers computes it."""
     w64 = {k: v.astype(np.float64) for k, v in w.items()}
     h, heads = CONFIG["hidden_size"], CONFIG["num_attention_heads"]
@@ -141,7 +141,11 @@ def reference_embed(w: dict[str, np.ndarray], ids: list[int], *, pooling: str,
                         w64[p + "attention.output.LayerNorm.weight"],
                         w64[p + "attention.output.LayerNorm.bias"])
         inter = lin(x, "intermediate.dense")
-        inter = 0.5 * inter * (1 + _erf(inter / math.sqrt(2)))
+        if tanh_gelu:
+            inner = math.sqrt(2 / math.pi) * (inter + 0.044715 * inter**3)
+            inter = 0.5 * inter * (1 + np.tanh(inner))
+        else:
+            inter = 0.5 * inter * (1 + _erf(inter / math.sqrt(2)))
         x = _layer_norm(lin(inter, "output.dense") + x, w64[p + "output.LayerNorm.weight"],
                         w64[p + "output.LayerNorm.bias"])
     pooled = {"mean": x.mean(0), "cls": x[0], "max": x.max(0)}[pooling]

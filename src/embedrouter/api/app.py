@@ -6,6 +6,7 @@ owning the request path keeps the per-request overhead to a few dictionary looku
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ import orjson
 from embedrouter import errors as e
 from embedrouter.api.encode import embeddings_body, generation_id
 from embedrouter.api.errors import INTERNAL_MESSAGE, envelope, render
+from embedrouter.api.metrics import RequestMetrics
 from embedrouter.api.openapi import openapi_document
 from embedrouter.api.parse import parse_embedding_request
 from embedrouter.api.views import API_PREFIX, endpoints_view, page
@@ -49,6 +51,7 @@ class Services:
 ServicesFactory = Callable[[], Awaitable[Services]]
 
 _JSON = (b"content-type", b"application/json")
+_TEXT = (b"content-type", b"text/plain; version=0.0.4")
 
 
 @dataclass(slots=True)
@@ -82,6 +85,33 @@ def _int_param(query: dict[str, str], name: str, *, default: int | None, lo: int
     return value
 
 
+class ClientDisconnected(Exception):
+    """The caller went away; nothing is sent and the queued work is dropped."""
+
+
+async def _unless_disconnected(work: Awaitable[Any], receive: Receive) -> Any:
+    """Await ``work`` but cancel it if the client disconnects first.
+
+    Cancelling the task cancels its wait on the batcher, which then skips the request's items
+    before compute: a client that gave up costs no inference.
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(receive())
+    try:
+        while True:
+            done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                return task.result()
+            if watcher.result().get("type") == "http.disconnect":
+                task.cancel()
+                raise ClientDisconnected
+            watcher = asyncio.ensure_future(receive())
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+
+
 class App:
     """ASGI entry point; ``services`` are built in the lifespan startup."""
 
@@ -98,7 +128,9 @@ class App:
             f"{API_PREFIX}/embeddings": {"POST": self._embeddings},
             f"{API_PREFIX}/embeddings/models": {"GET": self._embedding_models},
             f"{API_PREFIX}/models": {"GET": self._models},
+            "/metrics": {"GET": self._metrics},
         }
+        self.metrics = RequestMetrics()
         self._openapi_bytes = orjson.dumps(openapi_document())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -134,15 +166,21 @@ class App:
                           headers, receive)
         try:
             status, body, extra = await self._dispatch(request)
+        except ClientDisconnected:
+            return
         except e.EmbedRouterError as exc:
             status, body, extra = render(exc)
         except Exception:
             # The traceback goes to the log, never to the caller.
             log.exception("unhandled error on %s %s", request.method, path)
             status, body, extra = 500, envelope(500, INTERNAL_MESSAGE), {}
-        out = [_JSON, (b"content-length", str(len(body)).encode())]
+        elapsed = time.perf_counter() - started
+        route = path if path in self._routes else "other"
+        self.metrics.observe(route, status, elapsed)
+        content_type = _TEXT if route == "/metrics" and status == 200 else _JSON
+        out = [content_type, (b"content-length", str(len(body)).encode())]
         out += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
-        out.append((b"x-compute-time", f"{(time.perf_counter() - started) * 1000:.2f}".encode()))
+        out.append((b"x-compute-time", f"{elapsed * 1000:.2f}".encode()))
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": body})
 
@@ -200,6 +238,9 @@ class App:
         body = orjson.dumps({"status": "ok" if ready else "starting"})
         return (200 if ready else 503), body, {}
 
+    async def _metrics(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
+        return 200, self.metrics.render(self._svc.router.stats()), {}
+
     async def _openapi(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
         return 200, self._openapi_bytes, {}
 
@@ -222,7 +263,7 @@ class App:
                 f"{len(parsed.inputs)} inputs in one request; the limit is {svc.max_inputs}",
                 metadata={"inputs": len(parsed.inputs), "limit": svc.max_inputs},
             )
-        result = await svc.router.embed(parsed)
+        result = await _unless_disconnected(svc.router.embed(parsed), request.receive)
         gen_id = generation_id()
         headers = {"x-generation-id": gen_id}
         if result.truncated:

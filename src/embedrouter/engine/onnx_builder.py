@@ -93,6 +93,15 @@ def _gelu_erf(g: _Graph, x: str) -> str:
     return g.op("Mul", [g.op("Mul", [x, erf1]), g.const_once("half_f", _f32(0.5))])
 
 
+def _gelu_tanh(g: _Graph, x: str) -> str:
+    cube = g.op("Mul", [g.op("Mul", [x, x]), x])
+    inner = g.op("Add", [x, g.op("Mul", [cube, g.const_once("gelu_c3", _f32(0.044715))])])
+    tanh = g.op("Tanh", [g.op("Mul", [inner, g.const_once("gelu_c",
+                                                              _f32(math.sqrt(2.0 / math.pi)))])])
+    tanh1 = g.op("Add", [tanh, g.const_once("one_f", _f32(1.0))])
+    return g.op("Mul", [g.op("Mul", [x, tanh1]), g.const_once("half_f", _f32(0.5))])
+
+
 def _standard_layer(g: _Graph, spec: ModelSpec, w: Mapping[str, np.ndarray], i: int, x: str,
                     mask_bias: str) -> str:
     cfg = spec.config
@@ -123,7 +132,8 @@ def _standard_layer(g: _Graph, spec: ModelSpec, w: Mapping[str, np.ndarray], i: 
              axis=-1, epsilon=cfg.layer_norm_eps)
     inter = g.op("Add", [g.op("MatMul", [x, g.const(f"l{i}_i_w", w[k["i_w"]].T)]),
                          g.const(f"l{i}_i_b", w[k["i_b"]])])
-    out = g.op("Add", [g.op("MatMul", [_gelu_erf(g, inter), g.const(f"l{i}_f_w", w[k["f_w"]].T)]),
+    act = _gelu_erf(g, inter) if cfg.activation == "gelu" else _gelu_tanh(g, inter)
+    out = g.op("Add", [g.op("MatMul", [act, g.const(f"l{i}_f_w", w[k["f_w"]].T)]),
                        g.const(f"l{i}_f_b", w[k["f_b"]])])
     return g.op("LayerNormalization", [g.op("Add", [out, x]),
                                        g.const(f"l{i}_ln2_w", w[k["ln2_w"]]),
@@ -146,7 +156,9 @@ def _fused_layer(g: _Graph, spec: ModelSpec, w: Mapping[str, np.ndarray], i: int
                                         g.const(f"l{i}_o_b", w[k["o_b"]])],
              domain=MS_DOMAIN, epsilon=cfg.layer_norm_eps)
     inter = g.op("MatMul", [x, g.const(f"l{i}_i_w", w[k["i_w"]].T)])
-    act = g.op("BiasGelu", [inter, g.const(f"l{i}_i_b", w[k["i_b"]])], domain=MS_DOMAIN)
+    # BiasGelu is the erf formula, FastGelu the tanh approximation; both add the bias themselves.
+    gelu_op = "BiasGelu" if cfg.activation == "gelu" else "FastGelu"
+    act = g.op(gelu_op, [inter, g.const(f"l{i}_i_b", w[k["i_b"]])], domain=MS_DOMAIN)
     out = g.op("MatMul", [act, g.const(f"l{i}_f_w", w[k["f_w"]].T)])
     return g.op("SkipLayerNormalization", [out, x, g.const(f"l{i}_ln2_w", w[k["ln2_w"]]),
                                            g.const(f"l{i}_ln2_b", w[k["ln2_b"]]),

@@ -93,6 +93,9 @@ class LocalProvider:
         vectors = await loaded.batcher.embed(seqs)
         return ProviderResult(vectors=vectors, prompt_tokens=tokens, truncated=truncated)
 
+    def stats(self) -> dict[str, dict[str, float]]:
+        return {slug: loaded.batcher.stats() for slug, loaded in self._models.items()}
+
     async def close(self) -> None:
         for loaded in self._models.values():
             await loaded.batcher.close()

@@ -113,6 +113,13 @@ class Router:
             timings={"total": time.perf_counter() - started},
         )
 
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Gauges of every provider's models, keyed by model slug."""
+        out: dict[str, dict[str, float]] = {}
+        for p in self._providers.values():
+            out.update(p.stats())
+        return out
+
     async def close(self) -> None:
         for p in self._providers.values():
             await p.close()
