@@ -65,6 +65,10 @@ def test_models_filters(configured: httpx.Client) -> None:
     assert {m["id"] for m in emb["data"]} == {DEFAULT_MODEL, "acme/minilm-mrl"}
     assert configured.get("/models", params={"output_modalities": "all"}).json()[
         "total_count"] == 3
+    filtered = configured.get("/models", params={"output_modalities": "embeddings",
+                                                 "limit": 1}).json()
+    assert filtered["links"]["next"] == (
+        "/api/v1/models?output_modalities=embeddings&offset=1&limit=1")
     page = configured.get("/embeddings/models", params={"offset": 0, "limit": 1}).json()
     assert page["total_count"] == 2 and len(page["data"]) == 1
     nxt = page["links"]["next"]

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, quote
 
 import orjson
 
@@ -64,8 +65,6 @@ class Request:
 
 
 def _query(raw: bytes) -> dict[str, str]:
-    from urllib.parse import parse_qsl
-
     return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
 
 
@@ -270,11 +269,11 @@ class App:
             headers["x-embedrouter-truncated"] = str(result.truncated)
         return 200, embeddings_body(result, parsed.encoding_format, gen_id), headers
 
-    def _list(self, request: Request, models: list[Any], path: str) -> tuple[int, bytes,
-                                                                            dict[str, str]]:
+    def _list(self, request: Request, models: list[Any], path: str,
+              keep: str = "") -> tuple[int, bytes, dict[str, str]]:
         offset = _int_param(request.query, "offset", default=0, lo=0, hi=None) or 0
         limit = _int_param(request.query, "limit", default=None, lo=1, hi=1000)
-        return 200, orjson.dumps(page(models, offset, limit, path)), {}
+        return 200, orjson.dumps(page(models, offset, limit, path, keep)), {}
 
     async def _embedding_models(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
         return self._list(request, self._svc.catalog.embedding_models(), "/embeddings/models")
@@ -289,7 +288,8 @@ class App:
                                    metadata={"field": "output_modalities"})
         models = [m for m in self._svc.catalog.all()
                   if "all" in kinds or kinds & set(m.output_modalities)]
-        return self._list(request, models, "/models")
+        keep = f"output_modalities={quote(wanted)}&" if "output_modalities" in request.query else ""
+        return self._list(request, models, "/models", keep)
 
     async def _endpoints(self, slug: str) -> tuple[int, bytes, dict[str, str]]:
         spec = self._svc.catalog.get(slug)

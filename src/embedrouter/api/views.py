@@ -95,14 +95,18 @@ def endpoints_view(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-def page(items: list[ModelSpec], offset: int, limit: int | None, path: str) -> dict[str, Any]:
-    """A `ModelsListResponse` page with `links.next` while more remain."""
+def page(items: list[ModelSpec], offset: int, limit: int | None, path: str,
+         keep: str = "") -> dict[str, Any]:
+    """A `ModelsListResponse` page with `links.next` while more remain.
+
+    ``keep`` is a query prefix (``name=value&``) that the next link must repeat, such as a filter.
+    """
     total = len(items)
     end = total if limit is None else min(total, offset + limit)
     chunk = items[offset:end]
     next_link = None
     if limit is not None and end < total:
-        next_link = f"{API_PREFIX}{path}?offset={end}&limit={limit}"
+        next_link = f"{API_PREFIX}{path}?{keep}offset={end}&limit={limit}"
     return {"data": [model_view(m) for m in chunk], "links": {"next": next_link},
             "total_count": total}
 
