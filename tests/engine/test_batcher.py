@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from embedrouter.engine import Batcher, LocalModel
-from embedrouter.engine.batcher import _Item, _Request
+from embedrouter.engine.batcher import SMALL_BATCH_TOKENS, _Item, _Request, grow_batch
 from embedrouter.errors import InvalidRequest, Overloaded, PayloadTooLarge, ServiceUnavailable
 from tests.engine.util import cosine
 
@@ -240,7 +240,7 @@ class _Shape:
     dim, max_seq_length, vocab_size = 4, 256, 30522
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(lengths=st.lists(st.integers(2, 256), min_size=1, max_size=300),
        budget=st.integers(256, 4096), size=st.integers(1, 64))
 def test_batch_selection_is_fifo_anchored_and_within_limits(lengths: list[int], budget: int,
@@ -259,10 +259,28 @@ def test_batch_selection_is_fifo_anchored_and_within_limits(lengths: list[int], 
         rows = [it.row for it in batch]
         assert oldest in rows
         assert 1 <= len(batch) <= size
-        assert max(len(it.ids) for it in batch) * len(batch) <= budget
+        padded = max(len(it.ids) for it in batch) * len(batch)
+        waste = padded - sum(len(it.ids) for it in batch)
+        assert padded <= budget
+        # Padding taken on while the batch was small is free; past that, at most 20 %.
+        assert waste <= SMALL_BATCH_TOKENS + 0.2 * padded
         # What stays queued keeps its arrival order.
         remaining = [it.row for it in batcher._queue]
         assert remaining == sorted(remaining)
         seen.extend(rows)
     assert sorted(seen) == list(range(len(lengths)))
     assert batcher._queued == 0
+
+
+def test_grow_batch_keeps_similar_lengths_together() -> None:
+    lengths = [10, 11, 12, 100, 101, 102, 103, 250]
+    # Anchored on 101: the 100s join; the short ones (~90 % padding) and the 250 do not.
+    assert grow_batch(lengths, 4, max_size=64, max_tokens=16384, max_padding=0.2) == (3, 6)
+    # Anchored on 11: 4 x 100 tokens is past the small-batch allowance, so the 100s stay out.
+    assert grow_batch(lengths, 1, max_size=64, max_tokens=16384, max_padding=0.2) == (0, 2)
+    # Under the small-batch allowance padding does not matter.
+    assert grow_batch([5, 6, 30, 40], 0, max_size=64, max_tokens=16384,
+                      max_padding=0.2) == (0, 3)
+    assert grow_batch(lengths, 4, max_size=2, max_tokens=16384, max_padding=0.2) in {(3, 4),
+                                                                                     (4, 5)}
+    assert grow_batch(lengths, 7, max_size=64, max_tokens=300, max_padding=1.0) == (7, 7)

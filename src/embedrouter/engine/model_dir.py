@@ -197,7 +197,7 @@ def read_model_dir(model_dir: Path) -> ModelSpec:
     )
 
 
-def _layer_keys(i: int) -> dict[str, str]:
+def layer_keys(i: int) -> dict[str, str]:
     p = f"encoder.layer.{i}."
     return {
         "q_w": p + "attention.self.query.weight", "q_b": p + "attention.self.query.bias",
@@ -236,7 +236,7 @@ def _expected_shapes(cfg: BertConfig) -> dict[str, tuple[int, ...]]:
         "i_w": (f, h), "i_b": (f,), "f_w": (h, f), "f_b": (h,), "ln2_w": (h,), "ln2_b": (h,),
     }
     for i in range(cfg.num_layers):
-        for short, key in _layer_keys(i).items():
+        for short, key in layer_keys(i).items():
             shapes[key] = per_layer[short]
     return shapes
 

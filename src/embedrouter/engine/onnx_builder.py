@@ -3,9 +3,10 @@
 The graph is written by hand with ``onnx.helper`` so the server needs neither torch nor an export
 step. Two flavours exist: ``standard`` uses only ONNX opset-17 ops and is the default; ``fused``
 uses ONNX Runtime's ``com.microsoft`` CPU kernels (Attention, SkipLayerNormalization, BiasGelu).
-Measured on 2 CPU cores with ORT 1.23, ``fused`` was no faster (5-15 % slower for batches of 32 x
-16..128 tokens, within noise at 64 x 256), so it is kept only as an option to re-measure on other
-hardware. ORT's level-ALL optimiser already turns the erf GELU of ``standard`` into BiasGelu.
+Measured on 2 CPU cores with onnxruntime 1.32, ``fused`` was no faster (5-15 % slower for
+batches of 32 x 16..128 tokens, within noise at 64 x 256), so it is kept only as an option to
+re-measure on other hardware. ORT's level-ALL optimiser already turns the erf GELU of
+``standard`` into BiasGelu.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from embedrouter.engine.model_dir import EMBEDDING_KEYS, ModelSpec, _layer_keys
+from embedrouter.engine.model_dir import EMBEDDING_KEYS, ModelSpec, layer_keys
 
 OPSET = 17
 MS_DOMAIN = "com.microsoft"
@@ -105,7 +106,7 @@ def _gelu_tanh(g: _Graph, x: str) -> str:
 def _standard_layer(g: _Graph, spec: ModelSpec, w: Mapping[str, np.ndarray], i: int, x: str,
                     mask_bias: str) -> str:
     cfg = spec.config
-    k = _layer_keys(i)
+    k = layer_keys(i)
     heads, head_dim = cfg.num_heads, cfg.hidden_size // cfg.num_heads
     scale = 1.0 / math.sqrt(head_dim)
     # One [H, 3H] projection instead of three, with the 1/sqrt(d) score scale folded into Q.
@@ -144,7 +145,7 @@ def _standard_layer(g: _Graph, spec: ModelSpec, w: Mapping[str, np.ndarray], i: 
 def _fused_layer(g: _Graph, spec: ModelSpec, w: Mapping[str, np.ndarray], i: int, x: str,
                  mask_i32: str) -> str:
     cfg = spec.config
-    k = _layer_keys(i)
+    k = layer_keys(i)
     qkv_w = np.concatenate([w[k["q_w"]].T, w[k["k_w"]].T, w[k["v_w"]].T], axis=1)
     qkv_b = np.concatenate([w[k["q_b"]], w[k["k_b"]], w[k["v_b"]]])
     # A 2-D 0/1 mask_index is the "raw mask" form: the kernel adds its own large negative bias.
@@ -191,7 +192,7 @@ def _normalize(g: _Graph, x: str) -> str:
 
 
 def build_model(spec: ModelSpec, weights: Mapping[str, np.ndarray], *,
-                flavour: str = "fused") -> onnx.ModelProto:
+                flavour: str = "standard") -> onnx.ModelProto:
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown graph flavour {flavour!r}; expected one of {FLAVOURS}")
     g = _Graph()
