@@ -27,7 +27,12 @@ GELU_NAMES = {
     "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh",
     "gelu_accurate": "gelu_tanh",
 }
-POOLING_MODES = ("mean", "cls", "max")
+# 1_Pooling/config.json flag -> the pooling the graph builder implements.
+POOLING_FLAGS = {
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+}
 WEIGHT_PREFIXES = ("", "bert.", "model.")
 
 
@@ -50,7 +55,7 @@ class ModelSpec:
     config: BertConfig
     weights_path: Path
     tokenizer_path: Path
-    pooling: str  # one of POOLING_MODES
+    pooling: str  # "mean", "cls" or "max"
     normalize: bool
     max_seq_length: int
 
@@ -150,17 +155,13 @@ def _parse_modules(model_dir: Path) -> tuple[str, bool]:
     pool = _read_json(pooling_path)
     if not isinstance(pool, dict):
         raise ModelLoadError(f"{pooling_path}: expected a JSON object")
-    modes = [m for m in POOLING_MODES if pool.get(f"pooling_mode_{m}_tokens" if m != "cls"
-                                                    else "pooling_mode_cls_token")]
-    extra = [k for k, v in pool.items() if k.startswith("pooling_mode_") and v
-             and k not in ("pooling_mode_mean_tokens", "pooling_mode_cls_token",
-                           "pooling_mode_max_tokens")]
-    if extra or len(modes) != 1:
+    enabled = [k for k, v in pool.items() if k.startswith("pooling_mode_") and v]
+    if len(enabled) != 1 or enabled[0] not in POOLING_FLAGS:
         raise ModelLoadError(
-            f"{pooling_path}: exactly one of mean / cls / max pooling must be set "
-            f"(got {modes + extra})"
+            f"{pooling_path}: exactly one of {sorted(POOLING_FLAGS)} must be set "
+            f"(got {enabled})"
         )
-    return modes[0], normalize
+    return POOLING_FLAGS[enabled[0]], normalize
 
 
 def _parse_max_seq_length(model_dir: Path, config: BertConfig) -> int:
