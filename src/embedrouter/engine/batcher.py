@@ -103,7 +103,13 @@ def grow_batch(lengths: Sequence[int], anchor: int, *, max_size: int, max_tokens
 
 
 class Batcher:
-    """Shares one model between concurrent asyncio callers by batching their sequences."""
+    """Shares one model between concurrent asyncio callers by batching their sequences.
+
+    ``max_batch_tokens`` bounds count x longest (padded tokens) per forward, ``max_batch_size``
+    the count; ``max_queue_items`` bounds sequences waiting (not yet handed to the worker) before
+    ``embed`` answers Overloaded; ``window_items`` is how many of the oldest waiting sequences a
+    batch may be picked from, and ``max_padding`` the padding share each addition may bring.
+    """
 
     def __init__(self, model: LocalModel, *, max_batch_tokens: int = 16384,
                  max_batch_size: int = 64, max_queue_items: int = 4096,
@@ -114,6 +120,8 @@ class Batcher:
                              f"max_seq_length ({model.max_seq_length})")
         if min(max_batch_size, max_queue_items, max_inflight_batches) < 1:
             raise ValueError("max_batch_size, max_queue_items, max_inflight_batches must be >= 1")
+        if not 0.0 <= max_padding <= 1.0:
+            raise ValueError("max_padding must lie in [0, 1]")
         self.model = model
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
