@@ -48,7 +48,9 @@ MIGRATIONS: tuple[Migration, ...] = (
                 is_management BOOLEAN NOT NULL,
                 disabled BOOLEAN NOT NULL DEFAULT FALSE,
                 created_at BIGINT NOT NULL,
-                display TEXT NOT NULL
+                display TEXT NOT NULL,
+                -- Breaks the one-second ties of created_at, so listings keep insertion order.
+                inserted_ns BIGINT NOT NULL DEFAULT 0
             )""",
             # One row per thing that must happen at most once per database (the bootstrap
             # key): the primary key makes concurrent "first" inserts collide instead of racing.

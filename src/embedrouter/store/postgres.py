@@ -129,9 +129,10 @@ class PostgresStore:
     async def _insert(conn: Conn, rec: KeyRecord) -> None:
         try:
             await conn.execute(
-                f"INSERT INTO {KEYS_TABLE} ({_KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO {KEYS_TABLE} ({_KEY_COLUMNS}, inserted_ns) "
+                f"VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (rec.key_hash, rec.label, rec.is_management, rec.disabled, rec.created_at,
-                 rec.display),
+                 rec.display, time.time_ns()),
             )
         except pg_errors.UniqueViolation as exc:
             raise DuplicateKey("a key with this hash already exists") from exc
@@ -186,7 +187,8 @@ class PostgresStore:
 
         async def work(conn: Conn) -> list[KeyRecord]:
             cur = await conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM {KEYS_TABLE} ORDER BY created_at, key_hash")
+                f"SELECT {_KEY_COLUMNS} FROM {KEYS_TABLE} "
+                "ORDER BY created_at, inserted_ns, key_hash")
             return [_record(row) for row in await cur.fetchall()]
 
         return await self._read(work)

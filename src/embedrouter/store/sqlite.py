@@ -126,9 +126,10 @@ class SQLiteStore:
     def _insert(conn: sqlite3.Connection, rec: KeyRecord) -> None:
         try:
             conn.execute(
-                f"INSERT INTO {KEYS_TABLE} ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO {KEYS_TABLE} ({_KEY_COLUMNS}, inserted_ns) "
+                f"VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (rec.key_hash, rec.label, rec.is_management, rec.disabled, rec.created_at,
-                 rec.display),
+                 rec.display, time.time_ns()),
             )
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey("a key with this hash already exists") from exc
@@ -164,7 +165,7 @@ class SQLiteStore:
     async def list_keys(self) -> list[KeyRecord]:
         """Every key, oldest first."""
         rows = self._read(f"SELECT {_KEY_COLUMNS} FROM {KEYS_TABLE} "
-                          "ORDER BY created_at, key_hash")
+                          "ORDER BY created_at, inserted_ns, key_hash")
         return [_record(row) for row in rows]
 
     async def set_key_disabled(self, key_hash: str, disabled: bool) -> bool:
