@@ -1,0 +1,141 @@
+"""Retry policy as pure functions (tables of cases) and the loop's timing over real sockets."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from embedrouter.sdk import BackoffStrategy, EmbedRouter, RetryConfig, errors
+from embedrouter.sdk._backoff import (
+    DEFAULT_RETRY,
+    backoff_delay,
+    next_delay,
+    retry_after,
+    status_matches,
+)
+from tests.sdk.conftest import FAST_RETRY
+from tests.sdk.scripted_server import Reply, ScriptedServer, envelope, ok_body
+
+
+@pytest.mark.parametrize(("status", "codes", "want"), [
+    (500, ("5XX",), True), (503, ("5XX",), True), (524, ("5XX",), True), (529, ("5XX",), True),
+    (429, ("5XX",), False), (400, ("5XX",), False), (429, ("429", "5XX"), True),
+    (404, ("4XX",), True), (599, ("5xx",), True), (600, ("5XX",), False), (502, ("502",), True),
+    (503, ("502",), False),
+])
+def test_status_matches(status: int, codes: tuple[str, ...], want: bool) -> None:
+    assert status_matches(status, codes) is want
+
+
+def test_official_defaults() -> None:
+    assert DEFAULT_RETRY.strategy == "backoff"
+    assert DEFAULT_RETRY.backoff == BackoffStrategy(500, 60_000, 1.5, 3_600_000)
+    assert DEFAULT_RETRY.retry_connection_errors is True
+    assert DEFAULT_RETRY.status_codes == ("5XX",)
+
+
+@pytest.mark.parametrize(("attempt", "low", "high"), [(0, 0.5, 1.5), (1, 0.75, 1.75),
+                                                      (4, 2.53, 3.54), (30, 60, 60)])
+def test_backoff_delay_grows_with_jitter_and_cap(attempt: int, low: float, high: float) -> None:
+    rng = random.Random(7)
+    for _ in range(50):
+        assert low <= backoff_delay(DEFAULT_RETRY.backoff, attempt, rng) <= high
+
+
+@pytest.mark.parametrize(("headers", "want"), [
+    ({"retry-after": "3"}, 3.0), ({"retry-after": "0.5"}, 0.5), ({"retry-after-ms": "250"}, 0.25),
+    ({"retry-after-ms": "250", "retry-after": "9"}, 0.25), ({"retry-after": "0"}, None),
+    ({"retry-after": "soon"}, None), ({}, None), ({"retry-after-ms": "x", "retry-after": "2"}, 2),
+])
+def test_retry_after_headers(headers: dict[str, str], want: float | None) -> None:
+    assert retry_after(headers) == want
+
+
+def test_retry_after_http_date() -> None:
+    now = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+    later = format_datetime(now + timedelta(seconds=30), usegmt=True)
+    assert retry_after({"retry-after": later}, now=now.timestamp()) == pytest.approx(30)
+    past = format_datetime(now - timedelta(seconds=30), usegmt=True)
+    assert retry_after({"retry-after": past}, now=now.timestamp()) is None
+
+
+def test_next_delay_respects_strategy_and_budget() -> None:
+    assert next_delay(RetryConfig(strategy="none"), 0, 0.0) is None
+    assert next_delay(FAST_RETRY, 0, 0.0) == pytest.approx(0.05)
+    assert next_delay(FAST_RETRY, 0, 4.99) is None  # over the 5 s budget
+    assert next_delay(FAST_RETRY, 0, 0.0, headers={"retry-after": "2"}) == 2
+    assert next_delay(FAST_RETRY, 0, 3.5, headers={"retry-after": "2"}) is None
+
+
+def _gaps(server: ScriptedServer) -> list[float]:
+    return [b.at - a.at for a, b in zip(server.seen, server.seen[1:], strict=False)]
+
+
+def test_5xx_is_retried_with_backoff(scripted: ScriptedServer) -> None:
+    client = EmbedRouter(api_key="k", server_url=scripted.base_url, retry_config=FAST_RETRY)
+    scripted.script(Reply(503, envelope(503)), Reply(500, envelope(500)), Reply(200, ok_body()))
+    res = client.embeddings.generate(input="x", model="m")
+    assert res.data[0].embedding == [1.0, 1.0, 1.0]
+    gaps = _gaps(scripted)
+    assert len(gaps) == 2
+    assert 0.04 <= gaps[0] <= 0.3 and 0.09 <= gaps[1] <= 0.4  # 50 ms then 100 ms
+
+
+def test_retry_after_header_sets_the_wait(scripted: ScriptedServer) -> None:
+    client = EmbedRouter(api_key="k", server_url=scripted.base_url, retry_config=FAST_RETRY)
+    scripted.script(Reply(503, envelope(503), headers={"retry-after": "0.4"}),
+                    Reply(502, envelope(502), headers={"retry-after-ms": "150"}),
+                    Reply(200, ok_body()))
+    client.embeddings.generate(input="x", model="m")
+    gaps = _gaps(scripted)
+    assert 0.38 <= gaps[0] <= 0.8
+    assert 0.14 <= gaps[1] <= 0.5
+
+
+def test_429_is_retried_only_when_asked(scripted: ScriptedServer) -> None:
+    client = EmbedRouter(api_key="k", server_url=scripted.base_url, retry_config=FAST_RETRY)
+    scripted.script(Reply(429, envelope(429), headers={"retry-after": "0.1"}),
+                    Reply(200, ok_body()))
+    with pytest.raises(errors.TooManyRequestsResponseError):
+        client.embeddings.generate(input="x", model="m")
+    assert len(scripted.seen) == 1
+    asked = RetryConfig("backoff", FAST_RETRY.backoff, True, status_codes_override=["429"])
+    scripted.script(Reply(429, envelope(429), headers={"retry-after": "0.1"}),
+                    Reply(200, ok_body()))
+    client.embeddings.generate(input="x", model="m", retries=asked)
+    assert len(scripted.seen) == 2
+
+
+def test_budget_runs_out_and_the_last_error_is_raised(scripted: ScriptedServer) -> None:
+    tight = RetryConfig("backoff", BackoffStrategy(100, 100, 1.0, 350, jitter_ms=0), True)
+    client = EmbedRouter(api_key="k", server_url=scripted.base_url, retry_config=tight)
+    scripted.script(*[Reply(500, envelope(500, f"try {i}")) for i in range(10)])
+    started = time.monotonic()
+    with pytest.raises(errors.InternalServerResponseError) as info:
+        client.embeddings.generate(input="x", model="m")
+    assert time.monotonic() - started < 1.0
+    assert len(scripted.seen) == 4  # at 0, 0.1, 0.2, 0.3 s; a fifth would pass 0.35 s
+    assert info.value.message == "try 3"
+
+
+def test_connection_errors_are_retried_unless_disabled(scripted: ScriptedServer) -> None:
+    client = EmbedRouter(api_key="k", server_url=scripted.base_url, retry_config=FAST_RETRY)
+    scripted.script(Reply(drop=True), Reply(drop=True), Reply(200, ok_body()))
+    assert client.embeddings.generate(input="x", model="m").object == "list"
+    assert len(scripted.seen) == 3
+    no = RetryConfig("backoff", FAST_RETRY.backoff, retry_connection_errors=False)
+    scripted.script(Reply(drop=True), Reply(200, ok_body()))
+    with pytest.raises(errors.APIConnectionError):
+        client.embeddings.generate(input="x", model="m", retries=no)
+
+
+async def test_async_retries(scripted: ScriptedServer) -> None:
+    async with EmbedRouter(api_key="k", server_url=scripted.base_url,
+                           retry_config=FAST_RETRY) as client:
+        scripted.script(Reply(503, envelope(503)), Reply(drop=True), Reply(200, ok_body(2)))
+        res = await client.embeddings.generate_async(input=["a", "b"], model="m")
+    assert len(res.data) == 2 and len(scripted.seen) == 3
