@@ -113,9 +113,12 @@ def test_dropped_connection_and_timeout(scripted: ScriptedServer, sdk: EmbedRout
     with pytest.raises(sdk_errors().APIConnectionError) as dropped:
         call(sdk)
     assert isinstance(dropped.value.__cause__, httpx.TransportError)
+    assert isinstance(dropped.value, httpx.TransportError)  # what official-SDK code catches
     scripted.script(Reply(200, ok_body(), delay=0.6))
-    with pytest.raises(sdk_errors().APITimeoutError):
+    with pytest.raises(httpx.TimeoutException) as slow:
         sdk.embeddings.generate(input="x", model="m", timeout_ms=200)
+    assert isinstance(slow.value, sdk_errors().APITimeoutError)
+    assert slow.value.request.url.path == "/api/v1/embeddings"
 
 
 def test_connection_refused(unused_tcp_port: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -230,6 +231,11 @@ def _status_delay(retry: RetryConfig, resp: httpx.Response, attempt: int, elapse
 
 
 def _connection_error(exc: httpx.TransportError) -> APIConnectionError:
+    err: APIConnectionError
     if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"Request timed out: {exc}")
-    return APIConnectionError(f"Connection error: {exc}")
+        err = APITimeoutError(f"Request timed out: {exc}")
+    else:
+        err = APIConnectionError(f"Connection error: {exc}")
+    with contextlib.suppress(RuntimeError):  # httpx raises if no request was attached
+        err.request = exc.request
+    return err

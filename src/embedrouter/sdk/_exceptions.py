@@ -112,9 +112,13 @@ class RequestValidationError(EmbedRouterError):
     """The request was refused before sending: a required field missing or of the wrong type."""
 
 
-class APIConnectionError(EmbedRouterError):
-    """No answer: the connection failed or was dropped. ``__cause__`` is the httpx error."""
+class APIConnectionError(EmbedRouterError, httpx.TransportError):
+    """No answer: the connection failed or was dropped. ``__cause__`` is the httpx error.
+
+    Also an ``httpx.TransportError``, so code ported from the official SDK (which lets httpx's
+    exceptions through) and catching those keeps working.
+    """
 
 
-class APITimeoutError(APIConnectionError):
-    """No answer within the timeout."""
+class APITimeoutError(APIConnectionError, httpx.TimeoutException):
+    """No answer within the timeout (also an ``httpx.TimeoutException``)."""
