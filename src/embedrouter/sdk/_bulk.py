@@ -103,57 +103,67 @@ def _parse_raw(body: Any) -> Any:
     return body
 
 
+class _Job:
+    """What both twins share: checks, the retry policy, the output and the progress bar."""
+
+    def __init__(self, core: EmbedRouterCore, texts: Sequence[str], model: str,
+                 batch_size: int, concurrency: int, progress: bool,
+                 options: RequestOptions | None, fields: dict[str, Any]) -> None:
+        if batch_size < 1 or concurrency < 1:
+            raise ValueError("batch_size and concurrency must be at least 1")
+        self.np = _numpy()
+        self.opts = options or RequestOptions()
+        self.retry = _bulk_retry(core.retries(self.opts))
+        self.spans = _chunks(len(texts), batch_size)
+        self._holder: list[Any] = [None, len(texts)]
+        self.write = _writer(self._holder, threading.Lock())
+        self.bar = _Progress(len(texts), progress)
+        self._core, self._texts, self._model, self._fields = core, texts, model, fields
+
+    def request(self, start: int, stop: int) -> Any:
+        return generate_request(self._core, _body(self._texts[start:stop], self._model,
+                                                  self._fields), self.opts)
+
+    def done(self, start: int, stop: int, resp: Any) -> None:
+        self.write(start, stop, interpret(resp, _parse_raw))
+        self.bar.update(stop - start)
+
+    def result(self) -> Any:
+        out = self._holder[0]
+        return out if out is not None else self.np.zeros((0, 0), dtype=self.np.float32)
+
+
 def embed_many(core: EmbedRouterCore, texts: Sequence[str], model: str, *,
                batch_size: int = 128, concurrency: int = 4, progress: bool = False,
                options: RequestOptions | None = None, **fields: Any) -> Any:
     """Embed ``texts`` in order; returns an (n, d) float32 array."""
-    np = _numpy()
-    if batch_size < 1 or concurrency < 1:
-        raise ValueError("batch_size and concurrency must be at least 1")
-    opts = options or RequestOptions()
-    retry = _bulk_retry(core.retries(opts))
-    holder: list[Any] = [None, len(texts)]
-    write = _writer(holder, threading.Lock())
-    bar = _Progress(len(texts), progress)
+    job = _Job(core, texts, model, batch_size, concurrency, progress, options, fields)
 
     def run(span: tuple[int, int]) -> None:
-        start, stop = span
-        req = generate_request(core, _body(texts[start:stop], model, fields), opts)
-        write(start, stop, interpret(core.send(req, retry), _parse_raw))
-        bar.update(stop - start)
+        job.done(*span, core.send(job.request(*span), job.retry))
 
     try:
-        spans = _chunks(len(texts), batch_size)
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             # list() re-raises the first failure; the pool then finishes what is in flight.
-            list(pool.map(run, spans))
+            list(pool.map(run, job.spans))
     finally:
-        bar.close()
-    return holder[0] if holder[0] is not None else np.zeros((0, 0), dtype=np.float32)
+        job.bar.close()
+    return job.result()
 
 
 async def embed_many_async(core: EmbedRouterCore, texts: Sequence[str], model: str, *,
                            batch_size: int = 128, concurrency: int = 4, progress: bool = False,
                            options: RequestOptions | None = None, **fields: Any) -> Any:
-    np = _numpy()
-    if batch_size < 1 or concurrency < 1:
-        raise ValueError("batch_size and concurrency must be at least 1")
-    opts = options or RequestOptions()
-    retry = _bulk_retry(core.retries(opts))
-    holder: list[Any] = [None, len(texts)]
-    write = _writer(holder, threading.Lock())
-    bar = _Progress(len(texts), progress)
+    job = _Job(core, texts, model, batch_size, concurrency, progress, options, fields)
     gate = asyncio.Semaphore(concurrency)
 
     async def run(start: int, stop: int) -> None:
         async with gate:
-            req = generate_request(core, _body(texts[start:stop], model, fields), opts)
-            resp = await core.send_async(req, retry)
-        write(start, stop, interpret(resp, _parse_raw))
-        bar.update(stop - start)
+            resp = await core.send_async(job.request(start, stop), job.retry)
+        job.done(start, stop, resp)
 
     try:
-        tasks = [asyncio.ensure_future(run(a, b)) for a, b in _chunks(len(texts), batch_size)]
+        tasks = [asyncio.ensure_future(run(a, b)) for a, b in job.spans]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -161,5 +171,5 @@ async def embed_many_async(core: EmbedRouterCore, texts: Sequence[str], model: s
                 t.cancel()
             raise
     finally:
-        bar.close()
-    return holder[0] if holder[0] is not None else np.zeros((0, 0), dtype=np.float32)
+        job.bar.close()
+    return job.result()

@@ -15,7 +15,11 @@ import httpx
 
 from embedrouter import __version__
 from embedrouter.sdk._backoff import DEFAULT_RETRY, RetryConfig, next_delay, status_matches
-from embedrouter.sdk._exceptions import APIConnectionError, APITimeoutError
+from embedrouter.sdk._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    RequestValidationError,
+)
 from embedrouter.sdk._request import PreparedRequest
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000/api/v1"
@@ -45,7 +49,10 @@ class RequestOptions:
             return cls()
         if isinstance(value, RequestOptions):
             return value
-        return cls(**dict(value))
+        try:
+            return cls(**dict(value))
+        except TypeError as exc:
+            raise RequestValidationError(f"options: {exc}") from None
 
 
 def _null_logger() -> Logger:

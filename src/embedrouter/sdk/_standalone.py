@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
+from embedrouter.sdk._backoff import RetryConfig
 from embedrouter.sdk._core import EmbedRouterCore, RequestOptions
 from embedrouter.sdk._exceptions import (
     APIConnectionError,
@@ -16,7 +17,7 @@ from embedrouter.sdk._exceptions import (
     RequestValidationError,
 )
 from embedrouter.sdk._generate import embeddings_body, generate_request
-from embedrouter.sdk._request import interpret
+from embedrouter.sdk._request import PreparedRequest, interpret
 from embedrouter.sdk._responses import CreateEmbeddingsResponse, parse_embeddings
 
 T = TypeVar("T")
@@ -54,7 +55,21 @@ def _fields(request: CreateEmbeddingsRequest | Mapping[str, Any]) -> dict[str, A
         return fields
     if isinstance(request, Mapping):
         return dict(request)
-    raise TypeError("request must be a dict or a CreateEmbeddingsRequest")
+    raise RequestValidationError("request must be a dict or a CreateEmbeddingsRequest")
+
+
+def _prepared(core: EmbedRouterCore, request: CreateEmbeddingsRequest | Mapping[str, Any],
+              options: RequestOptions | Mapping[str, Any] | None
+              ) -> tuple[PreparedRequest, RetryConfig]:
+    opts = RequestOptions.coerce(options)
+    return generate_request(core, embeddings_body(_fields(request)), opts), core.retries(opts)
+
+
+def _failure(exc: EmbedRouterError | httpx.HTTPError) -> Result[Any]:
+    if isinstance(exc, EmbedRouterError):
+        return Result(ok=False, error=exc)
+    # e.g. a malformed server URL: still a failure the caller should get as a value.
+    return Result(ok=False, error=APIConnectionError(f"HTTP error: {exc}"))
 
 
 def embeddings_generate(core: EmbedRouterCore,
@@ -63,15 +78,10 @@ def embeddings_generate(core: EmbedRouterCore,
                         ) -> Result[CreateEmbeddingsResponse]:
     """POST /embeddings; every HTTP, transport, timeout or validation failure is a Result."""
     try:
-        opts = RequestOptions.coerce(options)
-        req = generate_request(core, embeddings_body(_fields(request)), opts)
-        value = interpret(core.send(req, core.retries(opts)), parse_embeddings)
-    except EmbedRouterError as exc:
-        return Result(ok=False, error=exc)
-    except httpx.HTTPError as exc:  # e.g. a malformed URL: still the caller's failure to see
-        return Result(ok=False, error=APIConnectionError(f"HTTP error: {exc}"))
-    except TypeError as exc:
-        return Result(ok=False, error=RequestValidationError(str(exc)))
+        req, retry = _prepared(core, request, options)
+        value = interpret(core.send(req, retry), parse_embeddings)
+    except (EmbedRouterError, httpx.HTTPError) as exc:
+        return _failure(exc)
     return Result(ok=True, value=value)
 
 
@@ -80,13 +90,8 @@ async def embeddings_generate_async(core: EmbedRouterCore,
                                     options: RequestOptions | Mapping[str, Any] | None = None
                                     ) -> Result[CreateEmbeddingsResponse]:
     try:
-        opts = RequestOptions.coerce(options)
-        req = generate_request(core, embeddings_body(_fields(request)), opts)
-        value = interpret(await core.send_async(req, core.retries(opts)), parse_embeddings)
-    except EmbedRouterError as exc:
-        return Result(ok=False, error=exc)
-    except httpx.HTTPError as exc:
-        return Result(ok=False, error=APIConnectionError(f"HTTP error: {exc}"))
-    except TypeError as exc:
-        return Result(ok=False, error=RequestValidationError(str(exc)))
+        req, retry = _prepared(core, request, options)
+        value = interpret(await core.send_async(req, retry), parse_embeddings)
+    except (EmbedRouterError, httpx.HTTPError) as exc:
+        return _failure(exc)
     return Result(ok=True, value=value)
