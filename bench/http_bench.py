@@ -406,6 +406,31 @@ def check_response(data: bytes, texts: Sequence[str], reference: Any) -> float:
     return float(np.min(np.sum(rows * reference, axis=1)))
 
 
+def long_text(engine: Any) -> str:
+    """A text of exactly max_seq_length tokens (with [CLS]/[SEP]): the longest input allowed."""
+    n = engine.max_seq_length - 2
+    text = " ".join(["hello"] * n)
+    while len(engine.tokenize([text])[0]) > engine.max_seq_length:
+        n -= 1
+        text = " ".join(["hello"] * n)
+    return text
+
+
+async def worst_case_memory(server: Server, key: str, engine: Any, client: str,
+                            requests: int = 8, inputs: int = 16) -> dict[str, Any]:
+    """Informational: the corpus (<= 128 tokens) never fills a batch with max-length inputs. Here
+    `requests` concurrent requests of `inputs` max-length texts let the batcher build its
+    largest batches; returns the server's VmHWM after them, and their sentences/s."""
+    text = long_text(engine)
+    body = json.dumps({"model": MODEL, "input": [text] * inputs, "encoding_format": "base64"},
+                      separators=(",", ":")).encode()
+    conns = await open_conns(client, server.base_url, key, requests, body)
+    res = await run_load(conns, [(body, inputs)] * (requests * 2))
+    await close_conns(conns)
+    return {"tokens_per_input": len(engine.tokenize([text])[0]), "requests": requests,
+            "inputs_per_request": inputs, "rate": res.rate, **proc_memory_mb(server.pid)}
+
+
 # -- in-process peers ----------------------------------------------------------------------
 
 
@@ -503,6 +528,11 @@ def report(results: dict[str, Any]) -> str:
     lines.append(f"| first start, builds the ONNX graph | {r['cold_ready_s']:.2f} s | |")
     lines.append(f"| server VmRSS after load | {mem['VmRSS']:.0f} MB | |")
     lines.append(f"| server VmHWM (peak) | {mem['VmHWM']:.0f} MB | |")
+    w = r.get("worst_case")
+    if w:
+        lines.append(f"| informational: VmHWM after {w['requests']} concurrent requests of "
+                     f"{w['inputs_per_request']} inputs of {w['tokens_per_input']} tokens "
+                     f"(largest batches; {w['rate']:.0f} sentences/s) | {w['VmHWM']:.0f} MB | |")
     lines.append("")
     lines.append("| target | measured | result |")
     lines.append("|---|---:|---|")
@@ -704,6 +734,7 @@ async def _load_phases(args: argparse.Namespace, texts: list[str], plan: list[tu
                 + _cores(st_cpu[-1]))
 
     memory = proc_memory_mb(server.pid)
+    worst = await worst_case_memory(server, key, engine, args.client)
     if st_model is not None:
         st_ref = st_model.encode(texts[:200], batch_size=32, normalize_embeddings=True)
         import numpy as np
@@ -742,6 +773,7 @@ async def _load_phases(args: argparse.Namespace, texts: list[str], plan: list[tu
         "short": {"p50_ms": med(short_p50), "p95_ms": med(short_p95), "p50s_ms": short_p50,
                   "p95s_ms": short_p95, "requests": args.short_requests},
         "memory_mb": memory,
+        "worst_case": worst,
         "ready_s": med(ready_runs), "ready_runs_s": ready_runs, "cold_ready_s": cold,
         "agreement": agreement,
     }
