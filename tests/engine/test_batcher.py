@@ -284,3 +284,16 @@ def test_grow_batch_keeps_similar_lengths_together() -> None:
     assert grow_batch(lengths, 4, max_size=2, max_tokens=16384, max_padding=0.2) in {(3, 4),
                                                                                      (4, 5)}
     assert grow_batch(lengths, 7, max_size=64, max_tokens=300, max_padding=1.0) == (7, 7)
+
+
+def test_grow_batch_caps_attention_memory() -> None:
+    """count x longest^2 stays under the cap: 256-token items come 16 at a time, not 64."""
+    long = [256] * 100
+    lo, hi = grow_batch(long, 0, max_size=64, max_tokens=16384, max_padding=0.2,
+                        max_attention=64 * 128 * 128)
+    assert hi - lo + 1 == 16
+    short = [128] * 100
+    lo, hi = grow_batch(short, 0, max_size=64, max_tokens=16384, max_padding=0.2,
+                        max_attention=64 * 128 * 128)
+    assert hi - lo + 1 == 64  # the benchmark corpus' longest items still batch fully
+    assert grow_batch(long, 0, max_size=64, max_tokens=16384, max_padding=0.2) == (0, 63)
