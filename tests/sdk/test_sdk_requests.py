@@ -120,3 +120,15 @@ def test_public_names_do_not_drift() -> None:
     assert set(seed) <= set(sdk.__all__)
     assert {n for n in sdk.__all__ if not n[0].isupper()} == {
         "embeddings_generate", "embeddings_generate_async", "errors", "to_numpy"}
+
+
+def test_official_constructor_extras(scripted: ScriptedServer) -> None:
+    templated = EmbedRouter(api_key="k", server_url="http://127.0.0.1:{port}/api/v1",
+                            url_params={"port": str(scripted.port)})
+    assert templated.server_url == scripted.base_url
+    assert EmbedRouter(server="production").server_url == "https://openrouter.ai/api/v1"
+    with pytest.raises(ValueError, match="server must be one of"):
+        EmbedRouter(server="staging")
+    scripted.script(Reply(200, ok_body()))
+    templated.embeddings.generate(input="x", model="m", accept_header_override="application/json")
+    assert scripted.seen[0].headers["accept"] == "application/json"

@@ -23,6 +23,8 @@ from embedrouter.sdk._exceptions import (
 from embedrouter.sdk._request import PreparedRequest
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000/api/v1"
+# The official SDK's one named server, accepted so that `server="production"` ports unchanged.
+SERVERS = {"production": "https://openrouter.ai/api/v1"}
 # The official SDK inherits httpx's 5 s default, which fails large batches and cold models;
 # two minutes covers a 2,048-input request on a CPU while still failing a dead server.
 DEFAULT_TIMEOUT_MS = 120_000
@@ -82,10 +84,17 @@ class EmbedRouterCore:
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
         debug_logger: Logger | None = None,
+        server: str | None = None,
+        url_params: Mapping[str, str] | None = None,
     ) -> None:
         self._api_key = api_key
-        self.server_url = (server_url or os.environ.get("EMBEDROUTER_BASE_URL")
-                           or DEFAULT_SERVER_URL).rstrip("/")
+        if server is not None and server not in SERVERS:
+            raise ValueError(f"server must be one of {sorted(SERVERS)}, got {server!r}")
+        url = (server_url or (SERVERS[server] if server else None)
+               or os.environ.get("EMBEDROUTER_BASE_URL") or DEFAULT_SERVER_URL)
+        for name, value in (url_params or {}).items():
+            url = url.replace("{" + name + "}", value)
+        self.server_url = url.rstrip("/")
         self.http_referer = http_referer or os.environ.get("OPENROUTER_HTTP_REFERER")
         self.x_open_router_title = x_open_router_title
         self.x_open_router_categories = x_open_router_categories

@@ -59,9 +59,12 @@ def embeddings_body(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def generate_request(core: EmbedRouterCore, body: dict[str, Any], options: RequestOptions,
-                     attribution: Mapping[str, str | None] | None = None) -> PreparedRequest:
+                     attribution: Mapping[str, str | None] | None = None,
+                     accept: str | None = None) -> PreparedRequest:
     return prepare("POST", core.base_url(options), "/embeddings", json_body=body,
-                   headers=core.headers(accept=ACCEPT_EMBEDDINGS, extra=options.http_headers,
+                   headers=core.headers(accept=str(getattr(accept, "value", accept))
+                                        if accept else ACCEPT_EMBEDDINGS,
+                                        extra=options.http_headers,
                                         attribution=attribution),
                    timeout=core.timeout(options))
 
@@ -138,7 +141,8 @@ class Embeddings:
         attribution = {"HTTP-Referer": args["http_referer"],
                        "X-OpenRouter-Title": args["x_open_router_title"],
                        "X-OpenRouter-Categories": args["x_open_router_categories"]}
-        req = generate_request(self._core, body, options, attribution)
+        req = generate_request(self._core, body, options, attribution,
+                               accept=args["accept_header_override"])
         return req, self._core.retries(options)
 
     def generate(self, *, input: Any, model: str, http_referer: str | None = None,
@@ -148,7 +152,7 @@ class Embeddings:
                  input_type: str | None = None, user: str | None = None,
                  provider: Any = _UNSET, session_id: str | None = None, trace: Any = None,
                  retries: RetryConfig | None = None, server_url: str | None = None,
-                 timeout_ms: int | None = None,
+                 accept_header_override: str | None = None, timeout_ms: int | None = None,
                  http_headers: Mapping[str, str] | None = None) -> CreateEmbeddingsResponse:
         """POST /embeddings; raises the typed error of any failure."""
         req, retry = self._prepare_generate(locals())
@@ -161,7 +165,9 @@ class Embeddings:
                              input_type: str | None = None, user: str | None = None,
                              provider: Any = _UNSET, session_id: str | None = None,
                              trace: Any = None, retries: RetryConfig | None = None,
-                             server_url: str | None = None, timeout_ms: int | None = None,
+                             server_url: str | None = None,
+                             accept_header_override: str | None = None,
+                             timeout_ms: int | None = None,
                              http_headers: Mapping[str, str] | None = None
                              ) -> CreateEmbeddingsResponse:
         req, retry = self._prepare_generate(locals())
