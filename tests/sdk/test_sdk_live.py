@@ -118,3 +118,36 @@ def _refused(server: LiveServer) -> int:
     key = 'embedrouter_requests_total{route="/api/v1/embeddings",status="429"} '
     line = next((x for x in text.splitlines() if x.startswith(key)), None)
     return int(line.rsplit(" ", 1)[1]) if line else 0
+
+
+def _app_code(client_cls, errors_mod, base_url: str, key: str) -> dict:  # type: ignore[no-untyped-def]
+    """Application code written once; only the imports differ between the two SDKs."""
+    out: dict = {}
+    with client_cls(api_key=key, server_url=base_url) as client:
+        res = client.embeddings.generate(input=["hello", "world"], model=DEFAULT_MODEL,
+                                         encoding_format="float", input_type="search_query")
+        out["vectors"] = [d.embedding for d in res.data]
+        out["tokens"] = res.usage.prompt_tokens
+        page = client.embeddings.list_models(offset=0, limit=500)
+        out["models"] = [m.id for m in page.result.data]
+        try:
+            client.embeddings.generate(input=[], model=DEFAULT_MODEL)
+        except errors_mod.BadRequestResponseError as exc:
+            out["error"] = (exc.status_code, exc.data.error.code, exc.data.error.message)
+    return out
+
+
+def test_code_for_the_official_sdk_ports_by_changing_the_import(live_server: LiveServer) -> None:
+    import openrouter
+    from openrouter import errors as official_errors
+
+    from embedrouter import EmbedRouter as Ours
+    from embedrouter.sdk import errors as our_errors
+
+    theirs = _app_code(openrouter.OpenRouter, official_errors, live_server.base_url,
+                       live_server.api_key)
+    ours = _app_code(Ours, our_errors, live_server.base_url, live_server.api_key)
+    np.testing.assert_allclose(ours["vectors"], theirs["vectors"], atol=1e-7)
+    assert ours["tokens"] == theirs["tokens"] == 6
+    assert ours["models"] == theirs["models"] == [DEFAULT_MODEL]
+    assert ours["error"] == theirs["error"] == (400, 400, "Input must not be empty")
