@@ -221,9 +221,17 @@ def test_embedding_models_listing(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"offset": -1},
-                                    {"limit": "ten"}])
+                                    {"limit": "ten"}, {"limit": "null"}, {"limit": ""}])
 def test_listing_bounds(client: httpx.Client, params: dict) -> None:
     assert_error(client.get("/embeddings/models", params=params), 400)
+
+
+def test_models_filter_values(client: httpx.Client) -> None:
+    assert_error(client.get("/models", params={"output_modalities": ""}), 400)
+    assert_error(client.get("/models", params={"output_modalities": "text,video"}), 400, "video")
+    both = client.get("/models", params={"output_modalities": "text, embeddings"}).json()
+    assert [m["id"] for m in both["data"]] == [DEFAULT_MODEL]
+    assert client.get("/embeddings/models", params={"offset": "null"}).status_code == 200
 
 
 def test_endpoints_route(client: httpx.Client) -> None:

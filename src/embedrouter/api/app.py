@@ -69,9 +69,10 @@ def _query(raw: bytes) -> dict[str, str]:
 
 
 def _int_param(query: dict[str, str], name: str, *, default: int | None, lo: int,
-               hi: int | None) -> int | None:
+               hi: int | None, nullable: bool = False) -> int | None:
     raw = query.get(name)
-    if raw is None or raw == "" or raw == "null":
+    # The OAS makes offset nullable (null = 0) but not limit.
+    if raw is None or (nullable and raw in ("", "null")):
         return default
     try:
         value = int(raw)
@@ -271,7 +272,8 @@ class App:
 
     def _list(self, request: Request, models: list[Any], path: str,
               keep: str = "") -> tuple[int, bytes, dict[str, str]]:
-        offset = _int_param(request.query, "offset", default=0, lo=0, hi=None) or 0
+        offset = _int_param(request.query, "offset", default=0, lo=0, hi=None,
+                            nullable=True) or 0
         limit = _int_param(request.query, "limit", default=None, lo=1, hi=1000)
         return 200, orjson.dumps(page(models, offset, limit, path, keep)), {}
 
@@ -283,9 +285,10 @@ class App:
         wanted = request.query.get("output_modalities", "text")
         kinds = {k.strip() for k in wanted.split(",") if k.strip()}
         unknown = kinds - {"text", "image", "audio", "embeddings", "all"}
-        if unknown:
-            raise e.InvalidRequest(f"output_modalities: unknown value {sorted(unknown)[0]!r}",
-                                   metadata={"field": "output_modalities"})
+        if unknown or not kinds:
+            raise e.InvalidRequest(
+                "output_modalities: expected a comma list of text, image, audio, embeddings "
+                f"or all; got {wanted!r}", metadata={"field": "output_modalities"})
         models = [m for m in self._svc.catalog.all()
                   if "all" in kinds or kinds & set(m.output_modalities)]
         keep = f"output_modalities={quote(wanted)}&" if "output_modalities" in request.query else ""

@@ -44,13 +44,15 @@ _SCHEMAS: dict[str, Any] = {
          "properties": {"type": {"const": "text"}, "text": {"type": "string", "minLength": 1}}},
         {"type": "object", "required": ["type", "image_url"],
          "properties": {"type": {"const": "image_url"}, "image_url": {
-             "type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}}}},
+             "type": "object", "required": ["url"],
+             "properties": {"url": {"type": "string", "minLength": 1}}}}},
         *[{"type": "object", "required": ["type", kind],
            "properties": {"type": {"const": kind}, kind: _ref("MultimodalMedia")}}
           for kind in ("input_audio", "input_video", "input_file")],
     ]},
     "MultimodalMedia": {"type": "object", "required": ["data"], "properties": {
-        "data": {"type": "string", "description": "A data: URL"}, "format": {"type": "string"}}},
+        "data": {"type": "string", "pattern": "^data:", "description": "A data: URL"},
+        "format": {"type": "string"}}},
     "ProviderPreferences": {
         "type": ["object", "null"], "additionalProperties": False,
         "properties": {
@@ -86,13 +88,14 @@ _SCHEMAS: dict[str, Any] = {
                     "type": "object", "required": ["content"], "properties": {"content": {
                         "type": "array", "minItems": 1, "items": _ref("ContentPart")}}}},
             ]},
-            "encoding_format": {"enum": ["float", "base64"], "default": "float"},
-            "dimensions": {"type": "integer", "minimum": 1},
-            "input_type": {"type": "string"},
-            "user": {"type": "string"},
+            # null is accepted for every optional field and means "not set".
+            "encoding_format": {"enum": ["float", "base64", None], "default": "float"},
+            "dimensions": {"type": ["integer", "null"], "minimum": 1},
+            "input_type": {"type": ["string", "null"]},
+            "user": {"type": ["string", "null"]},
             "provider": _ref("ProviderPreferences"),
-            "session_id": {"type": "string", "maxLength": 256},
-            "trace": {"type": "object"},
+            "session_id": {"type": ["string", "null"], "maxLength": 256},
+            "trace": {"type": ["object", "null"]},
         },
     },
     "CreateEmbeddingsResponse": {
@@ -147,7 +150,7 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 _PAGING = [
-    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+    {"name": "offset", "in": "query", "schema": {"type": ["integer", "null"], "minimum": 0}},
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                 "maximum": 1000}},
 ]
@@ -185,8 +188,10 @@ def openapi_document() -> dict[str, Any]:
             }},
             "/models": {"get": {
                 "operationId": "getModels", "security": [],
-                "parameters": [*_PAGING, {"name": "output_modalities", "in": "query",
-                                          "schema": {"type": "string", "default": "text"}}],
+                "parameters": [*_PAGING, {"name": "output_modalities", "in": "query", "schema": {
+                    "type": "string", "default": "text",
+                    "pattern": r"^\s*(text|image|audio|embeddings|all)\s*"
+                               r"(,\s*(text|image|audio|embeddings|all)\s*)*$"}}],
                 "responses": {"200": _json("ModelsListResponse", "Models"),
                               **_error_responses(400, 500)},
             }},

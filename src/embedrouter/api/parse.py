@@ -31,6 +31,8 @@ _MAX_PRICE_KEYS = frozenset({"prompt", "completion", "image", "audio", "request"
 
 
 def _type_name(value: Any) -> str:
+    if value == "":
+        return "an empty string"
     if value is None:
         return "null"
     if isinstance(value, bool):
