@@ -8,6 +8,7 @@ skipping) and are skipped with the reason otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -85,29 +86,32 @@ async def _drop_schema(schema: str) -> None:
             sql.Identifier(schema)))
 
 
+@contextlib.asynccontextmanager
+async def scratch_postgres() -> AsyncIterator[str]:
+    """A PostgreSQL URL on a schema made for the caller and dropped afterwards."""
+    require_postgres()
+    schema, url = await _scratch_schema()
+    try:
+        yield url
+    finally:
+        await _drop_schema(schema)
+
+
 @pytest.fixture(params=BACKENDS)
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A database URL no other test uses; nested folders check that SQLite creates them."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'state' / 'nested' / 'embedrouter.db'}"
         return
-    require_postgres()
-    schema, url = await _scratch_schema()
-    try:
+    async with scratch_postgres() as url:
         yield url
-    finally:
-        await _drop_schema(schema)
 
 
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
     """A PostgreSQL URL on a scratch schema, for backend-specific tests."""
-    require_postgres()
-    schema, url = await _scratch_schema()
-    try:
+    async with scratch_postgres() as url:
         yield url
-    finally:
-        await _drop_schema(schema)
 
 
 @pytest.fixture
