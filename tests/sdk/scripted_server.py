@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 that answers each request from a script of replies.
 
 Each reply sets status, headers, body, a delay before answering, or drops the connection
-without a word, so the SDK's error, retry and timeout paths run over real sockets.
+without a word, so the SDK's error, retry and timeout paths run over real sockets. Once the
+script runs out, ``responder`` (if set) computes a reply from the request, else ``default``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 class Reply:
     status: int = 200
     body: bytes | str | dict | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str | None] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False
 
@@ -57,6 +59,8 @@ class ScriptedServer:
         self.replies: deque[Reply] = deque()
         self.seen: list[Seen] = []
         self.default = Reply(200, ok_body())
+        self.responder: Callable[[Seen], Reply] | None = None
+        self._lock = threading.Lock()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,10 +72,14 @@ class ScriptedServer:
             def _handle(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
-                owner.seen.append(Seen(self.command, self.path,
-                                       {k.lower(): v for k, v in self.headers.items()}, body,
-                                       time.monotonic()))
-                reply = owner.replies.popleft() if owner.replies else owner.default
+                seen = Seen(self.command, self.path,
+                            {k.lower(): v for k, v in self.headers.items()}, body,
+                            time.monotonic())
+                with owner._lock:
+                    owner.seen.append(seen)
+                    reply = (owner.replies.popleft() if owner.replies
+                             else owner.responder(seen) if owner.responder
+                             else owner.default)
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.drop:
@@ -82,7 +90,8 @@ class ScriptedServer:
                 self.send_response(reply.status)
                 headers = {"content-type": ctype, **reply.headers}
                 for k, v in headers.items():
-                    self.send_header(k, v)
+                    if v is not None:  # a None value leaves the header out
+                        self.send_header(k, v)
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -97,7 +106,8 @@ class ScriptedServer:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
-    def script(self, *replies: Reply) -> None:
+    def script(self, *replies: Reply, responder: Callable[[Seen], Reply] | None = None) -> None:
+        self.responder = responder
         self.replies.clear()
         self.seen.clear()
         self.replies.extend(replies)

@@ -12,6 +12,16 @@ Depends only on httpx (numpy for ``to_numpy`` / ``embed_many``); imports no serv
 
 from embedrouter.sdk import _exceptions as errors
 from embedrouter.sdk._backoff import BackoffStrategy, RetryConfig
+from embedrouter.sdk._catalog import (
+    Model,
+    ModelArchitecture,
+    ModelLinks,
+    ModelsListResponse,
+    ModelsListResponseLinks,
+    PerRequestLimits,
+    PublicPricing,
+    TopProviderInfo,
+)
 from embedrouter.sdk._client import EmbedRouter
 from embedrouter.sdk._core import EmbedRouterCore, RequestOptions
 from embedrouter.sdk._exceptions import (
@@ -28,6 +38,7 @@ from embedrouter.sdk._exceptions import (
     ForbiddenResponseError,
     GatewayTimeoutResponseError,
     InternalServerResponseError,
+    NoResponseError,
     NotFoundResponseError,
     OpenRouterDefaultError,
     OpenRouterError,
@@ -44,14 +55,15 @@ from embedrouter.sdk._exceptions import (
 from embedrouter.sdk._generate import (
     AsyncListEmbeddingsModelsResponse,
     Embeddings,
+    GenerateAcceptEnum,
     ListEmbeddingsModelsResponse,
 )
 from embedrouter.sdk._responses import (
+    CostDetails,
     CreateEmbeddingsResponse,
     EmbeddingData,
     EmbeddingsUsage,
-    Model,
-    ModelsListResponse,
+    PromptTokensDetails,
     to_numpy,
 )
 from embedrouter.sdk._standalone import (
@@ -70,6 +82,7 @@ __all__ = [
     "BadGatewayResponseError",
     "BadRequestResponseError",
     "ClientClosedRequestResponseError",
+    "CostDetails",
     "CreateEmbeddingsRequest",
     "CreateEmbeddingsResponse",
     "EdgeNetworkTimeoutResponseError",
@@ -83,16 +96,24 @@ __all__ = [
     "ErrorDetail",
     "ForbiddenResponseError",
     "GatewayTimeoutResponseError",
+    "GenerateAcceptEnum",
     "InternalServerResponseError",
     "ListEmbeddingsModelsResponse",
     "Model",
+    "ModelArchitecture",
+    "ModelLinks",
     "ModelsListResponse",
+    "ModelsListResponseLinks",
+    "NoResponseError",
     "NotFoundResponseError",
     "OpenRouterDefaultError",
     "OpenRouterError",
     "PayloadTooLargeResponseError",
     "PaymentRequiredResponseError",
+    "PerRequestLimits",
+    "PromptTokensDetails",
     "ProviderOverloadedResponseError",
+    "PublicPricing",
     "RequestOptions",
     "RequestTimeoutResponseError",
     "RequestValidationError",
@@ -101,6 +122,7 @@ __all__ = [
     "RetryConfig",
     "ServiceUnavailableResponseError",
     "TooManyRequestsResponseError",
+    "TopProviderInfo",
     "UnauthorizedResponseError",
     "embeddings_generate",
     "embeddings_generate_async",

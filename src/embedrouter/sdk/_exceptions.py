@@ -6,8 +6,11 @@
     ├── OpenRouterDefaultError   any other 4XX/5XX, or an error body that is not JSON
     ├── ResponseValidationError  a body that does not match the documented shape
     ├── RequestValidationError   the request itself is invalid (caught before sending)
-    └── APIConnectionError       the request never got an answer
-        └── APITimeoutError      ... because a timeout ran out
+    └── APIConnectionError       the request never got an answer (also an httpx.TransportError)
+        └── APITimeoutError      ... because a timeout ran out (also an httpx.TimeoutException)
+
+``NoResponseError`` and the ``<Status>ResponseErrorData`` names exist so that code written against
+``openrouter.errors`` finds what it references.
 """
 
 from __future__ import annotations
@@ -84,6 +87,15 @@ GatewayTimeoutResponseError = _typed("GatewayTimeoutResponseError", 504)
 EdgeNetworkTimeoutResponseError = _typed("EdgeNetworkTimeoutResponseError", 524)
 ProviderOverloadedResponseError = _typed("ProviderOverloadedResponseError", 529)
 
+BadRequestResponseErrorData = UnauthorizedResponseErrorData = ErrorData
+PaymentRequiredResponseErrorData = ForbiddenResponseErrorData = ErrorData
+NotFoundResponseErrorData = RequestTimeoutResponseErrorData = ErrorData
+PayloadTooLargeResponseErrorData = TooManyRequestsResponseErrorData = ErrorData
+ClientClosedRequestResponseErrorData = InternalServerResponseErrorData = ErrorData
+BadGatewayResponseErrorData = ServiceUnavailableResponseErrorData = ErrorData
+GatewayTimeoutResponseErrorData = EdgeNetworkTimeoutResponseErrorData = ErrorData
+ProviderOverloadedResponseErrorData = ErrorData
+
 ERROR_CLASSES: dict[int, type[APIResponseError]] = {
     cls.status: cls for cls in (
         BadRequestResponseError, UnauthorizedResponseError, PaymentRequiredResponseError,
@@ -110,6 +122,14 @@ class ResponseValidationError(EmbedRouterError):
 
 class RequestValidationError(EmbedRouterError):
     """The request was refused before sending: a required field missing or of the wrong type."""
+
+
+class NoResponseError(Exception):
+    """Official name, kept for imports; this SDK raises ``APIConnectionError`` instead."""
+
+    def __init__(self, message: str = "No response received") -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class APIConnectionError(EmbedRouterError, httpx.TransportError):

@@ -1,6 +1,6 @@
 """I/O-free halves of every call: build the HTTP request, interpret the HTTP response.
 
-The sync and async clients share these, so both behave identically by construction.
+The sync and async paths share these, so both behave identically by construction.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.message import Message
 from typing import Any, TypeVar
 
 import httpx
@@ -18,6 +19,7 @@ from embedrouter.sdk._exceptions import (
     ErrorData,
     ErrorDetail,
     OpenRouterDefaultError,
+    RequestValidationError,
     ResponseValidationError,
 )
 from embedrouter.sdk._responses import ShapeError
@@ -25,7 +27,7 @@ from embedrouter.sdk._responses import ShapeError
 T = TypeVar("T")
 
 ACCEPT_EMBEDDINGS = "application/json;q=1, text/event-stream;q=0"
-_BODY_LIMIT = 10_000
+MAX_MESSAGE_LEN = 10_000  # the official OpenRouterDefaultError's cut
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,27 +37,44 @@ class PreparedRequest:
     headers: dict[str, str]
     params: dict[str, Any] | None
     content: bytes | None
-    timeout: float
+    timeout: float | None  # seconds; None: the HTTP client's own default
 
 
 def prepare(method: str, base_url: str, path: str, *, headers: Mapping[str, str],
-            timeout: float, json_body: Any = None, params: dict[str, Any] | None = None
+            timeout: float | None, json_body: Any = None, params: dict[str, Any] | None = None
             ) -> PreparedRequest:
     content = None
     hdrs = dict(headers)
     if json_body is not None:
-        content = json.dumps(json_body, separators=(",", ":"), allow_nan=False).encode()
+        try:
+            content = json.dumps(json_body, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:  # a set, an object, NaN among the inputs...
+            raise RequestValidationError(f"request body is not JSON: {exc}") from None
         hdrs["content-type"] = "application/json"
     return PreparedRequest(method, base_url.rstrip("/") + path, hdrs, params, content, timeout)
 
 
-def _content_type(resp: httpx.Response) -> str:
-    return resp.headers.get("content-type", "")
+def media_type(resp: httpx.Response) -> str:
+    msg = Message()
+    msg["content-type"] = resp.headers.get("content-type", "application/octet-stream")
+    return msg.get_content_type()
 
 
 def _is_json(resp: httpx.Response) -> bool:
-    ct = _content_type(resp).split(";")[0].strip().lower()
-    return ct == "application/json" or ct.endswith("+json")
+    mt = media_type(resp)
+    return mt == "application/json" or mt.endswith("+json")
+
+
+def default_error_message(prefix: str, resp: httpx.Response) -> str:
+    """The official ``OpenRouterDefaultError`` message, character for character."""
+    body = resp.text or '""'
+    message = f"{prefix}: Status {resp.status_code}"
+    ctype = resp.headers.get("content-type", '""')
+    if ctype != "application/json":
+        message += " Content-Type " + (f'"{ctype}"' if " " in ctype else ctype)
+    if len(body) > MAX_MESSAGE_LEN:
+        body = f"{body[:MAX_MESSAGE_LEN]}...and {len(body) - MAX_MESSAGE_LEN} more chars"
+    return f"{message}. Body: {body}".strip()
 
 
 def _error_data(payload: Any) -> ErrorData:
@@ -67,50 +86,54 @@ def _error_data(payload: Any) -> ErrorData:
         raise ShapeError("$.error.code: expected an integer")
     if not isinstance(message, str):
         raise ShapeError("$.error.message: expected a string")
-    metadata = err.get("metadata")
-    user_id = payload.get("user_id")
+    metadata, user_id = err.get("metadata"), payload.get("user_id")
     or_meta = payload.get("openrouter_metadata")
     return ErrorData(
         error=ErrorDetail(code=code, message=message,
                           metadata=metadata if isinstance(metadata, dict) else None),
         user_id=user_id if isinstance(user_id, str) else None,
-        openrouter_metadata=or_meta if isinstance(or_meta, dict) else None,
-    )
+        openrouter_metadata=or_meta if isinstance(or_meta, dict) else None)
+
+
+def _invalid(resp: httpx.Response, exc: Exception) -> ResponseValidationError:
+    return ResponseValidationError(f"Response validation failed: {exc}", cause=exc,
+                                   status_code=resp.status_code, body=resp.text,
+                                   raw_response=resp)
 
 
 def error_for(resp: httpx.Response) -> EmbedRouterError:
-    """The typed error for a 4XX/5XX response, following the official SDK's rules."""
-    text = resp.text
-    status = resp.status_code
-    cls = ERROR_CLASSES.get(status)
-    if cls is not None and _is_json(resp):
-        try:
-            data = _error_data(json.loads(text))
-        except (ValueError, ShapeError) as exc:
-            return ResponseValidationError(
-                f"Response validation failed: status {status} body is not a valid error "
-                f"envelope ({exc})", cause=exc, status_code=status, body=text,
-                raw_response=resp)
-        return cls(data.error.message, status_code=status, body=text, raw_response=resp,
-                   data=data)
-    ct = _content_type(resp)
-    shown = "" if ct == "application/json" else f" Content-Type {ct}"
-    return OpenRouterDefaultError(
-        f"API error occurred: Status {status}{shown}. Body: {text[:_BODY_LIMIT]}",
-        status_code=status, body=text, raw_response=resp)
+    """The typed error for a 4XX/5XX response, by the official SDK's rules: a JSON body at a
+    known status is its class (or ResponseValidationError if it is not an error envelope);
+    anything else is OpenRouterDefaultError."""
+    cls = ERROR_CLASSES.get(resp.status_code)
+    if cls is None or not _is_json(resp):
+        return OpenRouterDefaultError(default_error_message("API error occurred", resp),
+                                      status_code=resp.status_code, body=resp.text,
+                                      raw_response=resp)
+    try:
+        data = _error_data(json.loads(resp.content))
+    except (ValueError, ShapeError) as exc:
+        return _invalid(resp, exc)
+    return cls(data.error.message or resp.text, status_code=resp.status_code, body=resp.text,
+               raw_response=resp, data=data)
 
 
 def interpret(resp: httpx.Response, parse: Callable[[Any], T]) -> T:
-    """A success body parsed by ``parse``, or the error the response stands for."""
+    """A success body parsed by ``parse``, or the error the response stands for.
+
+    A 2XX that is not JSON, or JSON of the wrong shape, is ResponseValidationError; a status
+    outside 2XX that is not an error either (1XX, 3XX left after redirects) is
+    OpenRouterDefaultError("Unexpected response received"), as officially.
+    """
     if resp.status_code >= 400:
         raise error_for(resp)
+    if not 200 <= resp.status_code < 300:
+        raise OpenRouterDefaultError(default_error_message("Unexpected response received", resp),
+                                     status_code=resp.status_code, body=resp.text,
+                                     raw_response=resp)
     if not _is_json(resp):
-        raise ResponseValidationError(
-            f"Unexpected response content type {_content_type(resp)!r}",
-            status_code=resp.status_code, body=resp.text, raw_response=resp)
+        raise _invalid(resp, ShapeError(f"unexpected content type {media_type(resp)!r}"))
     try:
         return parse(json.loads(resp.content))
     except (ValueError, ShapeError) as exc:
-        raise ResponseValidationError(f"Response validation failed: {exc}", cause=exc,
-                                      status_code=resp.status_code, body=resp.text,
-                                      raw_response=resp) from exc
+        raise _invalid(resp, exc) from exc

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -16,7 +16,7 @@ from embedrouter.sdk._exceptions import (
     EmbedRouterError,
     RequestValidationError,
 )
-from embedrouter.sdk._generate import embeddings_body, generate_request
+from embedrouter.sdk._generate import ATTRIBUTION, embeddings_body, generate_request
 from embedrouter.sdk._request import PreparedRequest, interpret
 from embedrouter.sdk._responses import CreateEmbeddingsResponse, parse_embeddings
 
@@ -34,7 +34,8 @@ class Result(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class CreateEmbeddingsRequest:
-    """The typed form of the request; a plain dict with the same keys works too."""
+    """The typed form of the request; a plain dict with the same keys works too. The three
+    attribution fields are sent as headers, the rest as the body (None fields are left out)."""
 
     input: Any
     model: str
@@ -45,30 +46,37 @@ class CreateEmbeddingsRequest:
     provider: Any = None
     session_id: str | None = None
     trace: Any = None
+    http_referer: str | None = None
+    x_open_router_title: str | None = None
+    x_open_router_categories: str | None = None
 
 
-def _fields(request: CreateEmbeddingsRequest | Mapping[str, Any]) -> dict[str, Any]:
+def _fields(request: Any) -> dict[str, Any]:
     if is_dataclass(request) and not isinstance(request, type):
-        fields = asdict(request)
-        if fields.get("provider") is None:
-            fields.pop("provider")
-        return fields
+        return {f.name: getattr(request, f.name) for f in fields(request)
+                if getattr(request, f.name) is not None}
     if isinstance(request, Mapping):
         return dict(request)
+    dump = getattr(request, "model_dump", None)  # e.g. the official CreateEmbeddingsRequestBody
+    if callable(dump):
+        return dict(dump(by_alias=True, exclude_unset=True))
     raise RequestValidationError("request must be a dict or a CreateEmbeddingsRequest")
 
 
-def _prepared(core: EmbedRouterCore, request: CreateEmbeddingsRequest | Mapping[str, Any],
+def _prepared(core: EmbedRouterCore, request: Any,
               options: RequestOptions | Mapping[str, Any] | None
               ) -> tuple[PreparedRequest, RetryConfig]:
     opts = RequestOptions.coerce(options)
-    return generate_request(core, embeddings_body(_fields(request)), opts), core.retries(opts)
+    body = _fields(request)
+    attribution = {header: body.pop(arg, None) for arg, header in ATTRIBUTION.items()}
+    return (generate_request(core, embeddings_body(body), opts, attribution),
+            core.retries(opts))
 
 
 def _failure(exc: EmbedRouterError | httpx.HTTPError) -> Result[Any]:
     if isinstance(exc, EmbedRouterError):
         return Result(ok=False, error=exc)
-    # e.g. a malformed server URL: still a failure the caller should get as a value.
+    # An httpx error the send loop did not translate: still a failure, as a value.
     return Result(ok=False, error=APIConnectionError(f"HTTP error: {exc}"))
 
 
@@ -76,7 +84,8 @@ def embeddings_generate(core: EmbedRouterCore,
                         request: CreateEmbeddingsRequest | Mapping[str, Any],
                         options: RequestOptions | Mapping[str, Any] | None = None
                         ) -> Result[CreateEmbeddingsResponse]:
-    """POST /embeddings; every HTTP, transport, timeout or validation failure is a Result."""
+    """POST /embeddings. Every HTTP, transport, timeout or validation failure comes back as
+    ``Result(ok=False, error=...)``; this function does not raise for them."""
     try:
         req, retry = _prepared(core, request, options)
         value = interpret(core.send(req, retry), parse_embeddings)
@@ -89,6 +98,7 @@ async def embeddings_generate_async(core: EmbedRouterCore,
                                     request: CreateEmbeddingsRequest | Mapping[str, Any],
                                     options: RequestOptions | Mapping[str, Any] | None = None
                                     ) -> Result[CreateEmbeddingsResponse]:
+    """The async twin of ``embeddings_generate``."""
     try:
         req, retry = _prepared(core, request, options)
         value = interpret(await core.send_async(req, retry), parse_embeddings)
