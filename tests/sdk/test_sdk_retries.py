@@ -7,15 +7,24 @@ import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import httpx
 import pytest
 
-from embedrouter.sdk import BackoffStrategy, EmbedRouter, RetryConfig, errors
+from embedrouter.sdk import (
+    BackoffStrategy,
+    EmbedRouter,
+    EmbedRouterCore,
+    RetryConfig,
+    embeddings_generate,
+    errors,
+)
 from embedrouter.sdk._backoff import (
     DEFAULT_RETRY,
     backoff_delay,
     next_delay,
     retry_after,
     status_matches,
+    transport_retryable,
 )
 from tests.sdk.conftest import FAST_RETRY
 from tests.sdk.scripted_server import Reply, ScriptedServer, envelope, ok_body
@@ -50,9 +59,44 @@ def test_backoff_delay_grows_with_jitter_and_cap(attempt: int, low: float, high:
     ({"retry-after": "3"}, 3.0), ({"retry-after": "0.5"}, 0.5), ({"retry-after-ms": "250"}, 0.25),
     ({"retry-after-ms": "250", "retry-after": "9"}, 0.25), ({"retry-after": "0"}, None),
     ({"retry-after": "soon"}, None), ({}, None), ({"retry-after-ms": "x", "retry-after": "2"}, 2),
+    ({"retry-after-ms": "0", "retry-after": "9"}, None),
+    ({"retry-after-ms": "-5", "retry-after": "2"}, 2),
+    ({"retry-after-ms": "", "retry-after": "2"}, 2), ({"retry-after": " 7 "}, 7),
 ])
 def test_retry_after_headers(headers: dict[str, str], want: float | None) -> None:
     assert retry_after(headers) == want
+
+
+@pytest.mark.parametrize("headers", [
+    {"retry-after": "3"}, {"retry-after": "0.25"}, {"retry-after-ms": "250"},
+    {"retry-after-ms": "250", "retry-after": "9"}, {"retry-after": "0"}, {"retry-after": "soon"},
+    {}, {"retry-after-ms": "x", "retry-after": "2"}, {"retry-after-ms": "0", "retry-after": "9"},
+    {"retry-after-ms": "-5", "retry-after": "2"}, {"retry-after": "-3"},
+])
+def test_retry_after_agrees_with_the_official_sdk(headers: dict[str, str]) -> None:
+    retries = pytest.importorskip("openrouter.utils.retries")
+    resp = httpx.Response(503, headers=headers)
+    ms = retries._parse_retry_after_ms_header(resp)
+    theirs = ms if ms is not None else retries._parse_retry_after_header(resp)
+    assert retry_after(headers) == (theirs / 1000 if theirs and theirs > 0 else None)
+
+
+@pytest.mark.parametrize(("exc", "want"), [
+    (httpx.ConnectError("refused"), True), (httpx.ReadError("reset"), True),
+    (httpx.WriteError("broken pipe"), True), (httpx.ConnectTimeout("slow"), True),
+    (httpx.ReadTimeout("slow"), True), (httpx.PoolTimeout("busy"), True),
+    (httpx.RemoteProtocolError("Server disconnected without sending a response."), True),
+    (httpx.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol."),
+     False),
+    (httpx.LocalProtocolError("bad header"), False), (httpx.ProxyError("denied"), False),
+])
+def test_which_transport_errors_are_retried(exc: httpx.TransportError, want: bool) -> None:
+    assert transport_retryable(exc) is want
+
+
+def test_negative_jitter_is_refused() -> None:
+    with pytest.raises(ValueError, match="jitter_ms"):
+        BackoffStrategy(100, 1000, 2.0, 10_000, jitter_ms=-1)
 
 
 def test_retry_after_http_date() -> None:
@@ -139,3 +183,67 @@ async def test_async_retries(scripted: ScriptedServer) -> None:
         scripted.script(Reply(503, envelope(503)), Reply(drop=True), Reply(200, ok_body(2)))
         res = await client.embeddings.generate_async(input=["a", "b"], model="m")
     assert len(res.data) == 2 and len(scripted.seen) == 3
+
+
+def test_a_malformed_url_is_not_retried_for_an_hour() -> None:
+    """The default policy retries connection errors for an hour; a URL that can never work
+    (no scheme) fails at once instead."""
+    client = EmbedRouter(api_key="k", server_url="127.0.0.1:1/api/v1")
+    started = time.monotonic()
+    with pytest.raises(errors.APIConnectionError, match="protocol"):
+        client.embeddings.generate(input="x", model="m")
+    res = embeddings_generate(EmbedRouterCore(api_key="k", server_url="ftp://127.0.0.1/x"),
+                              {"input": "x", "model": "m"})
+    assert not res.ok and isinstance(res.error, errors.APIConnectionError)
+    bad = embeddings_generate(EmbedRouterCore(api_key="k", server_url="http://\x00/x"),
+                              {"input": "x", "model": "m"})
+    assert isinstance(bad.error, errors.RequestValidationError)
+    assert time.monotonic() - started < 1
+
+
+def test_none_switches_retries_off_as_officially(scripted: ScriptedServer) -> None:
+    """Official semantics: leaving `retries` out uses the client's policy; passing None, or
+    building the client with retry_config=None, sends exactly once."""
+    client = EmbedRouter(api_key="k", server_url=scripted.base_url, retry_config=FAST_RETRY)
+    scripted.script(Reply(503, envelope(503)), Reply(200, ok_body()))
+    with pytest.raises(errors.ServiceUnavailableResponseError):
+        client.embeddings.generate(input="x", model="m", retries=None)
+    assert len(scripted.seen) == 1
+    off = EmbedRouter(api_key="k", server_url=scripted.base_url, retry_config=None)
+    scripted.script(Reply(503, envelope(503)), Reply(200, ok_body()))
+    with pytest.raises(errors.ServiceUnavailableResponseError):
+        off.embeddings.generate(input="x", model="m")
+    assert len(scripted.seen) == 1
+    scripted.script(Reply(503, envelope(503)), Reply(200, ok_body()))
+    assert off.embeddings.generate(input="x", model="m", retries=FAST_RETRY).object == "list"
+    assert len(scripted.seen) == 2
+    core = EmbedRouterCore(api_key="k", server_url=scripted.base_url, retry_config=FAST_RETRY)
+    scripted.script(Reply(503, envelope(503)), Reply(200, ok_body()))
+    res = embeddings_generate(core, {"input": "x", "model": "m"}, {"retries": None})
+    assert isinstance(res.error, errors.ServiceUnavailableResponseError)
+    scripted.script(Reply(503, envelope(503)), Reply(200, ok_body()))
+    assert embeddings_generate(core, {"input": "x", "model": "m"}).ok
+
+
+def test_list_models_is_retried_too(scripted: ScriptedServer) -> None:
+    client = EmbedRouter(api_key="k", server_url=scripted.base_url, retry_config=FAST_RETRY)
+    page = {"data": [], "links": {"next": None}, "total_count": 0}
+    scripted.script(Reply(502, envelope(502)), Reply(drop=True), Reply(200, page))
+    assert client.embeddings.list_models().result.total_count == 0
+    assert len(scripted.seen) == 3
+
+
+async def test_async_retry_after_and_budget(scripted: ScriptedServer) -> None:
+    tight = RetryConfig("backoff", BackoffStrategy(50, 50, 1.0, 300, jitter_ms=0), True)
+    async with EmbedRouter(api_key="k", server_url=scripted.base_url,
+                           retry_config=tight) as client:
+        scripted.script(Reply(503, envelope(503), headers={"retry-after-ms": "150"}),
+                        Reply(200, ok_body()))
+        await client.embeddings.generate_async(input="x", model="m")
+        assert 0.14 <= _gaps(scripted)[0] <= 0.5
+        # A Retry-After beyond the 300 ms budget is not waited for: the error comes at once.
+        scripted.script(Reply(503, envelope(503, "later"), headers={"retry-after": "5"}))
+        started = time.monotonic()
+        with pytest.raises(errors.ServiceUnavailableResponseError, match="later"):
+            await client.embeddings.generate_async(input="x", model="m")
+        assert time.monotonic() - started < 0.5 and len(scripted.seen) == 1
