@@ -281,8 +281,10 @@ class App:
         return self._list(request, self._svc.catalog.embedding_models(), "/embeddings/models")
 
     async def _models(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
-        # As on OpenRouter, plain /models lists text-output models; embeddings need the filter.
-        wanted = request.query.get("output_modalities", "text")
+        # OpenRouter's plain /models lists text-output models only; here that would hide every
+        # model this server serves from `client.models.list()` and UI pickers, so without the
+        # filter it lists them all.
+        wanted = request.query.get("output_modalities", "all")
         kinds = {k.strip() for k in wanted.split(",") if k.strip()}
         unknown = kinds - {"text", "image", "audio", "embeddings", "all"}
         if unknown or not kinds:
