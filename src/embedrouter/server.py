@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from embedrouter.api.app import App, Services
+from embedrouter.api.parse import Limits
 from embedrouter.catalog import build_catalog
 from embedrouter.catalog.models import ModelFacts
 from embedrouter.router import Router
@@ -92,7 +93,9 @@ async def build_services(settings: Settings) -> Services:
         await store.close()
 
     return Services(router=router, catalog=router.catalog, keys=KeyService(store),
-                    max_body_bytes=settings.max_body_bytes, max_inputs=settings.max_inputs,
+                    max_body_bytes=settings.max_body_bytes,
+                    limits=Limits(max_inputs=settings.max_inputs,
+                                  max_input_chars=settings.max_input_chars),
                     close=close)
 
 

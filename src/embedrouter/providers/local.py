@@ -62,13 +62,15 @@ class LocalProvider:
         text_pos = [i for i, x in enumerate(inputs) if isinstance(x, TextInput)]
         texts = [prefix + inputs[i].text for i in text_pos]  # type: ignore[union-attr]
         seqs: list[list[int]] = [[] for _ in inputs]
+        limit = model.context_length
+        cut = [False] * len(inputs)
         if texts:
             if sum(map(len, texts)) > _INLINE_TOKENIZE_CHARS:
-                ids = await asyncio.to_thread(engine.tokenize, texts)
+                ids, was_cut = await asyncio.to_thread(engine.tokenize_capped, texts, limit)
             else:
-                ids = engine.tokenize(texts)
-            for pos, seq in zip(text_pos, ids, strict=True):
-                seqs[pos] = seq
+                ids, was_cut = engine.tokenize_capped(texts, limit)
+            for pos, seq, c in zip(text_pos, ids, was_cut, strict=True):
+                seqs[pos], cut[pos] = seq, c
         for i, x in enumerate(inputs):
             if isinstance(x, TokenInput):
                 bad = next((t for t in x.ids if t >= engine.vocab_size), None)
@@ -80,13 +82,12 @@ class LocalProvider:
                     )
                 seqs[i] = engine.wrap_ids(list(x.ids))
 
-        limit = model.context_length
         truncated = 0
         for i, seq in enumerate(seqs):
             if len(seq) > limit:
                 if not self._truncate:
                     raise ContextLengthExceeded(index=i, tokens=len(seq), limit=limit,
-                                                model=model.slug)
+                                                model=model.slug, at_least=cut[i])
                 seqs[i] = engine.truncate(seq, limit)
                 truncated += 1
         tokens = sum(map(len, seqs))
