@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,7 @@ def start_server(
     config: Path | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120.0,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> LiveServer:
     """Launch the CLI exactly as a user would and wait for its ready line."""
     cmd = [sys.executable, "-m", "embedrouter", "serve", "--port", "0", "--data-dir",
@@ -60,7 +62,7 @@ def start_server(
     if cache_dir is not None:
         full_env["EMBEDROUTER_CACHE_DIR"] = str(cache_dir)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=full_env)
+                            env=full_env, preexec_fn=preexec_fn)
     lines: list[str] = []
     threading.Thread(target=_drain, args=(proc.stdout, lines), daemon=True).start()
     deadline = time.monotonic() + timeout

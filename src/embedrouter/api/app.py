@@ -140,6 +140,8 @@ class App:
             "/metrics": {"GET": self._metrics},
         }
         self.metrics = RequestMetrics()
+        # Large bodies parse in worker threads, at most this many at a time (api/body.py).
+        self._large_bodies = asyncio.Semaphore(2)
         self._openapi_bytes = orjson.dumps(openapi_document())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -264,7 +266,7 @@ class App:
                 "`embedrouter keys create --label NAME`"
             )
         raw = await self._read_body(request)
-        parsed = await decode_embedding_request(raw, svc.limits)
+        parsed = await decode_embedding_request(raw, svc.limits, self._large_bodies)
         result = await _unless_disconnected(svc.router.embed(parsed), request.receive)
         gen_id = generation_id()
         headers = {"x-generation-id": gen_id}

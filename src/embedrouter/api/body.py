@@ -18,7 +18,7 @@ import orjson
 import simdjson
 
 from embedrouter.api.parse import Limits, parse_embedding_request
-from embedrouter.errors import InvalidRequest
+from embedrouter.errors import InvalidRequest, Overloaded
 from embedrouter.types import EmbeddingRequest
 
 # Below this, orjson on the loop costs well under a millisecond and a thread hop would cost more.
@@ -90,10 +90,21 @@ def decode_large(raw: bytes, limits: Limits) -> EmbeddingRequest:
     return parse_embedding_request(body, limits)
 
 
-async def decode_embedding_request(raw: bytes, limits: Limits) -> EmbeddingRequest:
-    """Small bodies inline with orjson; large ones in a worker thread with simdjson."""
+async def decode_embedding_request(raw: bytes, limits: Limits,
+                                   large_gate: asyncio.Semaphore) -> EmbeddingRequest:
+    """Small bodies inline with orjson; large ones in a worker thread with simdjson.
+
+    ``large_gate`` bounds how many large bodies are parsed at once: each parse needs several
+    times its body in parser buffers, and ten 15 MB bodies at once ran a 2 GiB process out of
+    address space. The rest wait their turn.
+    """
     if len(raw) > INLINE_BODY_BYTES:
-        return await asyncio.to_thread(decode_large, raw, limits)
+        async with large_gate:
+            try:
+                return await asyncio.to_thread(decode_large, raw, limits)
+            except MemoryError:
+                raise Overloaded("Not enough memory to parse this request body now; retry "
+                                 "shortly or send a smaller one", retry_after=1) from None
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
