@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from embedrouter.api.body import decode_embedding_request, decode_large
+from embedrouter.api.body import INLINE_BODY_BYTES, BodyDecoder, decode_large
 from embedrouter.api.parse import Limits, parse_embedding_request
 from embedrouter.errors import EmbedRouterError, InvalidRequest, PayloadTooLarge
 
@@ -69,8 +69,10 @@ def test_both_decoders_agree(inp: Any, dims: Any, enc: Any) -> None:
 def test_malformed_json_is_a_400_on_both_paths(raw: bytes) -> None:
     with pytest.raises(InvalidRequest, match="Malformed JSON body"):
         decode_large(raw, LIMITS)
+    decoder = BodyDecoder()
     with pytest.raises(InvalidRequest):
-        asyncio.run(decode_embedding_request(raw, LIMITS, asyncio.Semaphore(1)))
+        asyncio.run(decoder.decode(raw, LIMITS))
+    decoder.close()
 
 
 def test_lengths_are_refused_before_elements_exist() -> None:
@@ -83,7 +85,22 @@ def test_lengths_are_refused_before_elements_exist() -> None:
         decode_large(long_ids, LIMITS)
 
 
-async def test_large_bodies_take_the_threaded_path() -> None:
-    raw = orjson.dumps({"model": MODEL, "input": ["word"] * 8, "pad": "p" * 400_000})
-    req = await decode_embedding_request(raw, LIMITS, asyncio.Semaphore(1))
-    assert len(req.inputs) == 8
+async def test_large_bodies_go_through_the_parser_process() -> None:
+    decoder = BodyDecoder()
+    try:
+        pad = "p" * INLINE_BODY_BYTES
+        raw = orjson.dumps({"model": MODEL, "input": [[1, 2]] * 8, "pad": pad})
+        req = await decoder.decode(raw, LIMITS)
+        assert len(req.inputs) == 8 and req.inputs[0].ids == (1, 2)  # type: ignore[union-attr]
+        assert decoder._pool is not None  # the worker process did it
+        too_long = orjson.dumps({"model": MODEL, "input": [[1, 2], list(range(50))], "pad": pad})
+        with pytest.raises(InvalidRequest, match=r"input\[1\] has 50 token ids") as info:
+            await decoder.decode(too_long, LIMITS)
+        assert info.value.metadata["error_type"] == "input_too_long"
+        with pytest.raises(PayloadTooLarge):
+            await decoder.decode(orjson.dumps({"model": MODEL, "input": ["x"] * 9, "pad": pad}),
+                                 LIMITS)
+        with pytest.raises(InvalidRequest, match="Malformed"):
+            await decoder.decode(b"[" * (INLINE_BODY_BYTES + 1), LIMITS)
+    finally:
+        decoder.close()

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, quote
 import orjson
 
 from embedrouter import errors as e
-from embedrouter.api.body import decode_embedding_request
+from embedrouter.api.body import BodyDecoder
 from embedrouter.api.encode import embeddings_body, generation_id
 from embedrouter.api.errors import INTERNAL_MESSAGE, envelope, render
 from embedrouter.api.metrics import RequestMetrics
@@ -140,8 +140,7 @@ class App:
             "/metrics": {"GET": self._metrics},
         }
         self.metrics = RequestMetrics()
-        # Large bodies parse in worker threads, at most this many at a time (api/body.py).
-        self._large_bodies = asyncio.Semaphore(2)
+        self.bodies = BodyDecoder()
         self._openapi_bytes = orjson.dumps(openapi_document())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -162,6 +161,7 @@ class App:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.bodies.close()
                 if self.services is not None:
                     await self.services.close()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -266,7 +266,7 @@ class App:
                 "`embedrouter keys create --label NAME`"
             )
         raw = await self._read_body(request)
-        parsed = await decode_embedding_request(raw, svc.limits, self._large_bodies)
+        parsed = await self.bodies.decode(raw, svc.limits)
         result = await _unless_disconnected(svc.router.embed(parsed), request.receive)
         gen_id = generation_id()
         headers = {"x-generation-id": gen_id}

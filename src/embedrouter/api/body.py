@@ -3,14 +3,17 @@
 orjson is the fastest way to decode a small body, but it builds a Python object per value while
 holding the GIL: a 14 MB body of 3 million token ids took 0.15-0.44 s, during which every other
 connection (``/health`` included) waited, even from a worker thread. Large bodies therefore go to
-a worker thread and to simdjson, whose parse is a single pass in C (about 40 ms for 17 MB) and whose
-arrays are measured before anything is built: counts and lengths are refused before their
-elements exist, and token arrays are copied straight into numpy without per-id Python objects.
+a parser process and to simdjson, whose parse is a single pass in C and whose arrays are measured
+before anything is built: counts and lengths are refused before their elements exist, and token
+arrays are copied straight into numpy without per-id Python objects.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
@@ -18,7 +21,7 @@ import orjson
 import simdjson
 
 from embedrouter.api.parse import Limits, parse_embedding_request
-from embedrouter.errors import InvalidRequest, Overloaded
+from embedrouter.errors import InvalidRequest, Overloaded, PayloadTooLarge
 from embedrouter.types import EmbeddingRequest
 
 # Below this, orjson on the loop costs well under a millisecond and a thread hop would cost more.
@@ -64,49 +67,102 @@ def _input(value: Any, limits: Limits) -> Any:
     return value.as_list()
 
 
-def decode_large(raw: bytes, limits: Limits) -> EmbeddingRequest:
-    """Blocking: parse and validate a large body (run it in a worker thread)."""
+def _prepare(raw: bytes, limits: Limits) -> Any:
+    """The decoded body, token arrays as numpy; counts and lengths refused before building."""
     try:
         doc = simdjson.Parser().parse(raw)
     except _PARSE_ERRORS as exc:
         raise _malformed(exc) from None
     try:
         if not isinstance(doc, simdjson.Object):
-            body: Any = doc.as_list() if isinstance(doc, simdjson.Array) else doc
-        else:
-            body = {}
-            for key in doc.keys():  # noqa: SIM118 (an Object is not a dict)
-                value = doc[key]
-                if key == "input":
-                    body[key] = _input(value, limits)
-                elif isinstance(value, simdjson.Object):
-                    body[key] = value.as_dict()
-                elif isinstance(value, simdjson.Array):
-                    body[key] = value.as_list()
-                else:
-                    body[key] = value
+            return doc.as_list() if isinstance(doc, simdjson.Array) else doc
+        body = {}
+        for key in doc.keys():  # noqa: SIM118 (an Object is not a dict)
+            value = doc[key]
+            if key == "input":
+                body[key] = _input(value, limits)
+            elif isinstance(value, simdjson.Object):
+                body[key] = value.as_dict()
+            elif isinstance(value, simdjson.Array):
+                body[key] = value.as_list()
+            else:
+                body[key] = value
+        return body
     except _PARSE_ERRORS as exc:  # e.g. an integer past 64 bits met while building
         raise _malformed(exc) from None
-    return parse_embedding_request(body, limits)
 
 
-async def decode_embedding_request(raw: bytes, limits: Limits,
-                                   large_gate: asyncio.Semaphore) -> EmbeddingRequest:
-    """Small bodies inline with orjson; large ones in a worker thread with simdjson.
+def prepare_in_worker(raw: bytes, limits: Limits) -> tuple[str, Any]:
+    """Runs in the parser process: ("ok", body) or ("error", (kind, message, metadata)).
 
-    ``large_gate`` bounds how many large bodies are parsed at once: each parse needs several
-    times its body in parser buffers, and ten 15 MB bodies at once ran a 2 GiB process out of
-    address space. The rest wait their turn.
+    Errors travel as plain data: the error classes take keyword arguments that pickling drops.
     """
-    if len(raw) > INLINE_BODY_BYTES:
-        async with large_gate:
-            try:
-                return await asyncio.to_thread(decode_large, raw, limits)
-            except MemoryError:
-                raise Overloaded("Not enough memory to parse this request body now; retry "
-                                 "shortly or send a smaller one", retry_after=1) from None
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise _malformed(exc) from None
-    return parse_embedding_request(body, limits)
+        return "ok", _prepare(raw, limits)
+    except (InvalidRequest, PayloadTooLarge) as exc:
+        kind = "too_large" if isinstance(exc, PayloadTooLarge) else "invalid"
+        return "error", (kind, exc.message, exc.metadata)
+    except MemoryError:
+        return "error", ("memory", "", None)
+
+
+def decode_large(raw: bytes, limits: Limits) -> EmbeddingRequest:
+    """Blocking, in this process: what the parser process and the caller do together."""
+    return parse_embedding_request(_unwrap(prepare_in_worker(raw, limits)), limits)
+
+
+def _unwrap(outcome: tuple[str, Any]) -> Any:
+    status, value = outcome
+    if status == "ok":
+        return value
+    kind, message, metadata = value
+    if kind == "too_large":
+        raise PayloadTooLarge(message, metadata=metadata)
+    if kind == "invalid":
+        raise InvalidRequest(message, metadata=metadata)
+    raise _NO_MEMORY
+
+
+_NO_MEMORY = Overloaded("Not enough memory to parse this request body now; retry shortly or "
+                        "send a smaller one", retry_after=1)
+
+
+class BodyDecoder:
+    """Decodes request bodies; owns the process that parses the large ones.
+
+    Threads are not enough for large bodies: a C parser holds the GIL for its whole run (simdjson
+    about 40-60 ms on 15 MB, orjson 150-440 ms), and the event loop waits that long. One worker
+    process, started on the first large body, parses them; what comes back is compact (token
+    arrays as numpy, strings), and the caller's remaining checks are bounded per array.
+    ``max_pending`` large bodies at most are in flight, since each holds up to ``max_body_bytes``.
+    """
+
+    def __init__(self, *, max_pending: int = 2) -> None:
+        self._gate = asyncio.Semaphore(max_pending)
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def decode(self, raw: bytes, limits: Limits) -> EmbeddingRequest:
+        if len(raw) <= INLINE_BODY_BYTES:
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise _malformed(exc) from None
+            return parse_embedding_request(body, limits)
+        async with self._gate:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(max_workers=1,
+                                                 mp_context=multiprocessing.get_context("spawn"))
+            loop = asyncio.get_running_loop()
+            try:
+                outcome = await loop.run_in_executor(self._pool, prepare_in_worker, raw, limits)
+            except BrokenProcessPool:
+                # The parser died (killed for memory, most likely): start a fresh one next time.
+                self._pool = None
+                raise _NO_MEMORY from None
+        # Still O(ids) of per-array work: in a thread, so the loop gets the GIL between arrays.
+        return await asyncio.to_thread(parse_embedding_request, _unwrap(outcome), limits)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

@@ -73,14 +73,22 @@ class LocalProvider:
                 seqs[pos], cut[pos] = seq, c
         for i, x in enumerate(inputs):
             if isinstance(x, TokenInput):
-                bad = next((t for t in x.ids if t >= engine.vocab_size), None)
+                ids = x.ids
+                if len(ids) > limit + 2:
+                    # Surely too long whatever [CLS]/[SEP] wrapping adds: cut (or refuse) before
+                    # any per-id work, so a 100k-id array costs a slice, not a loop.
+                    if not self._truncate:
+                        raise ContextLengthExceeded(index=i, tokens=len(engine.wrap_ids(ids)),
+                                                    limit=limit, model=model.slug)
+                    ids = ids[:limit]
+                bad = next((t for t in ids if t >= engine.vocab_size), None)
                 if bad is not None:
                     raise InvalidRequest(
                         f"input[{i}]: token id {bad} is outside the vocabulary of model "
                         f"{model.slug!r} (size {engine.vocab_size})",
                         metadata={"field": f"input[{i}]"},
                     )
-                seqs[i] = engine.wrap_ids(list(x.ids))
+                seqs[i] = engine.wrap_ids(list(ids))
 
         truncated = 0
         for i, seq in enumerate(seqs):
