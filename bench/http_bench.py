@@ -260,11 +260,22 @@ class RawConnection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, body: bytes) -> tuple[int, bytes]:
+        reused = self.writer is not None
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         self.writer.write(b"".join((self.head, str(len(body)).encode(), b"\r\n\r\n", body)))
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            # The server closed an idle keep-alive connection (its keep-alive timeout passed
+            # while this worker waited, e.g. on a loaded machine): reconnect and send again, as
+            # every HTTP client does for a request that never reached the server.
+            if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                raise
+            await self.close()
+            self.writer = None
+            return await self.post(body)
         status = int(head[9:12])
         length = None
         chunked = False
