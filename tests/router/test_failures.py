@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from embedrouter.api.errors import render
-from embedrouter.router.failures import AttemptFailure, final_error
+from embedrouter.providers.upstream import AttemptFailure
+from embedrouter.router.failures import final_error
 
 SLUG = "openai/text-embedding-3-small"
 

@@ -17,37 +17,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from embedrouter.errors import UpstreamError
+from embedrouter.providers.upstream import AttemptFailure
 
-Kind = Literal["rate_limited", "overloaded", "unavailable", "timeout", "connection",
-               "invalid_reply", "bad_request", "auth", "too_large"]
-RETRYABLE: frozenset[str] = frozenset(
-    {"rate_limited", "overloaded", "unavailable", "timeout", "connection", "invalid_reply"})
 _ERROR_TYPE = {"rate_limited": "rate_limit_exceeded", "overloaded": "provider_overloaded",
                "unavailable": "provider_unavailable", "timeout": "timeout",
                "connection": "provider_unavailable", "invalid_reply": "provider_unavailable",
                "bad_request": "invalid_request", "auth": "authentication",
                "too_large": "payload_too_large"}
-
-
-@dataclass
-class AttemptFailure(Exception):
-    """One failed upstream call, as its adapter understood it."""
-
-    kind: Kind
-    provider: str  # display name
-    message: str
-    status: int | None = None  # the upstream's HTTP status, if it answered
-    code: str | int | None = None  # the upstream's own error code
-    retry_after: float | None = None  # seconds, from the upstream's hint
-    raw: str | None = None  # the upstream body, secrets already removed, clipped
-
-    @property
-    def retryable(self) -> bool:
-        return self.kind in RETRYABLE
 
 
 def _metadata(last: AttemptFailure, attempts: Sequence[AttemptFailure]) -> dict[str, object]:
