@@ -6,12 +6,11 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from embedrouter.catalog import Catalog, ModelSpec
 from embedrouter.errors import InvalidRequest, NotFound, UnknownModel, UnsupportedInput
 from embedrouter.providers.base import Provider
 from embedrouter.router.token_ids import INLINE_DECODE_IDS, needs_decoding, translate
+from embedrouter.router.vectors import shorten
 from embedrouter.types import (
     EmbeddingRequest,
     EmbeddingResult,
@@ -74,15 +73,6 @@ def flatten_inputs(spec: ModelSpec, inputs: Sequence[Input]) -> list[TextInput |
         # All text parts of one item form one joint input, so they give one embedding.
         out.append(TextInput("\n".join(p.text for p in item.parts if isinstance(p, TextInput))))
     return out
-
-
-def shorten(vectors: np.ndarray, dimensions: int) -> np.ndarray:
-    """Matryoshka truncation: keep the leading dimensions, then restore unit length."""
-    cut = np.ascontiguousarray(vectors[:, :dimensions], dtype=np.float32)
-    norms = np.linalg.norm(cut, axis=1, keepdims=True)
-    np.maximum(norms, np.float32(1e-12), out=norms)
-    cut /= norms
-    return cut
 
 
 class Router:
