@@ -6,8 +6,10 @@ same output), which is what makes falling back between them safe.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 MILLION = Decimal(1_000_000)
 
@@ -35,3 +37,21 @@ class EndpointSpec:
 
     def cost(self, tokens: int) -> Decimal:
         return self.price_per_million * tokens / MILLION
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """One ``[[providers]]`` entry, with its key read from the environment at start."""
+
+    name: str  # slug, lowercase
+    kind: str  # adapter
+    base_url: str
+    api_key: str | None = None
+    display_name: str = ""
+    timeout_s: float = 30.0
+    max_concurrency: int = 16
+    options: Mapping[str, Any] = field(default_factory=dict)  # adapter-specific keys
+
+    @property
+    def shown_name(self) -> str:
+        return self.display_name or self.name

@@ -12,10 +12,15 @@ import math
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import numpy as np
+
+from embedrouter.catalog.endpoints import ProviderConfig
+
+__all__ = ["Adapter", "AttemptFailure", "Http", "HttpReply", "ProviderConfig", "UpstreamCall",
+           "UpstreamReply"]
 
 MAX_RAW_CHARS = 2000
 
@@ -40,24 +45,6 @@ class AttemptFailure(Exception):
     @property
     def retryable(self) -> bool:
         return self.kind in RETRYABLE
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderConfig:
-    """One ``[[providers]]`` entry, with its key read from the environment at start."""
-
-    name: str  # slug, lowercase
-    kind: str  # adapter
-    base_url: str
-    api_key: str | None = None
-    display_name: str = ""
-    timeout_s: float = 30.0
-    max_concurrency: int = 16
-    options: Mapping[str, Any] = field(default_factory=dict)  # adapter-specific keys
-
-    @property
-    def shown_name(self) -> str:
-        return self.display_name or self.name
 
 
 @dataclass(frozen=True, slots=True)
