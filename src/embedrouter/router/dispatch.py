@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -63,6 +63,11 @@ class Dispatcher:
         self.health = health or HealthBook()
         self._gates = {name: asyncio.Semaphore((limits or {}).get(name, 16))
                        for name in self._adapters}
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run ``closer`` after the adapters close (the shared HTTP pool)."""
+        self._closers.append(closer)
 
     def serves(self, provider: str) -> bool:
         return provider in self._adapters
@@ -172,3 +177,5 @@ class Dispatcher:
     async def close(self) -> None:
         for adapter in self._adapters.values():
             await adapter.close()
+        for closer in self._closers:
+            await closer()
