@@ -17,16 +17,39 @@ from embedrouter.router.selection import Health
 
 WINDOW_S = 300.0
 MAX_SAMPLES = 512
+REFRESH_S = 1.0
 _PCTS = {"p50": 50, "p75": 75, "p90": 90, "p99": 99}
 
 
 class _Endpoint:
-    __slots__ = ("last_failure", "rate_limited_until", "samples")
+    __slots__ = ("last_failure", "percentiles", "percentiles_at", "rate_limited_until",
+                 "samples")
 
     def __init__(self) -> None:
         self.last_failure: float | None = None
         self.rate_limited_until: float | None = None
         self.samples: deque[tuple[float, float, float]] = deque(maxlen=MAX_SAMPLES)
+        self.percentiles: tuple[dict[str, float] | None, dict[str, float] | None] = (None, None)
+        self.percentiles_at = float("-inf")
+
+    def speed(self, now: float) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+        """(throughput, latency) percentiles, recomputed at most once a second: they describe
+        five minutes, and every request reads them."""
+        if now - self.percentiles_at >= REFRESH_S:
+            recent = [s for s in self.samples if now - s[0] <= WINDOW_S]
+            if recent:
+                lat = np.array([s[1] for s in recent])
+                tps = np.array([s[2] for s in recent])
+                qs = list(_PCTS.values())
+                lat_q = np.percentile(lat, qs)
+                # Throughput is read from the slow end: p90 is what 90% of calls beat.
+                tps_q = np.percentile(tps, [100 - q for q in qs])
+                self.percentiles = (dict(zip(_PCTS, map(float, tps_q), strict=True)),
+                                    dict(zip(_PCTS, map(float, lat_q), strict=True)))
+            else:
+                self.percentiles = (None, None)
+            self.percentiles_at = now
+        return self.percentiles
 
 
 class HealthBook:
@@ -58,14 +81,7 @@ class HealthBook:
         now = self._clock()
         out: dict[str, Health] = {}
         for provider, entry in self._by.items():
-            recent = [s for s in entry.samples if now - s[0] <= WINDOW_S]
-            latency = throughput = None
-            if recent:
-                lat = np.array([s[1] for s in recent])
-                tps = np.array([s[2] for s in recent])
-                latency = {k: float(np.percentile(lat, q)) for k, q in _PCTS.items()}
-                # Throughput percentiles are read from the slow end: p90 is what 90% beat.
-                throughput = {k: float(np.percentile(tps, 100 - q)) for k, q in _PCTS.items()}
+            throughput, latency = entry.speed(now)
             out[provider] = Health(last_failure=entry.last_failure,
                                    rate_limited_until=entry.rate_limited_until,
                                    throughput=throughput, latency=latency)
