@@ -76,8 +76,8 @@ class TeiAdapter:
         if not 200 <= reply.status < 300:
             error_type = body.get("error_type") if isinstance(body, dict) else None
             kind = ERROR_KINDS.get(error_type) if isinstance(error_type, str) else None
-            if reply.status == 413:
-                kind = "too_large"
+            if reply.status in (401, 403, 413):  # auth and batch size: the status says it all
+                kind = "auth" if reply.status != 413 else "too_large"
             elif kind == "bad_request":
                 kind = refine_kind(kind, str(body.get("error", "")), None)
             raise failure(self.config, reply, body, kind=kind,

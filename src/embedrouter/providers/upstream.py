@@ -237,7 +237,7 @@ _TOO_LARGE = re.compile(
     r"|(number of|total) (input|text|item|instance|request|document)s? .{0,40}"
     r"(at most|exceed|maximum|limit)"
     r"|\d+ instance\(s\) is allowed"
-    r"|max_tokens_per_request|tokens per request|batch size",
+    r"|max_tokens_per_request|tokens? per (submitted )?(batch|request)|batch size",
     re.IGNORECASE)
 _OVERLOADED = re.compile(r"overload", re.IGNORECASE)
 
