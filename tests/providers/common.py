@@ -162,3 +162,15 @@ class CommonSuite:
         assert API_KEY in fake.last.headers.get(WIRES[self.wire].auth_header, "")
         assert API_KEY not in exc.message and API_KEY not in (exc.raw or "")
         assert "[redacted]" in (exc.raw or "")
+
+    async def test_fake_validates_like_the_upstream(self, fake: FakeUpstreams,
+                                                    http: AiohttpClient) -> None:
+        """A body missing the required fields gets the upstream's own validation reply, which
+        the adapter reads as a bad request (not as retryable)."""
+        adapter = self.adapter(fake, http)
+        reply = await http.post(adapter.url(self.call()), headers=adapter._headers, body=b"{}",
+                                timeout=5, provider="fake")
+        assert reply.status in (400, 422)
+        with pytest.raises(AttemptFailure) as info:
+            adapter.parse(reply, len(TEXTS))
+        assert info.value.kind == "bad_request" and info.value.status == reply.status

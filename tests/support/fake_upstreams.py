@@ -155,6 +155,7 @@ class FakeUpstreams:
     # -- the server thread ----------------------------------------------------------------
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         self._loop = loop
         server = loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
         self.port = server.sockets[0].getsockname()[1]
@@ -162,12 +163,7 @@ class FakeUpstreams:
         try:
             loop.run_forever()
         finally:
-            server.close()
-            tasks = asyncio.all_tasks(loop)
-            for task in tasks:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            loop.run_until_complete(server.wait_closed())
+            loop.run_until_complete(_shutdown(server))
             loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -223,6 +219,16 @@ class FakeUpstreams:
         vecs = np.stack([vector_for(t, dim) for t in req.inputs])
         tokens = sum(tokens_for(t) for t in req.inputs)
         await _write(writer, 200, wire.success(req, vecs, tokens, set(step.flaws)))
+
+
+async def _shutdown(server: asyncio.Server) -> None:
+    """Close the listener and end the handlers still running (delayed replies, at most)."""
+    server.close()
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await server.wait_closed()
 
 
 def _scripted_error(wire: Wire, step: Step) -> Reject:

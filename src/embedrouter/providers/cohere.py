@@ -71,8 +71,11 @@ class CohereAdapter:
             body["output_dimension"] = call.dimensions
         return body
 
+    def url(self, call: UpstreamCall) -> str:
+        return self._url
+
     async def embed(self, call: UpstreamCall) -> UpstreamReply:
-        reply = await self._http.post(self._url, headers=self._headers,
+        reply = await self._http.post(self.url(call), headers=self._headers,
                                       body=orjson.dumps(self.body(call)),
                                       timeout=self.config.timeout_s,
                                       provider=self.config.shown_name)

@@ -47,8 +47,11 @@ class OllamaAdapter:
             body["dimensions"] = call.dimensions
         return {**body, **self._extra}
 
+    def url(self, call: UpstreamCall) -> str:
+        return self._url
+
     async def embed(self, call: UpstreamCall) -> UpstreamReply:
-        reply = await self._http.post(self._url, headers=self._headers,
+        reply = await self._http.post(self.url(call), headers=self._headers,
                                       body=orjson.dumps(self.body(call)),
                                       timeout=self.config.timeout_s,
                                       provider=self.config.shown_name)

@@ -170,6 +170,10 @@ def kind_for_status(status: int) -> Kind:
         return "too_large"
     if status in (401, 403):
         return "auth"
+    if status == 404:
+        # Model, deployment or route not found: this endpoint is misconfigured, the caller's
+        # request is fine, so another endpoint may serve it.
+        return "unavailable"
     if 400 <= status < 500:
         return "bad_request"
     return "unavailable"
