@@ -8,12 +8,26 @@ Covers OpenAI, Mistral, DeepInfra, Nebius, Together, Fireworks, Jina, vLLM, Infi
 - ``dimensions_field``: ``dimensions`` (default) or ``output_dimension`` (Mistral);
 - ``base64``: false for upstreams that refuse ``encoding_format``;
 - ``path``: default ``/embeddings`` appended to ``base_url``.
+
+The option values for the providers that stay on this adapter (catalog/builtin.toml carries them;
+[U] = unconfirmed, see provider-wire-formats.md):
+
+============ ==================== ============================================ ================
+provider     ``input_type_field`` ``input_type_values``                        other options
+============ ==================== ============================================ ================
+NVIDIA NIM   ``input_type``       query=query, document=passage                —
+Jina         ``task``             query=retrieval.query,                       ``base64=false``
+                                  document=retrieval.passage,                  (Jina's base64
+                                  similarity=text-matching,                    knob is
+                                  classification=classification,               ``embedding_type``
+                                  clustering=separation (v3)                   [U])
+Mistral      —                    —                                            ``dimensions_field
+                                                                               =output_dimension``
+============ ==================== ============================================ ================
 """
 
 from __future__ import annotations
 
-import base64 as b64
-import binascii
 from typing import Any
 
 import numpy as np
@@ -24,10 +38,14 @@ from embedrouter.providers.upstream import (
     ProviderConfig,
     UpstreamCall,
     UpstreamReply,
+    base64_rows,
+    checked,
     failure,
     float_rows,
     intent,
     invalid_reply,
+    load_json,
+    token_count,
 )
 
 
@@ -47,6 +65,10 @@ class OpenAICompatAdapter:
         key = self.config.api_key
         return {"authorization": f"Bearer {key}"} if key else {}
 
+    def url(self, call: UpstreamCall) -> str:
+        """Where this call goes (Azure puts the deployment in the path)."""
+        return self._url
+
     def body(self, call: UpstreamCall) -> dict[str, Any]:
         body: dict[str, Any] = {"model": call.upstream_model, "input": list(call.inputs)}
         if call.dimensions is not None:
@@ -59,17 +81,15 @@ class OpenAICompatAdapter:
         return body
 
     async def embed(self, call: UpstreamCall) -> UpstreamReply:
-        reply = await self._http.post(self._url, headers=self._headers,
+        reply = await self._http.post(self.url(call), headers=self._headers,
                                       body=orjson.dumps(self.body(call)),
                                       timeout=self.config.timeout_s,
                                       provider=self.config.shown_name)
-        return self.parse(reply, len(call.inputs))
+        return self.parse(reply, len(call.inputs), call.dimensions)
 
-    def parse(self, reply: HttpReply, sent: int) -> UpstreamReply:
-        try:
-            body = orjson.loads(reply.body) if reply.body else None
-        except orjson.JSONDecodeError:
-            body = None
+    def parse(self, reply: HttpReply, sent: int, dimensions: int | None = None
+              ) -> UpstreamReply:
+        body = load_json(reply)
         if not 200 <= reply.status < 300:
             raise failure(self.config, reply, body)
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
@@ -88,20 +108,12 @@ class OpenAICompatAdapter:
             indices.append(index)
             rows.append(item.get("embedding"))
         vectors = self._vectors(rows, reply)
-        return UpstreamReply(vectors, indices, _prompt_tokens(body.get("usage")))
+        return checked(self.config, reply, vectors, indices, _prompt_tokens(body.get("usage")),
+                       sent=sent, dimensions=dimensions)
 
     def _vectors(self, rows: list[Any], reply: HttpReply) -> np.ndarray:
         if rows and all(isinstance(r, str) for r in rows):
-            try:
-                raw = [b64.b64decode(r, validate=True) for r in rows]
-            except (binascii.Error, ValueError):
-                raise invalid_reply(self.config, "an embedding is not valid base64",
-                                    reply) from None
-            if len({len(r) for r in raw}) != 1 or len(raw[0]) == 0 or len(raw[0]) % 4:
-                raise invalid_reply(self.config, "base64 embeddings of unequal or odd length",
-                                    reply)
-            return np.frombuffer(b"".join(raw), dtype="<f4").reshape(len(raw), -1).astype(
-                np.float32)
+            return base64_rows(rows, self.config, reply)
         return float_rows(rows, self.config, reply)
 
     async def close(self) -> None:
@@ -112,7 +124,7 @@ def _prompt_tokens(usage: Any) -> int | None:
     if not isinstance(usage, dict):
         return None
     for key in ("prompt_tokens", "total_tokens"):
-        value = usage.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        value = token_count(usage.get(key))
+        if value is not None:
             return value
     return None

@@ -7,6 +7,8 @@ upstream's wire format, and its reply back into an ``UpstreamReply``; any failur
 
 from __future__ import annotations
 
+import base64 as b64
+import binascii
 import email.utils
 import math
 import re
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import numpy as np
+import orjson
 
 from embedrouter.catalog.endpoints import ProviderConfig
 
@@ -154,6 +157,10 @@ def kind_for_status(status: int) -> Kind:
         return "too_large"
     if status in (401, 403):
         return "auth"
+    if status == 404:
+        # Model, deployment or route not found: this endpoint is misconfigured, the caller's
+        # request is fine, so another endpoint may serve it.
+        return "unavailable"
     if 400 <= status < 500:
         return "bad_request"
     return "unavailable"
@@ -189,19 +196,109 @@ def error_message(body: Any) -> tuple[str | None, str | int | None]:
 
 
 def failure(config: ProviderConfig, reply: HttpReply, body: Any, *,
-            kind: Kind | None = None) -> AttemptFailure:
-    """An ``AttemptFailure`` for a non-2XX reply, with a redacted, clipped copy of the body."""
-    message, code = error_message(body)
+            kind: Kind | None = None, code: str | int | None = None,
+            hint: float | None = None) -> AttemptFailure:
+    """An ``AttemptFailure`` for a non-2XX reply, with a redacted, clipped copy of the body.
+
+    ``code`` and ``hint`` (a retry delay the adapter read from the body) override what the
+    generic readers find; without ``kind`` the status decides, refined by ``refine_kind``."""
+    message, found = error_message(body)
+    code = code if code is not None else found
     text = reply.body.decode("utf-8", errors="replace")
+    # Upstreams echo keys in messages ("Incorrect API key provided: ..."), so the message is
+    # redacted as well as the raw body.
+    message = redact(message, [config.api_key]) if message else None
     return AttemptFailure(
-        kind=kind or kind_for_status(reply.status),
+        kind=kind or refine_kind(kind_for_status(reply.status), message, code),
         provider=config.shown_name,
         message=message or f"HTTP {reply.status}",
         status=reply.status,
         code=code,
-        retry_after=retry_after(reply.headers),
+        retry_after=hint if hint is not None else retry_after(reply.headers),
         raw=redact(text, [config.api_key]),
     )
+
+
+# An explicit "the batch is too big" from an upstream that answers it with a 400: the router can
+# split further. Per-input over-length errors ("exceeds the context length") must not match:
+# splitting cannot help them.
+_TOO_LARGE = re.compile(
+    r"too many (input|text|item|instance|request|document|token)s?"
+    r"|at most \d+ (input|text|item|instance|request|document)s?"
+    r"|(number of|total) (input|text|item|instance|request|document)s? .{0,40}"
+    r"(at most|exceed|maximum|limit)"
+    r"|\d+ instance\(s\) is allowed"
+    r"|max_tokens_per_request|tokens? per (submitted )?(batch|request)|batch size",
+    re.IGNORECASE)
+_OVERLOADED = re.compile(r"overload", re.IGNORECASE)
+
+
+def refine_kind(kind: Kind, message: str | None, code: str | int | None) -> Kind:
+    """The status's kind, refined by what the body says: an explicit overloaded signal on a 5XX
+    is ``overloaded`` (a plain 503 stays ``unavailable``); an explicit too-many-inputs/tokens
+    400/422 is ``too_large``."""
+    said = f"{message or ''} {code if isinstance(code, str) else ''}"
+    if kind == "unavailable" and _OVERLOADED.search(said):
+        return "overloaded"
+    if kind == "bad_request" and _TOO_LARGE.search(said):
+        return "too_large"
+    return kind
+
+
+def load_json(reply: HttpReply) -> Any:
+    """The reply's JSON, or None when it is empty or not JSON (the caller decides what that
+    means: a failure body without details, or an invalid success reply)."""
+    if not reply.body:
+        return None
+    try:
+        return orjson.loads(reply.body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def checked(config: ProviderConfig, reply: HttpReply, vectors: np.ndarray, indices: list[int],
+            prompt_tokens: int | None, *, sent: int, dimensions: int | None) -> UpstreamReply:
+    """The reply, once its rows are known to answer exactly the inputs sent: one row per input,
+    indices a permutation of 0..sent-1 (the router reassembles by index, so a duplicate or a gap
+    would put a vector under the wrong input), the width asked for, finite values."""
+    if vectors.shape[0] != sent or len(indices) != sent:
+        raise invalid_reply(config, f"{vectors.shape[0]} embeddings for {sent} inputs", reply)
+    if sorted(indices) != list(range(sent)):
+        raise invalid_reply(config, "indices are not one per input", reply)
+    if dimensions is not None and vectors.shape[1] != dimensions:
+        raise invalid_reply(config, f"{vectors.shape[1]}-d vectors where {dimensions} were "
+                                    "asked for", reply)
+    if not np.isfinite(vectors).all():
+        raise invalid_reply(config, "an embedding has non-finite values", reply)
+    return UpstreamReply(vectors, indices, prompt_tokens)
+
+
+def base64_rows(rows: Sequence[Any], config: ProviderConfig, reply: HttpReply) -> np.ndarray:
+    """Base64 strings of little-endian float32 bytes as float32 rows, or an invalid reply."""
+    try:
+        raw = [b64.b64decode(r, validate=True) for r in rows]
+    except (binascii.Error, ValueError, TypeError):
+        raise invalid_reply(config, "an embedding is not valid base64", reply) from None
+    if not raw or len({len(r) for r in raw}) != 1 or len(raw[0]) == 0 or len(raw[0]) % 4:
+        raise invalid_reply(config, "base64 embeddings of unequal or odd length", reply)
+    return np.frombuffer(b"".join(raw), dtype="<f4").reshape(len(raw), -1).astype(np.float32)
+
+
+def token_count(value: Any) -> int | None:
+    """A usage figure if it is a positive integer; None otherwise (absent, zero, or garbage:
+    the router then estimates rather than bill nothing)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def dig(body: Any, *path: str) -> Any:
+    """``body[p0][p1]...`` through nested objects, None where any step is missing."""
+    for key in path:
+        if not isinstance(body, dict):
+            return None
+        body = body.get(key)
+    return body
 
 
 def invalid_reply(config: ProviderConfig, why: str, reply: HttpReply | None = None
@@ -222,3 +319,12 @@ def float_rows(rows: Sequence[Any], config: ProviderConfig, reply: HttpReply) ->
     if out.ndim != 2 or out.shape[1] == 0:
         raise invalid_reply(config, "embeddings are not equal-length vectors", reply)
     return out
+
+
+def texts(config: ProviderConfig, call: UpstreamCall) -> list[str]:
+    """The call's inputs for an upstream that takes only text; token-id arrays are refused here
+    (the router should only send them where an endpoint takes them natively)."""
+    if all(isinstance(t, str) for t in call.inputs):
+        return [str(t) for t in call.inputs]
+    raise AttemptFailure(kind="bad_request", provider=config.shown_name,
+                         message="this upstream takes text inputs only, not token ids")
