@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from embedrouter.providers.kinds import ADAPTERS, adapter_for, provider_config
-from embedrouter.providers.upstream import UpstreamCall
+from embedrouter.catalog.config import ConfigError, ProviderState, resolve
+from embedrouter.providers.registry import ADAPTERS, adapter_for
+from embedrouter.providers.upstream import ProviderConfig, UpstreamCall
 
 CATALOG: dict[str, Any] = tomllib.loads(
     files("embedrouter.catalog").joinpath("builtin.toml").read_text("utf-8"))
@@ -49,21 +50,40 @@ def test_slugs_are_unique() -> None:
     assert len(slugs) == len(set(slugs))
 
 
+def _states(env: dict[str, str]) -> dict[str, ProviderState]:
+    states, _ = resolve([], [], env, source="test", builtin=CATALOG)
+    return {s.config.name: s for s in states}
+
+
+def provider_config(table: dict[str, Any], env: dict[str, str]) -> ProviderConfig:
+    return _states(env)[table["name"]].config
+
+
 @pytest.mark.parametrize("name", sorted(PROVIDERS))
 def test_every_provider_builds_its_adapter(name: str) -> None:
     config = provider_config(PROVIDERS[name], {PROVIDERS[name]["api_key_env"]: "k"})
     adapter = adapter_for(config, http=None)
-    assert adapter.config.api_key == "k" and isinstance(adapter, ADAPTERS[config.kind])
+    assert adapter.config.api_key == "k"
+    assert type(adapter).__name__ == ADAPTERS[config.kind].partition(":")[2]
     assert "api_key_env" not in config.options and "kind" not in config.options
 
 
 def test_unknown_kind_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown kind"):
-        provider_config({"name": "x", "kind": "bedrock", "base_url": "http://127.0.0.1"}, {})
+    with pytest.raises(ConfigError, match="kind"):
+        resolve([{"name": "x", "kind": "bedrock", "base_url": "http://127.0.0.1"}], [], {},
+                source="test", builtin=CATALOG)
 
 
-def test_missing_key_env_gives_no_key() -> None:
-    assert provider_config(PROVIDERS["openai"], {}).api_key is None
+def test_missing_key_env_gives_no_key_and_disables() -> None:
+    state = _states({})["openai"]
+    assert state.config.api_key is None and not state.enabled
+
+
+def test_the_builtin_catalog_resolves_with_every_key_set() -> None:
+    env = {p["api_key_env"]: "k" for p in CATALOG["providers"]}
+    states, models = resolve([], [], env, source="test", builtin=CATALOG)
+    assert all(s.enabled for s in states)
+    assert {m.slug for m in models} == {m["slug"] for m in CATALOG["models"]}
 
 
 @pytest.mark.parametrize(("provider", "call", "expected"), [

@@ -24,6 +24,7 @@ def f(kind: str, provider: str = "OpenAI", **kw: object) -> AttemptFailure:
     ([f("invalid_reply")], 502),
     ([f("timeout"), f("bad_request", status=400, raw='{"error":"bad"}')], 400),
     ([f("auth", status=401)], 502),  # our upstream key is wrong: the caller's request is fine
+    ([f("too_large", status=413)], 400),  # one input refused: the caller must change it
 ])
 def test_final_status(attempts: list[AttemptFailure], status: int) -> None:
     code, body, _ = render(final_error(attempts, slug=SLUG))

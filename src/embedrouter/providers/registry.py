@@ -17,7 +17,7 @@ ADAPTERS = {
     "gemini": "gemini:GeminiAdapter",
     "vertex": "vertex:VertexAdapter",
     "ollama": "ollama:OllamaAdapter",
-    "tei": "tei:TEIAdapter",
+    "tei": "tei:TeiAdapter",
 }
 
 

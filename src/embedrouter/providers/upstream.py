@@ -29,8 +29,11 @@ MAX_RAW_CHARS = 2000
 
 Kind = Literal["rate_limited", "overloaded", "unavailable", "timeout", "connection",
                "invalid_reply", "bad_request", "auth", "too_large"]
+# `auth` falls back too: our key for that provider is wrong or revoked, while the caller's
+# request is fine and another endpoint of the model can serve it.
 RETRYABLE: frozenset[str] = frozenset(
-    {"rate_limited", "overloaded", "unavailable", "timeout", "connection", "invalid_reply"})
+    {"rate_limited", "overloaded", "unavailable", "timeout", "connection", "invalid_reply",
+     "auth"})
 
 
 @dataclass

@@ -7,7 +7,7 @@ the one status the client sees (openrouter-api.md sections 2.2, 2.3 and 3):
 - every attempt rate limited       -> 429 ``capacity_exhausted``, Retry-After = smallest hint
 - every attempt overloaded         -> 529 (an upstream 529 or an explicit overloaded signal)
 - every attempt timed out          -> 504
-- a non-retryable 400 from upstream -> 400 with the upstream's details
+- a non-retryable 400 from upstream, or one input it refuses as too large -> 400 with its details
 - anything else                    -> 502
 - nothing could be tried           -> 503 ``temporarily_unavailable``
 - the request's own deadline        -> 524
@@ -75,7 +75,9 @@ def final_error(attempts: Sequence[AttemptFailure], *, slug: str,
         return UpstreamError(529, "Provider returned error", metadata=meta)
     if kinds == {"timeout"}:
         return UpstreamError(504, f"{last.provider} timed out", metadata=meta)
-    if not last.retryable and last.kind == "bad_request":
+    if last.kind in ("bad_request", "too_large"):
+        # The upstream refused the input itself (a single input too large cannot be split):
+        # the caller's request is what must change, so it is theirs as a 400.
         return UpstreamError(400, f"{last.provider} rejected the request: {last.message}",
                              metadata=meta)
     return UpstreamError(502, f"Provider returned error ({last.provider}: {last.message})",
