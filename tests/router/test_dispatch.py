@@ -77,7 +77,8 @@ def ep(name: str, price: str = "1", **kw: object) -> EndpointSpec:
 async def run(adapters: list[Scripted], endpoints: list[EndpointSpec], texts: list[str],
               **kw: object):  # type: ignore[no-untyped-def]
     d = Dispatcher({a.config.name: a for a in adapters})
-    return await d.run(Plan(tuple(endpoints)), texts, slug="a/m", upstream_dimensions=None,
+    return await d.run(Plan(tuple(endpoints)), texts, slug="a/m", width=DIM,
+                       upstream_dimensions=None,
                        input_type=None, deadline_s=kw.pop("deadline_s", 10.0))  # type: ignore[arg-type]
 
 
@@ -147,7 +148,8 @@ async def test_deadline_is_524() -> None:
 async def test_rate_limit_puts_the_endpoint_to_rest() -> None:
     book = HealthBook(clock=lambda: 100.0)
     d = Dispatcher({"a": Scripted("a", fail="rate_limited"), "b": Scripted("b")}, book)
-    got = await d.run(Plan((ep("a"), ep("b"))), ["x"], slug="a/m", upstream_dimensions=None,
+    got = await d.run(Plan((ep("a"), ep("b"))), ["x"], slug="a/m", width=DIM,
+                      upstream_dimensions=None,
                       input_type=None, deadline_s=5)
     assert got.served_by.provider == "b"
     snap = book.snapshot()
@@ -160,7 +162,7 @@ async def test_nothing_to_try() -> None:
     assert info.value.status == 503
     d = Dispatcher({"a": Scripted("a")})
     with pytest.raises(UpstreamError) as rest:
-        await d.run(Plan((), ((ep("a"), d.health.now() + 5),)), ["x"], slug="a/m",
+        await d.run(Plan((), ((ep("a"), d.health.now() + 5),)), ["x"], slug="a/m", width=DIM,
                     upstream_dimensions=None, input_type=None, deadline_s=5)
     assert rest.value.status == 429
 

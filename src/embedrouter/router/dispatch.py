@@ -46,7 +46,7 @@ class Dispatched:
 
 @dataclass(slots=True)
 class _State:
-    out: np.ndarray | None = None
+    out: np.ndarray
     tokens: int = 0
     cost: Decimal = Decimal(0)
     estimated: bool = False
@@ -73,15 +73,17 @@ class Dispatcher:
         return provider in self._adapters
 
     async def run(self, plan: Plan, inputs: Sequence[str] | Sequence[Sequence[int]], *,
-                  slug: str, upstream_dimensions: int | None, input_type: str | None,
-                  deadline_s: float) -> Dispatched:
+                  slug: str, width: int, upstream_dimensions: int | None,
+                  input_type: str | None, deadline_s: float) -> Dispatched:
+        """``width``: the vector length the model gives (after ``upstream_dimensions``); a reply
+        of any other width is invalid, whichever endpoint answers first."""
         endpoints = [ep for ep in plan.attempts if ep.provider in self._adapters]
         resting = min((until for _, until in plan.resting), default=None)
         resting_after = None if resting is None else max(0.0, resting - self.health.now())
         if not endpoints:
             raise final_error([], slug=slug, resting_retry_after=resting_after)
         counts = [estimate_tokens(x) for x in inputs]
-        state = _State()
+        state = _State(np.full((len(inputs), width), np.nan, dtype=np.float32))
         try:
             async with asyncio.timeout(deadline_s):
                 await self._serve(list(range(len(inputs))), endpoints, inputs, counts, state,
@@ -89,7 +91,7 @@ class Dispatcher:
                                   resting_after=resting_after)
         except TimeoutError:
             raise final_error(state.failures, slug=slug, deadline_passed=True) from None
-        assert state.out is not None and state.first is not None
+        assert state.first is not None
         return Dispatched(state.out, state.tokens, state.cost, state.estimated, state.first)
 
     async def _serve(self, positions: list[int], endpoints: list[EndpointSpec],
@@ -154,9 +156,7 @@ class Dispatcher:
         if dims is not None and not ep.supports_dimensions and rows.ndim == 2 \
                 and rows.shape[1] > dims:
             rows = shorten(rows, dims)  # a Matryoshka model's endpoint that can't cut itself
-        if state.out is None:
-            width = rows.shape[1] if rows.ndim == 2 else 0
-            state.out = np.full((len(inputs), width), np.nan, dtype=np.float32)
+        assert state.out is not None
         try:
             place(state.out, part, reply.indices, rows)
         except InvalidReply as bad:

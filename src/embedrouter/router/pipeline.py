@@ -115,6 +115,7 @@ class Router:
         else:
             items = [x.text if isinstance(x, TextInput) else list(x.ids) for x in inputs]
             sent = await self.dispatcher.run(chosen, items, slug=spec.slug,
+                                             width=cut_to or spec.dimensions,
                                              upstream_dimensions=cut_to,
                                              input_type=request.input_type,
                                              deadline_s=self._deadline_s)
