@@ -33,10 +33,12 @@ import urllib.request
 from pathlib import Path
 
 MODEL = "bench/fixed"
+# encoding_format base64: what the OpenAI SDKs send by default, and what the upstream answers.
 BODIES = {
-    "1 input": {"model": MODEL, "input": "How do I set a timeout on sockets?"},
+    "1 input": {"model": MODEL, "input": "How do I set a timeout on sockets?",
+                "encoding_format": "base64"},
     "32 inputs": {"model": MODEL, "input": [f"sentence number {i} of the batch" for i in
-                                              range(32)]},
+                                              range(32)], "encoding_format": "base64"},
 }
 
 UPSTREAM = textwrap.dedent('''
