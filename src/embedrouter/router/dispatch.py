@@ -102,9 +102,11 @@ class Dispatcher:
         parts = [[positions[i] for i in part] for part in
                  split([counts[p] for p in positions], max_inputs=ep.max_inputs,
                        max_tokens=ep.max_tokens)]
-        outcomes = await asyncio.gather(
-            *(self._call(ep, part, inputs, counts, state, dims=dims, input_type=input_type)
-              for part in parts), return_exceptions=True)
+        calls = [self._call(ep, part, inputs, counts, state, dims=dims, input_type=input_type)
+                 for part in parts]
+        # One part (the common case) needs no task of its own.
+        outcomes = ([await calls[0]] if len(calls) == 1
+                    else await asyncio.gather(*calls, return_exceptions=True))
         retry: list[asyncio.Future[None] | asyncio.Task[None]] = []
         for part, outcome in zip(parts, outcomes, strict=True):
             if outcome is None:
