@@ -46,6 +46,12 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     max_inputs: int = 2048
     truncate: bool = False  # opt-in: cut over-long inputs instead of rejecting them
+    # Connection guards (embedrouter.httpserver): without them a socket that sends nothing, or
+    # sends a byte a second, holds a descriptor forever.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    keepalive_timeout_s: float = 5.0
+    max_connections: int = 4096
     engine_threads: int | None = None
     max_batch_tokens: int = 16384
     max_batch_size: int = 64
@@ -101,6 +107,18 @@ def _int(value: Any, key: str, *, minimum: int = 0) -> int:
     return value
 
 
+def _seconds(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
+        raise SettingsError(f"{key}: expected a number of seconds > 0 and <= 86400")
+    return float(value)
+
+
+def _port(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise SettingsError(f"{key}: expected a port number between 0 and 65535")
+    return value
+
+
 def _bool(value: Any, key: str) -> bool:
     if not isinstance(value, bool):
         raise SettingsError(f"{key}: expected true or false")
@@ -114,7 +132,8 @@ def _str(value: Any, key: str) -> str:
 
 
 _SECTION_KEYS = {
-    "server": {"host", "port", "max_body_bytes", "max_inputs", "truncate"},
+    "server": {"host", "port", "max_body_bytes", "max_inputs", "truncate", "header_timeout_s",
+               "body_timeout_s", "keepalive_timeout_s", "max_connections"},
     "storage": {"database_url"},
     "engine": {"threads", "max_batch_tokens", "max_batch_size", "max_queue_items"},
     "default_model": {"enabled", "price_per_million"},
@@ -200,11 +219,17 @@ def load_settings(
 
     s = Settings(
         host=_str(server.get("host", "127.0.0.1"), "server.host"),
-        port=_int(server.get("port", 8000), "server.port", minimum=0),
+        port=_port(server.get("port", 8000), "server.port"),
         max_body_bytes=_int(server.get("max_body_bytes", 16 * 1024 * 1024),
                             "server.max_body_bytes", minimum=1024),
         max_inputs=_int(server.get("max_inputs", 2048), "server.max_inputs", minimum=1),
         truncate=_bool(server.get("truncate", False), "server.truncate"),
+        header_timeout_s=_seconds(server.get("header_timeout_s", 10.0), "server.header_timeout_s"),
+        body_timeout_s=_seconds(server.get("body_timeout_s", 60.0), "server.body_timeout_s"),
+        keepalive_timeout_s=_seconds(server.get("keepalive_timeout_s", 5.0),
+                                     "server.keepalive_timeout_s"),
+        max_connections=_int(server.get("max_connections", 4096), "server.max_connections",
+                             minimum=1),
         database_url=storage.get("database_url"),
         engine_threads=_int(engine["threads"], "engine.threads", minimum=1)
         if "threads" in engine else None,
@@ -234,6 +259,8 @@ def load_settings(
     for k, v in (overrides or {}).items():
         if v is not None:
             s = replace(s, **{k: Path(v) if k == "data_dir" else v})
+    # Command-line flags bypass the file's checks above; a port over 65535 would otherwise wrap.
+    _port(s.port, "port")
     if s.database_url and not s.database_url.startswith(("sqlite:///", "postgresql://",
                                                          "postgres://")):
         raise SettingsError("storage.database_url: expected sqlite:///PATH or postgresql://...")

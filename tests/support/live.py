@@ -8,11 +8,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 READY = re.compile(r"ready on (http://[^\s]+/api/v1)")
 KEY_LINE = re.compile(r"(management|inference) key[^:]*: (sk-er-v1-[0-9a-f]+)")
+# stdout is a pipe here, so the server writes its first-start keys to a file and logs its path.
+KEYS_FILE_LINE = re.compile(r"bootstrap keys written to (\S+)")
+
+
+def read_keys_file(path: Path) -> dict[str, str]:
+    """The keys in a bootstrap-keys file, by kind."""
+    return {m.group(1): m.group(2) for m in KEY_LINE.finditer(path.read_text())}
 
 
 @dataclass
@@ -50,6 +58,7 @@ def start_server(
     config: Path | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120.0,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> LiveServer:
     """Launch the CLI exactly as a user would and wait for its ready line."""
     cmd = [sys.executable, "-m", "embedrouter", "serve", "--port", "0", "--data-dir",
@@ -60,7 +69,7 @@ def start_server(
     if cache_dir is not None:
         full_env["EMBEDROUTER_CACHE_DIR"] = str(cache_dir)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=full_env)
+                            env=full_env, preexec_fn=preexec_fn)
     lines: list[str] = []
     threading.Thread(target=_drain, args=(proc.stdout, lines), daemon=True).start()
     deadline = time.monotonic() + timeout
@@ -69,6 +78,8 @@ def start_server(
         for line in list(lines):
             if m := KEY_LINE.search(line):
                 keys[m.group(1)] = m.group(2)
+            if m := KEYS_FILE_LINE.search(line):
+                keys.update(read_keys_file(Path(m.group(1))))
             if m := READY.search(line):
                 if "inference" not in keys:
                     proc.terminate()

@@ -1,0 +1,313 @@
+"""uvicorn's httptools protocol plus the guards it lacks.
+
+uvicorn cuts a keep-alive connection after ``timeout_keep_alive`` but never one that has not
+finished its first request: a socket that sends nothing, a header at one byte a second or a
+body at ten bytes a second holds a file descriptor forever. Its parse errors and its
+``limit_concurrency`` refusal are plain text. This subclass adds, per connection, one deadline
+that follows the request through its phases, a cap on open connections, and the JSON error
+envelope for every response written before the app is reached.
+
+Phases and their deadline:
+
+    new    connected, nothing received          header_timeout_s from connect (silent close)
+    head   request line / headers arriving      fresh connection: the same deadline as "new";
+                                                keep-alive: header_timeout_s from the first byte
+    body   headers done, body arriving          body_timeout_s from the end of the headers
+    done   request complete, app working        none: the app's own limits apply
+    idle   response sent, keep-alive            keepalive_timeout_s (silent close)
+
+Over ``max_connections`` a new connection first evicts the connection that has been idle
+(phase new or idle: not a byte of a request pending) the longest, as nginx reuses idle
+keep-alive connections when it runs out; when none is idle it gets a 503 envelope at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from embedrouter.api.errors import envelope
+
+log = logging.getLogger("embedrouter.http")
+
+# httptools.parse_url stores offsets in 16 bits: a longer URL cannot be parsed at all.
+MAX_URL_BYTES = 65535
+# Request line plus headers; far above what any client of this API sends.
+MAX_HEAD_BYTES = 64 * 1024
+# How long a refused or rejected connection is drained before it is closed (see _linger).
+LINGER_S = 1.0
+# Lingering connections hold descriptors beyond max_connections; this bounds them.
+MAX_LINGERING = 64
+# Descriptors kept free for the process itself (database, runtime, listening socket, logs).
+FD_RESERVE = 32
+
+_TLS_RECORD = b"\x16\x03"
+_H2_PREFACE = b"PRI * HTTP/2.0"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """The guards' settings, taken from ``[server]`` in the config."""
+
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    keepalive_timeout_s: float = 5.0
+    max_connections: int = 4096
+
+
+class _Reject(Exception):
+    """Raised from a parser callback to stop parsing and answer with an error envelope."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _Shared:
+    """State shared by every connection of one server."""
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        self.idle: OrderedDict[GuardedHttpToolsProtocol, None] = OrderedDict()
+        self.lingering = 0
+
+
+def error_response(status: int, message: str, extra: tuple[tuple[bytes, bytes], ...] = ()
+                   ) -> bytes:
+    """A complete HTTP/1.1 response carrying the error envelope, closing the connection."""
+    body = envelope(status, message)
+    head = [STATUS_LINE[status], b"content-type: application/json\r\n",
+            b"content-length: ", str(len(body)).encode(), b"\r\n", b"connection: close\r\n"]
+    for name, value in extra:
+        head += [name, b": ", value, b"\r\n"]
+    return b"".join([*head, b"\r\n", body])
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """One connection; build the class for a server with :func:`protocol_class`."""
+
+    shared: ClassVar[_Shared]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._phase = "new"
+        self._deadline: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        self._first = b""
+        self._refused = False
+        self._lingering = False
+
+    # -- connection lifecycle -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        shared = self.shared
+        if len(self.connections) >= shared.limits.max_connections:
+            victim = next(iter(shared.idle), None)
+            if victim is None:
+                self._refuse(transport)
+                return
+            victim._evict()
+        super().connection_made(transport)
+        shared.idle[self] = None
+        self._arm(shared.limits.header_timeout_s)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self.shared.idle.pop(self, None)
+        if self._lingering:
+            self._lingering = False
+            self.shared.lingering -= 1
+        if self._refused:
+            return
+        super().connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        if self._lingering:
+            self.transport.close()
+        return None
+
+    def _evict(self) -> None:
+        """Make room for a new connection: this one has no request pending."""
+        self.shared.idle.pop(self, None)
+        self.connections.discard(self)
+        self._disarm()
+        self.transport.close()
+
+    def _refuse(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self._refused = True
+        log.warning("refused a connection: %d open, the limit is %d",
+                    len(self.connections), self.shared.limits.max_connections)
+        transport.write(error_response(
+            503, "Too many open connections; retry shortly",
+            ((b"retry-after", b"1"),)))
+        self._linger()
+
+    def _linger(self) -> None:
+        """Half-close and drain, then close.
+
+        Closing a socket with unread input makes the kernel send a reset, and a reset can
+        destroy the error response before the client reads it; so the write side is shut
+        first and what the client still sends is read and dropped for up to LINGER_S.
+        """
+        transport = self.transport
+        self._disarm()
+        if self.shared.lingering >= MAX_LINGERING or not transport.can_write_eof():
+            transport.close()
+            return
+        self._lingering = True
+        self.shared.lingering += 1
+        transport.write_eof()
+        self._deadline = self.loop.call_later(LINGER_S, transport.close)
+
+    # -- deadlines --------------------------------------------------------------------------
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._on_deadline)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _on_deadline(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        phase = self._phase
+        if phase in ("new", "idle"):
+            # Nothing of a request was received: a silent close, as for keep-alive expiry.
+            self.shared.idle.pop(self, None)
+            self.transport.close()
+        elif phase == "head":
+            self._reject(408, "Request headers not received within "
+                              f"{self.shared.limits.header_timeout_s:g} s")
+        elif phase == "body":
+            self._reject(408, "Request body not received within "
+                              f"{self.shared.limits.body_timeout_s:g} s")
+
+    def _reject(self, status: int, message: str) -> None:
+        """Answer with an error envelope and close, unless a response is already under way."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # The app is waiting for this request's body: it sees a disconnect and stops, and
+            # whatever it then sends is dropped by uvicorn.
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if cycle.response_started or self._phase == "head":
+                # Mid-response, or the bad bytes belong to a pipelined next request: an error
+                # written now would be read as (part of) the current response.
+                self.transport.close()
+                return
+        log.info("rejected a request with %d: %s", status, message)
+        self.transport.write(error_response(status, message))
+        self._linger()
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
+        if self._phase == "new" and len(self._first) < len(_H2_PREFACE):
+            self._first += data[:len(_H2_PREFACE)]
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Reject):
+                self._reject(cause.status, cause.message)
+            else:
+                self._reject(400, f"Malformed HTTP request: {cause or exc}")
+        except httptools.HttpParserError as exc:
+            self._reject(400, self._malformed_message(exc))
+
+    def _malformed_message(self, exc: Exception) -> str:
+        if self._first.startswith(_TLS_RECORD):
+            return ("Malformed HTTP request: TLS handshake on a plain-HTTP port; "
+                    "use http://, or put a TLS proxy in front")
+        if self._first.startswith(_H2_PREFACE):
+            return "Malformed HTTP request: HTTP/2 is not supported; use HTTP/1.1"
+        return f"Malformed HTTP request: {exc}"
+
+    # -- parser callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        self.shared.idle.pop(self, None)
+        if self._phase == "idle":
+            self._arm(self.shared.limits.header_timeout_s)
+        # A fresh connection keeps the deadline it got at connect: idle time counts too.
+        self._phase = "head"
+
+    def _count_head(self, n: int) -> None:
+        self._head_bytes += n
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise _Reject(431, f"Request headers exceed {MAX_HEAD_BYTES} bytes")
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > MAX_URL_BYTES:
+            raise _Reject(414, f"URL longer than {MAX_URL_BYTES} bytes")
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value))
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._phase = "body"
+        # Armed for every request: for one without a body on_message_complete follows at once.
+        self._arm(self.shared.limits.body_timeout_s)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._phase = "done"
+        self._disarm()
+        self._maybe_idle()
+
+    def on_response_complete(self) -> None:
+        # uvicorn's own version arms its keep-alive timer even when the next request's head is
+        # already arriving; the phases above take that over.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._maybe_idle()
+
+    def _maybe_idle(self) -> None:
+        """After a response and a fully read request, wait for the next under keep-alive."""
+        cycle = self.cycle
+        if (self._phase != "done" or cycle is None or not cycle.response_complete
+                or self.pipeline or self.transport.is_closing()):
+            return
+        self._phase = "idle"
+        self.shared.idle[self] = None
+        self._arm(self.shared.limits.keepalive_timeout_s)
+
+    def timeout_keep_alive_handler(self) -> None:
+        """Unused: keep-alive expiry is the "idle" phase's deadline."""
+
+
+def protocol_class(limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:
+    """A protocol class for one server: its connections share the idle list and the counts."""
+    return type("EmbedRouterHttpProtocol", (GuardedHttpToolsProtocol,),
+                {"shared": _Shared(limits)})
