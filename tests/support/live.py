@@ -83,7 +83,7 @@ def start_server(
             if m := READY.search(line):
                 if "inference" not in keys:
                     proc.terminate()
-                    raise RuntimeError("server started without printing bootstrap keys")
+                    raise RuntimeError("server started without announcing bootstrap keys")
                 return LiveServer(m.group(1), keys["inference"], keys["management"], data_dir,
                                   proc, lines)
         if proc.poll() is not None:
