@@ -9,7 +9,8 @@ machine does not favour one), on the same data dir, ONNX cache and key:
 1. p50/p95 of a one-input embeddings request at concurrency 1 (``--short`` sequential
    requests after 30 of warm-up), on one keep-alive connection;
 2. throughput at concurrency 32: 32 keep-alive connections each posting one-input requests for
-   ``--load-s`` seconds; requests/s and p50/p95.
+   ``--load-s`` seconds; requests/s and p50/p95;
+3. the same two for ``GET /health``, where no inference hides the HTTP server's own cost.
 
 Then it probes, once per server, what each does with hostile clients: an idle socket (cut
 within 15 s?), a header trickled at 2 bytes/s (cut within 15 s?) and a malformed request
@@ -43,6 +44,20 @@ import http_bench as hb  # the sibling script; bench/ is not a package
 MODEL = "sentence-transformers/all-minilm-l6-v2"
 SHORT_BODY = json.dumps({"model": MODEL, "input": hb.SHORT}).encode()
 VARIANTS = ("uvicorn-stock", "uvicorn-guarded", "granian")
+
+
+class HealthConnection(hb.RawConnection):
+    """GET /health on one keep-alive connection: no inference, so what is left is the HTTP
+    server and the app's routing, the part that differs between the servers."""
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+        return int(head[9:12]), await self.reader.readexactly(length)
 
 
 def app_factory() -> Any:
@@ -115,11 +130,20 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 async def measure(port: int, key: str, short_n: int, load_s: float) -> dict[str, float]:
     base = f"http://127.0.0.1:{port}/api/v1"
-    one = hb.RawConnection(base, key)
+    out: dict[str, float] = {}
+    for name, kind in (("", hb.RawConnection), ("health_", HealthConnection)):
+        out.update({f"{name}{k}": v for k, v in
+                    (await _measure(kind, base, key, short_n, load_s)).items()})
+    return out
+
+
+async def _measure(kind: type[hb.RawConnection], base: str, key: str, short_n: int,
+                   load_s: float) -> dict[str, float]:
+    one = kind(base, key)
     lat = await hb.short_latency(one, SHORT_BODY, short_n, warmup=30)
     await one.close()
 
-    conns = [hb.RawConnection(base, key) for _ in range(32)]
+    conns = [kind(base, key) for _ in range(32)]
     await asyncio.gather(*(c.post(SHORT_BODY) for c in conns))
     latencies: list[float] = []
     end = time.perf_counter() + load_s
@@ -231,6 +255,13 @@ def main() -> int:
     for v, m in med.items():
         print(f"| {v} | {m['c1_p50_ms']:.2f} | {m['c1_p95_ms']:.2f} | {m['c32_rps']:.0f} | "
               f"{m['c32_p50_ms']:.1f} | {m['c32_p95_ms']:.1f} |")
+    print("\nGET /health (no inference: the HTTP server's own cost)\n")
+    print("| server | c=1 p50 ms | c=1 p95 ms | c=32 req/s | c=32 p50 ms | c=32 p95 ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for v, m in med.items():
+        print(f"| {v} | {m['health_c1_p50_ms']:.3f} | {m['health_c1_p95_ms']:.3f} | "
+              f"{m['health_c32_rps']:.0f} | {m['health_c32_p50_ms']:.2f} | "
+              f"{m['health_c32_p95_ms']:.2f} |")
     if probe:
         print("\n| server | idle socket cut after | 2 B/s header cut after | `BREW /` answer |")
         print("|---|---|---|---|")

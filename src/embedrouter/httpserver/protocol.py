@@ -229,8 +229,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             cause = exc.__context__
             if isinstance(cause, _Reject):
                 self._reject(cause.status, cause.message)
+            elif isinstance(cause, httptools.HttpParserError):  # e.g. parse_url's verdict
+                self._reject(400, f"Malformed HTTP request: {cause}")
             else:
-                self._reject(400, f"Malformed HTTP request: {cause or exc}")
+                # uvicorn's own handling failed on these bytes (a non-ASCII path, say); its
+                # exception text is for the log, not for the caller.
+                log.info("malformed request: %s: %s", type(cause).__name__, cause)
+                self._reject(400, "Malformed HTTP request: the request line or headers "
+                                  "cannot be decoded")
         except httptools.HttpParserError as exc:
             self._reject(400, self._malformed_message(exc))
 
