@@ -7,6 +7,23 @@ import httpx
 import pytest
 
 from tests.support.live import LiveServer, start_server
+from tests.support.tiktoken_offline import fill_cache
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_tiktoken(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """tiktoken (used by tests and by the clients they drive) reads our shipped ranks, offline."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TIKTOKEN_CACHE_DIR", str(fill_cache(tmp_path_factory.mktemp("tiktoken"))))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def cl100k():  # type: ignore[no-untyped-def]
+    import tiktoken
+
+    return tiktoken.get_encoding("cl100k_base")
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +51,7 @@ max_queue_items = 24
 
 [default_model]
 price_per_million = "0.02"
+token_ids = "o200k"
 
 [[models]]
 slug = "acme/minilm-mrl"
@@ -42,6 +60,7 @@ name = "MiniLM declared Matryoshka, with e5-style prefixes"
 matryoshka = true
 price_per_million = 0.1
 input_prefixes = {{ query = "query: ", passage = "passage: " }}
+token_ids = "native"
 
 [[models]]
 slug = "acme/chat-model"

@@ -95,7 +95,7 @@ def _cmd_keys_disable(args: argparse.Namespace) -> int:
 def _cmd_embed(args: argparse.Namespace) -> int:
     """Embed in-process, no server: same validation and pipeline as POST /embeddings."""
     from embedrouter.api.encode import embeddings_body, generation_id
-    from embedrouter.api.parse import parse_embedding_request
+    from embedrouter.api.parse import Limits, parse_embedding_request
     from embedrouter.errors import EmbedRouterError
     from embedrouter.server import build_router
 
@@ -110,7 +110,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     async def run() -> bytes:
         router = await build_router(settings)
         try:
-            request = parse_embedding_request(body)
+            request = parse_embedding_request(body, Limits(settings.max_inputs,
+                                                           settings.max_input_chars))
             result = await router.embed(request)
             return embeddings_body(result, request.encoding_format, generation_id())
         finally:

@@ -64,13 +64,16 @@ class UnsupportedInput(InvalidRequest):
 
 
 class ContextLengthExceeded(InvalidRequest):
-    def __init__(self, *, index: int, tokens: int, limit: int, model: str) -> None:
+    def __init__(self, *, index: int, tokens: int, limit: int, model: str,
+                 at_least: bool = False) -> None:
+        # at_least: only a prefix was tokenized (bounded work), so `tokens` is a lower bound.
+        count = f"at least {tokens}" if at_least else str(tokens)
         super().__init__(
-            f"input[{index}] has {tokens} tokens, more than the {limit}-token context of "
+            f"input[{index}] has {count} tokens, more than the {limit}-token context of "
             f"model {model!r}. Shorten it or split it; set truncate=true in the server config "
             "to cut long inputs instead.",
             metadata={"error_type": "context_length_exceeded", "index": index,
-                      "tokens": tokens, "limit": limit},
+                      "tokens": tokens, "limit": limit, "tokens_is_lower_bound": at_least},
         )
         self.index = index
         self.tokens = tokens

@@ -34,6 +34,12 @@ class ModelConfig:
     context_length: int | None = None  # None: the model directory's max_seq_length
     hugging_face_id: str | None = None
     output_modalities: tuple[str, ...] = ("embeddings",)
+    # What token-id inputs mean for this model: ids of an OpenAI encoding (decoded to text, then
+    # tokenized with the model's own tokenizer), the model's own ids, or refused.
+    token_ids: str = "cl100k"
+
+
+TOKEN_ID_MODES = ("cl100k", "o200k", "native", "reject")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,9 @@ class Settings:
     cache_dir: Path | None = None  # None: data_dir/onnx
     max_body_bytes: int = 16 * 1024 * 1024
     max_inputs: int = 2048
+    # Per input: characters of text, or ids of a token array. Checked before any tokenizing, so
+    # one huge input costs a length check, not gigabytes of tokenizer buffers.
+    max_input_chars: int = 100_000
     truncate: bool = False  # opt-in: cut over-long inputs instead of rejecting them
     # Connection guards (embedrouter.httpserver): without them a socket that sends nothing, or
     # sends a byte a second, holds a descriptor forever.
@@ -58,6 +67,7 @@ class Settings:
     max_queue_items: int = 8192
     default_model: bool = True
     default_model_price: Decimal = Decimal(0)
+    default_model_token_ids: str = "cl100k"
     models: tuple[ModelConfig, ...] = ()
 
     @property
@@ -82,6 +92,7 @@ class Settings:
                     description="all-MiniLM-L6-v2 computed locally on the CPU (384 dimensions).",
                     price_per_million=self.default_model_price,
                     hugging_face_id="sentence-transformers/all-MiniLM-L6-v2",
+                    token_ids=self.default_model_token_ids,
                 )
             )
         models.extend(self.models)
@@ -131,16 +142,22 @@ def _str(value: Any, key: str) -> str:
     return value
 
 
+def _token_ids(value: Any, key: str) -> str:
+    if value not in TOKEN_ID_MODES:
+        raise SettingsError(f"{key}: expected one of {', '.join(TOKEN_ID_MODES)}; got {value!r}")
+    return value
+
+
 _SECTION_KEYS = {
-    "server": {"host", "port", "max_body_bytes", "max_inputs", "truncate", "header_timeout_s",
-               "body_timeout_s", "keepalive_timeout_s", "max_connections"},
+    "server": {"host", "port", "max_body_bytes", "max_inputs", "max_input_chars", "truncate",
+               "header_timeout_s", "body_timeout_s", "keepalive_timeout_s", "max_connections"},
     "storage": {"database_url"},
     "engine": {"threads", "max_batch_tokens", "max_batch_size", "max_queue_items"},
-    "default_model": {"enabled", "price_per_million"},
+    "default_model": {"enabled", "price_per_million", "token_ids"},
 }
 _MODEL_KEYS = {
     "slug", "path", "name", "description", "price_per_million", "matryoshka", "input_prefixes",
-    "context_length", "hugging_face_id", "output_modalities",
+    "context_length", "hugging_face_id", "output_modalities", "token_ids",
 }
 
 
@@ -167,6 +184,7 @@ def _model(raw: Any, i: int) -> ModelConfig:
     if is_embedding and slug != DEFAULT_MODEL_SLUG and path is None:
         raise SettingsError(f"{key}.path: a local embeddings model needs the path of its directory")
     context = raw.get("context_length")
+    token_ids = _token_ids(raw.get("token_ids", "cl100k"), f"{key}.token_ids")
     return ModelConfig(
         slug=slug.lower(),
         path=_str(path, f"{key}.path") if path is not None else None,
@@ -179,6 +197,7 @@ def _model(raw: Any, i: int) -> ModelConfig:
         context_length=_int(context, f"{key}.context_length", minimum=1) if context else None,
         hugging_face_id=raw.get("hugging_face_id"),
         output_modalities=tuple(modalities),
+        token_ids=token_ids,
     )
 
 
@@ -223,6 +242,8 @@ def load_settings(
         max_body_bytes=_int(server.get("max_body_bytes", 16 * 1024 * 1024),
                             "server.max_body_bytes", minimum=1024),
         max_inputs=_int(server.get("max_inputs", 2048), "server.max_inputs", minimum=1),
+        max_input_chars=_int(server.get("max_input_chars", 100_000), "server.max_input_chars",
+                             minimum=16),
         truncate=_bool(server.get("truncate", False), "server.truncate"),
         header_timeout_s=_seconds(server.get("header_timeout_s", 10.0), "server.header_timeout_s"),
         body_timeout_s=_seconds(server.get("body_timeout_s", 60.0), "server.body_timeout_s"),
@@ -241,6 +262,8 @@ def load_settings(
         default_model=_bool(default.get("enabled", True), "default_model.enabled"),
         default_model_price=_decimal(default.get("price_per_million", 0),
                                      "default_model.price_per_million"),
+        default_model_token_ids=_token_ids(default.get("token_ids", "cl100k"),
+                                           "default_model.token_ids"),
         models=tuple(_model(m, i) for i, m in enumerate(models_raw)),
     )
     slugs = [m.slug for m in s.models]

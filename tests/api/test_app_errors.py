@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from embedrouter.api.app import App, Services
+from embedrouter.api.parse import Limits
 from embedrouter.catalog import Catalog
 
 
@@ -31,7 +32,7 @@ async def _services() -> Services:
         return None
 
     return Services(router=_ExplodingRouter(), catalog=Catalog([]), keys=_Keys(),  # type: ignore[arg-type]
-                    max_body_bytes=1024, max_inputs=4, close=close)
+                    max_body_bytes=1024, limits=Limits(max_inputs=4), close=close)
 
 
 async def test_unexpected_error_is_a_masked_500(caplog: pytest.LogCaptureFixture) -> None:

@@ -72,17 +72,33 @@ def test_base64_is_little_endian_float32_of_the_float_answer(client: httpx.Clien
     np.testing.assert_array_equal(vectors(resp), as_float)
 
 
-def test_token_ids_match_text(client: httpx.Client) -> None:
+def test_cl100k_token_ids_match_text(client: httpx.Client, cl100k) -> None:  # type: ignore[no-untyped-def]
+    # The default model reads token ids as cl100k (what LangChain and other tiktoken clients
+    # send): decoded to text, then tokenized with the model's own WordPiece.
     rows = golden()[:5]
-    by_text = vectors(embed(client, input=[r["input"] for r in rows]))
-    by_ids = vectors(embed(client, input=[r["token_ids"] for r in rows]))
-    as_floats = vectors(embed(client, input=[[float(t) for t in r["token_ids"]] for r in rows]))
-    # Ids without [CLS]/[SEP] get them added, so raw tokenizer output works too.
-    bare = vectors(embed(client, input=[r["token_ids"][1:-1] for r in rows]))
-    single = vectors(embed(client, input=rows[0]["token_ids"]))
-    for got in (by_ids, as_floats, bare):
-        np.testing.assert_allclose(got, by_text, atol=1e-5)
-    np.testing.assert_allclose(single[0], by_text[0], atol=1e-5)
+    texts = [r["input"] for r in rows]
+    by_text = embed(client, input=texts).json()
+    ids = [cl100k.encode(t) for t in texts]
+    by_ids = embed(client, input=ids).json()
+    as_floats = embed(client, input=[[float(t) for t in x] for x in ids]).json()
+    single = embed(client, input=ids[0]).json()
+    want = np.array([d["embedding"] for d in by_text["data"]])
+    for got in (by_ids, as_floats):
+        np.testing.assert_allclose([d["embedding"] for d in got["data"]], want, atol=1e-6)
+        # Usage counts the model's own tokens after re-tokenizing, not the cl100k ids.
+        assert got["usage"] == by_text["usage"]
+    np.testing.assert_allclose(single["data"][0]["embedding"], want[0], atol=1e-6)
+
+
+def test_cl100k_ids_that_wordpiece_would_misread(client: httpx.Client, cl100k) -> None:  # type: ignore[no-untyped-def]
+    # Every cl100k id of these is below the WordPiece vocabulary size (30522): read natively they
+    # gave a 200 with a vector at cosine 0.17 and 0.06 to the right one.
+    for text in ("hello world", "the cat sat on the mat"):
+        ids = cl100k.encode(text)
+        assert max(ids) < 30522
+        got = vectors(embed(client, input=ids))[0]
+        want = vectors(embed(client, input=text))[0]
+        assert float(got @ want) >= 0.9999
 
 
 def test_multimodal_text_parts_embed_as_text(client: httpx.Client) -> None:
@@ -191,8 +207,14 @@ def test_input_longer_than_context(client: httpx.Client) -> None:
     assert "302" in err["message"] and "256" in err["message"]
 
 
-def test_token_id_outside_vocabulary(client: httpx.Client) -> None:
-    assert_error(embed(client, input=[101, 999999, 102]), 400, "outside the vocabulary")
+@pytest.mark.parametrize(("ids", "bad", "index"), [
+    ([101, 999999, 102], 999999, 0), ([[15339], [15339, 100256]], 100256, 1),
+    ([[15339], [100262]], 100262, 1), ([[100277]], 100277, 0),
+])
+def test_invalid_cl100k_id(client: httpx.Client, ids: list, bad: int, index: int) -> None:
+    err = assert_error(embed(client, input=ids), 400, f"token id {bad} is not a valid cl100k id")
+    assert f"input[{index}]" in err["message"] and "token_ids" in err["message"]
+    assert err["metadata"]["token_id"] == bad and err["metadata"]["token_ids"] == "cl100k"
 
 
 def test_dimensions_on_a_model_without_matryoshka(client: httpx.Client) -> None:

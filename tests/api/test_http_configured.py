@@ -8,7 +8,7 @@ from decimal import Decimal
 import httpx
 import numpy as np
 
-from tests.api.conftest import DEFAULT_MODEL
+from tests.api.conftest import DEFAULT_MODEL, golden
 from tests.api.test_http import assert_error, vectors
 from tests.support.live import LiveServer
 
@@ -59,8 +59,15 @@ def test_input_type_prefixes(configured: httpx.Client) -> None:
 
 
 def test_models_filters(configured: httpx.Client) -> None:
+    # Without the filter /models lists every model served (OpenRouter lists text models only,
+    # which here would hide every embeddings model from client.models.list() and UI pickers).
     plain = configured.get("/models").json()
-    assert [m["id"] for m in plain["data"]] == ["acme/chat-model"]
+    assert [m["id"] for m in plain["data"]] == [DEFAULT_MODEL, "acme/minilm-mrl",
+                                                "acme/chat-model"]
+    text = configured.get("/models", params={"output_modalities": "text"}).json()
+    assert [m["id"] for m in text["data"]] == ["acme/chat-model"]
+    paged = configured.get("/models", params={"limit": 2}).json()
+    assert paged["links"]["next"] == "/api/v1/models?offset=2&limit=2"
     emb = configured.get("/models", params={"output_modalities": "embeddings"}).json()
     assert {m["id"] for m in emb["data"]} == {DEFAULT_MODEL, "acme/minilm-mrl"}
     assert configured.get("/models", params={"output_modalities": "all"}).json()[
@@ -89,3 +96,36 @@ async def test_full_queue_answers_429_with_retry_after(configured_server: LiveSe
     refused = next(r for r in replies if r.status_code == 429)
     assert int(refused.headers["retry-after"]) >= 1
     assert refused.json()["error"]["code"] == 429
+
+
+def _post(client: httpx.Client, model: str, inputs: object) -> httpx.Response:
+    return client.post("/embeddings", json={"model": model, "input": inputs})
+
+
+def test_native_token_ids_are_the_models_own(configured: httpx.Client) -> None:
+    # acme/minilm-mrl has token_ids = "native": ids are WordPiece ids, used as they are.
+    rows = [r for r in golden() if len(r["token_ids"]) < 40][:3]
+    model = "acme/minilm-mrl"
+    by_text = vectors(_post(configured, model, [r["input"] for r in rows]))
+    by_ids = vectors(_post(configured, model, [r["token_ids"] for r in rows]))
+    as_floats = vectors(_post(configured, model, [[float(t) for t in r["token_ids"]]
+                                                  for r in rows]))
+    # Ids without [CLS]/[SEP] get them added, so raw tokenizer output works too.
+    bare = vectors(_post(configured, model, [r["token_ids"][1:-1] for r in rows]))
+    for got in (by_ids, as_floats, bare):
+        np.testing.assert_allclose(got, by_text, atol=1e-5)
+    assert_error(_post(configured, model, [101, 999999, 102]), 400, "outside the vocabulary")
+
+
+def test_o200k_token_ids(configured: httpx.Client) -> None:
+    import tiktoken
+
+    o200k = tiktoken.get_encoding("o200k_base")
+    texts = ["hello world", "the cat sat on the mat"]
+    by_text = _post(configured, DEFAULT_MODEL, texts).json()
+    by_ids = _post(configured, DEFAULT_MODEL, [o200k.encode(t) for t in texts]).json()
+    np.testing.assert_allclose([d["embedding"] for d in by_ids["data"]],
+                               [d["embedding"] for d in by_text["data"]], atol=1e-6)
+    assert by_ids["usage"]["prompt_tokens"] == by_text["usage"]["prompt_tokens"]
+    err = assert_error(_post(configured, DEFAULT_MODEL, [[199998]]), 400, "not a valid o200k id")
+    assert err["metadata"]["token_ids"] == "o200k"

@@ -43,9 +43,9 @@ def test_explicit_float_equals_base64(oai: openai.OpenAI) -> None:
     assert isinstance(raw.data[0].embedding, str)  # explicit base64: the SDK leaves it alone
 
 
-def test_token_ids_and_extra_body(oai: openai.OpenAI) -> None:
+def test_token_ids_and_extra_body(oai: openai.OpenAI, cl100k) -> None:  # type: ignore[no-untyped-def]
     row = golden()[0]
-    by_ids = oai.embeddings.create(model=DEFAULT_MODEL, input=[row["token_ids"]])
+    by_ids = oai.embeddings.create(model=DEFAULT_MODEL, input=[cl100k.encode(row["input"])])
     by_text = oai.embeddings.create(model=DEFAULT_MODEL, input=row["input"],
                                     extra_body={"input_type": "search_query",
                                                 "provider": {"allow_fallbacks": True}})

@@ -30,10 +30,11 @@ def test_generate_text_and_usage(orc: OpenRouter) -> None:
     assert res.id is not None and res.id.startswith("gen-emb-")
 
 
-def test_generate_token_ids_sent_as_floats(orc: OpenRouter) -> None:
+def test_generate_token_ids_sent_as_floats(orc: OpenRouter, cl100k) -> None:  # type: ignore[no-untyped-def]
     row = golden()[3]
-    one = orc.embeddings.generate(model=DEFAULT_MODEL, input=row["token_ids"])
-    batch = orc.embeddings.generate(model=DEFAULT_MODEL, input=[row["token_ids"]] * 2)
+    ids = cl100k.encode(row["input"])
+    one = orc.embeddings.generate(model=DEFAULT_MODEL, input=ids)
+    batch = orc.embeddings.generate(model=DEFAULT_MODEL, input=[ids] * 2)
     text = orc.embeddings.generate(model=DEFAULT_MODEL, input=row["input"])
     for res in (one, batch):
         np.testing.assert_allclose(res.data[0].embedding, text.data[0].embedding, atol=1e-5)

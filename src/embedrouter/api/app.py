@@ -17,11 +17,12 @@ from urllib.parse import parse_qsl, quote
 import orjson
 
 from embedrouter import errors as e
+from embedrouter.api.body import BodyDecoder
 from embedrouter.api.encode import embeddings_body, generation_id
 from embedrouter.api.errors import INTERNAL_MESSAGE, envelope, render
 from embedrouter.api.metrics import RequestMetrics
 from embedrouter.api.openapi import openapi_document
-from embedrouter.api.parse import parse_embedding_request
+from embedrouter.api.parse import Limits
 from embedrouter.api.views import API_PREFIX, endpoints_view, page
 from embedrouter.catalog import Catalog
 from embedrouter.router import Router
@@ -45,7 +46,7 @@ class Services:
     catalog: Catalog
     keys: Authenticator
     max_body_bytes: int
-    max_inputs: int
+    limits: Limits
     close: Callable[[], Awaitable[None]]
 
 
@@ -83,6 +84,14 @@ def _int_param(query: dict[str, str], name: str, *, default: int | None, lo: int
         bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
         raise e.InvalidRequest(f"{name}: must be {bound}", metadata={"field": name})
     return value
+
+
+def _refuse_repeated_auth(raw_headers: list[tuple[bytes, bytes]]) -> None:
+    # With two Authorization headers the last would win here while a proxy in front may check
+    # the first: refuse rather than authenticate a key nobody vetted.
+    if sum(1 for k, _ in raw_headers if k.lower() == b"authorization") > 1:
+        raise e.InvalidRequest("More than one Authorization header; send exactly one",
+                               metadata={"field": "authorization"})
 
 
 class ClientDisconnected(Exception):
@@ -131,6 +140,7 @@ class App:
             "/metrics": {"GET": self._metrics},
         }
         self.metrics = RequestMetrics()
+        self.bodies = BodyDecoder()
         self._openapi_bytes = orjson.dumps(openapi_document())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -151,6 +161,7 @@ class App:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.bodies.close()
                 if self.services is not None:
                     await self.services.close()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -165,6 +176,8 @@ class App:
         request = Request(scope["method"], path, _query(scope.get("query_string", b"")),
                           headers, receive)
         try:
+            if len(headers) < len(scope["headers"]):
+                _refuse_repeated_auth(scope["headers"])
             status, body, extra = await self._dispatch(request)
         except ClientDisconnected:
             return
@@ -253,16 +266,7 @@ class App:
                 "`embedrouter keys create --label NAME`"
             )
         raw = await self._read_body(request)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise e.InvalidRequest(f"Malformed JSON body: {exc}") from None
-        parsed = parse_embedding_request(body)
-        if len(parsed.inputs) > svc.max_inputs:
-            raise e.PayloadTooLarge(
-                f"{len(parsed.inputs)} inputs in one request; the limit is {svc.max_inputs}",
-                metadata={"inputs": len(parsed.inputs), "limit": svc.max_inputs},
-            )
+        parsed = await self.bodies.decode(raw, svc.limits)
         result = await _unless_disconnected(svc.router.embed(parsed), request.receive)
         gen_id = generation_id()
         headers = {"x-generation-id": gen_id}
@@ -281,8 +285,10 @@ class App:
         return self._list(request, self._svc.catalog.embedding_models(), "/embeddings/models")
 
     async def _models(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
-        # As on OpenRouter, plain /models lists text-output models; embeddings need the filter.
-        wanted = request.query.get("output_modalities", "text")
+        # OpenRouter's plain /models lists text-output models only; here that would hide every
+        # model this server serves from `client.models.list()` and UI pickers, so without the
+        # filter it lists them all.
+        wanted = request.query.get("output_modalities", "all")
         kinds = {k.strip() for k in wanted.split(",") if k.strip()}
         unknown = kinds - {"text", "image", "audio", "embeddings", "all"}
         if unknown or not kinds:

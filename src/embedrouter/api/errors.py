@@ -29,11 +29,37 @@ def status_for(exc: e.EmbedRouterError) -> int:
     return 500
 
 
+# Messages and metadata echo what the caller sent (a model name, a path, a bad value); a 1 MB
+# `model` must not come back as a 2 MB error. Every string in an envelope is clipped here, once.
+MAX_MESSAGE_CHARS = 1000
+MAX_METADATA_CHARS = 200
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
+def _clip_all(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return clip(value, MAX_METADATA_CHARS)
+    if depth > 4:
+        return None
+    if isinstance(value, dict):
+        return {clip(str(k), MAX_METADATA_CHARS): _clip_all(v, depth + 1)
+                for k, v in list(value.items())[:50]}
+    if isinstance(value, list | tuple):
+        return [_clip_all(v, depth + 1) for v in value[:50]]
+    return value
+
+
 def envelope(status: int, message: str, metadata: dict[str, Any] | None = None) -> bytes:
     """The wire envelope; ``code`` is the int HTTP status, as the SDKs require."""
-    body: dict[str, Any] = {"error": {"code": status, "message": message}}
+    body: dict[str, Any] = {"error": {"code": status, "message": clip(message, MAX_MESSAGE_CHARS)}}
     if metadata:
-        body["error"]["metadata"] = metadata
+        body["error"]["metadata"] = _clip_all(metadata)
     return orjson.dumps(body)
 
 

@@ -189,7 +189,7 @@ def openapi_document() -> dict[str, Any]:
             "/models": {"get": {
                 "operationId": "getModels", "security": [],
                 "parameters": [*_PAGING, {"name": "output_modalities", "in": "query", "schema": {
-                    "type": "string", "default": "text",
+                    "type": "string", "default": "all",
                     "pattern": r"^\s*(text|image|audio|embeddings|all)\s*"
                                r"(,\s*(text|image|audio|embeddings|all)\s*)*$"}}],
                 "responses": {"200": _json("ModelsListResponse", "Models"),

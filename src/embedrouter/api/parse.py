@@ -7,9 +7,12 @@ that also lets every message say exactly which element is wrong.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from embedrouter.errors import EmptyInput, InvalidRequest
+import numpy as np
+
+from embedrouter.errors import EmptyInput, InvalidRequest, PayloadTooLarge
 from embedrouter.types import (
     EmbeddingRequest,
     Input,
@@ -20,6 +23,7 @@ from embedrouter.types import (
 )
 
 MAX_TOKEN_ID = 2**31 - 1
+MAX_MODEL_CHARS = 256
 _MEDIA_KINDS = ("image_url", "input_audio", "input_video", "input_file")
 _SORTS = ("price", "throughput", "latency", "exacto")
 _QUANTIZATIONS = frozenset(
@@ -66,10 +70,70 @@ def _token_id(value: Any, path: str) -> int:
     return value
 
 
-def _token_array(items: list[Any], path: str) -> TokenInput:
-    if not items:
+def _bulk_ids(items: list[Any] | np.ndarray) -> np.ndarray | None:
+    """The ids as int64 if every one is valid, checked in C; None sends the caller to the slow
+    path, which finds and names the first bad element (only ever on a request that fails)."""
+    try:
+        if isinstance(items, np.ndarray):
+            arr = items
+        else:
+            kinds = set(map(type, items))
+            if kinds == {int}:
+                arr = np.array(items, dtype=np.int64)
+            elif kinds <= {int, float}:
+                arr = np.array(items, dtype=np.float64)
+            else:
+                return None
+        if arr.dtype.kind == "f":
+            if not np.isfinite(arr).all() or (arr != np.floor(arr)).any():
+                return None
+            if arr.min() < 0 or arr.max() > MAX_TOKEN_ID:
+                return None
+            arr = arr.astype(np.int64)
+    except OverflowError:  # an int past int64
+        return None
+    if arr.dtype.kind != "i" or arr.min() < 0 or arr.max() > MAX_TOKEN_ID:
+        return None
+    return arr
+
+
+def _token_array(items: list[Any] | np.ndarray, path: str, limits: Limits) -> TokenInput:
+    if len(items) == 0:
         raise EmptyInput(f"Input must not be empty ({path} is an empty token array)")
-    return TokenInput(tuple(_token_id(v, f"{path}[{i}]") for i, v in enumerate(items)))
+    limits.check_length(len(items), path, "token ids")
+    arr = _bulk_ids(items)
+    if arr is None:
+        values = items.tolist() if isinstance(items, np.ndarray) else items
+        return TokenInput(tuple(_token_id(v, f"{path}[{i}]") for i, v in enumerate(values)))
+    return TokenInput(tuple(arr.tolist()))
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-request bounds, checked before any per-element work."""
+
+    max_inputs: int | None = None
+    max_input_chars: int | None = None
+
+    def check_count(self, count: int) -> None:
+        if self.max_inputs is not None and count > self.max_inputs:
+            raise PayloadTooLarge(
+                f"{count} inputs in one request; the limit is {self.max_inputs}",
+                metadata={"inputs": count, "limit": self.max_inputs},
+            )
+
+    def check_length(self, length: int, path: str, unit: str) -> None:
+        cap = self.max_input_chars
+        if cap is not None and length > cap:
+            raise InvalidRequest(
+                f"{path} has {length} {unit}; the limit per input is {cap} "
+                "(server.max_input_chars)",
+                metadata={"field": path, "error_type": "input_too_long", "length": length,
+                          "limit": cap},
+            )
+
+
+NO_LIMITS = Limits()
 
 
 def _part(raw: Any, path: str) -> TextInput | MediaPart:
@@ -104,7 +168,7 @@ def _part(raw: Any, path: str) -> TextInput | MediaPart:
     )
 
 
-def _multimodal(raw: Any, path: str) -> MultimodalInput:
+def _multimodal(raw: Any, path: str, limits: Limits) -> MultimodalInput:
     if not isinstance(raw, dict):
         raise _bad(path, "an object with `content`", raw)
     content = raw.get("content")
@@ -112,20 +176,35 @@ def _multimodal(raw: Any, path: str) -> MultimodalInput:
         raise _bad(f"{path}.content", "an array of content parts", content)
     if not content:
         raise EmptyInput(f"Input must not be empty ({path}.content is empty)")
-    return MultimodalInput(tuple(_part(p, f"{path}.content[{i}]") for i, p in enumerate(content)))
+    limits.check_count(len(content))
+    parts = tuple(_part(p, f"{path}.content[{i}]") for i, p in enumerate(content))
+    # The text parts are joined into one input, so the cap applies to them together.
+    limits.check_length(sum(len(p.text) for p in parts if isinstance(p, TextInput)), path,
+                        "characters of text")
+    return MultimodalInput(parts)
 
 
-def parse_input(raw: Any) -> tuple[Input, ...]:
-    """Validate ``input`` in any of the contract's shapes; each element gives one embedding."""
+def parse_input(raw: Any, limits: Limits = NO_LIMITS) -> tuple[Input, ...]:
+    """Validate ``input`` in any of the contract's shapes; each element gives one embedding.
+
+    Counts and lengths are checked before any per-element work, so an oversized request costs
+    a few comparisons, whatever its size.
+    """
     if isinstance(raw, str):
         if not raw:
             raise EmptyInput()
+        limits.check_length(len(raw), "input", "characters")
         return (TextInput(raw),)
+    if isinstance(raw, np.ndarray):  # a token array decoded straight to numpy (api/body.py)
+        return (_token_array(raw, "input", limits),)
     if not isinstance(raw, list):
         raise _bad("input", "a string, an array of strings, token ids or content objects", raw)
     if not raw:
         raise EmptyInput()
     first = raw[0]
+    if isinstance(first, int | float) and not isinstance(first, bool):
+        return (_token_array(raw, "input", limits),)
+    limits.check_count(len(raw))
     if isinstance(first, str):
         out: list[Input] = []
         for i, item in enumerate(raw):
@@ -133,19 +212,17 @@ def parse_input(raw: Any) -> tuple[Input, ...]:
                 raise _bad(f"input[{i}]", "a string like input[0]", item)
             if not item:
                 raise EmptyInput(f"Input must not be empty (input[{i}] is an empty string)")
+            limits.check_length(len(item), f"input[{i}]", "characters")
             out.append(TextInput(item))
         return tuple(out)
-    if isinstance(first, int | float) and not isinstance(first, bool):
-        return (_token_array(raw, "input"),)
-    if isinstance(first, list):
-        out = []
+    if isinstance(first, list | np.ndarray):
         for i, item in enumerate(raw):
-            if not isinstance(item, list):
+            if not isinstance(item, list | np.ndarray):
                 raise _bad(f"input[{i}]", "an array of token ids like input[0]", item)
-            out.append(_token_array(item, f"input[{i}]"))
-        return tuple(out)
+            limits.check_length(len(item), f"input[{i}]", "token ids")
+        return tuple(_token_array(item, f"input[{i}]", limits) for i, item in enumerate(raw))
     if isinstance(first, dict):
-        return tuple(_multimodal(item, f"input[{i}]") for i, item in enumerate(raw))
+        return tuple(_multimodal(item, f"input[{i}]", limits) for i, item in enumerate(raw))
     raise _bad("input[0]", "a string, a token id, an array of token ids or a content object",
                first)
 
@@ -268,7 +345,7 @@ def parse_provider(value: Any) -> dict[str, Any] | None:
     return value
 
 
-def parse_embedding_request(body: Any) -> EmbeddingRequest:
+def parse_embedding_request(body: Any, limits: Limits = NO_LIMITS) -> EmbeddingRequest:
     """Validate a decoded JSON body; unknown top-level keys are ignored, as the OAS allows."""
     if not isinstance(body, dict):
         raise _bad("body", "a JSON object", body)
@@ -277,9 +354,12 @@ def parse_embedding_request(body: Any) -> EmbeddingRequest:
         if "model" not in body or model is None:
             raise InvalidRequest("model: required", metadata={"field": "model"})
         raise _bad("model", "a non-empty string", model)
+    if len(model) > MAX_MODEL_CHARS:
+        raise InvalidRequest(f"model: at most {MAX_MODEL_CHARS} characters, got {len(model)}",
+                             metadata={"field": "model"})
     if "input" not in body or body["input"] is None:
         raise InvalidRequest("input: required", metadata={"field": "input"})
-    inputs = parse_input(body["input"])
+    inputs = parse_input(body["input"], limits)
 
     encoding = body.get("encoding_format")
     if encoding is None:

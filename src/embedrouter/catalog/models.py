@@ -29,6 +29,7 @@ class ModelSpec:
     output_modalities: tuple[str, ...] = ("embeddings",)
     hugging_face_id: str | None = None
     path: str | None = None
+    token_ids: str = "cl100k"  # settings.TOKEN_ID_MODES
 
     @property
     def is_embedding(self) -> bool:
@@ -99,6 +100,7 @@ def build_catalog(models: Iterable[ModelConfig], facts: Mapping[str, ModelFacts]
                 output_modalities=m.output_modalities,
                 hugging_face_id=m.hugging_face_id,
                 path=m.path,
+                token_ids=m.token_ids,
             )
         )
     return Catalog(specs)

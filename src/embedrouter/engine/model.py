@@ -23,6 +23,9 @@ from embedrouter.engine.model_dir import ModelSpec, read_model_dir
 log = logging.getLogger(__name__)
 
 DEFAULT_FLAVOUR = "standard"
+# Characters to tokenize per allowed token before concluding a text is too long: English runs
+# at about 4-5 characters a WordPiece token, so 16 leaves a wide margin at a bounded cost.
+PROBE_CHARS_PER_TOKEN = 16
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:
@@ -111,6 +114,35 @@ class LocalModel:
         if not texts:
             return []
         return [enc.ids for enc in self._tok.encode_batch(list(texts), add_special_tokens=True)]
+
+    def tokenize_capped(self, texts: Sequence[str], max_tokens: int
+                        ) -> tuple[list[list[int]], list[bool]]:
+        """Token ids as ``tokenize`` gives them, with the work per text bounded by ``max_tokens``.
+
+        A text longer than ``max_tokens * PROBE_CHARS_PER_TOKEN`` characters is first tokenized
+        only up to a whitespace break near that point. Whitespace splits words for the
+        pre-tokenizer, so those ids are exactly the leading ids of the whole text: if there are
+        already more than ``max_tokens`` of them the text is too long (or, truncated, identical to
+        the whole text truncated), and the rest is never tokenized. The flag says which texts
+        were cut, i.e. whose count is a lower bound.
+        """
+        probe = max_tokens * PROBE_CHARS_PER_TOKEN
+        out: list[list[int]] = [[] for _ in texts]
+        cut = [False] * len(texts)
+        short = [i for i, t in enumerate(texts) if len(t) <= probe]
+        for i, ids in zip(short, self.tokenize([texts[i] for i in short]), strict=True):
+            out[i] = ids
+        for i, text in enumerate(texts):
+            if len(text) <= probe:
+                continue
+            end = max(text.rfind(c, probe // 2, probe) for c in " \n\t\r")
+            if end > 0:
+                head = self._tok.encode(text[:end], add_special_tokens=True).ids
+                if len(head) > max_tokens:
+                    out[i], cut[i] = head, True
+                    continue
+            out[i] = self._tok.encode(text, add_special_tokens=True).ids
+        return out, cut
 
     def wrap_ids(self, ids: Sequence[int]) -> list[int]:
         """Adds [CLS] in front and [SEP] at the end where the caller left them out."""

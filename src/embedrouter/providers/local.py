@@ -62,31 +62,40 @@ class LocalProvider:
         text_pos = [i for i, x in enumerate(inputs) if isinstance(x, TextInput)]
         texts = [prefix + inputs[i].text for i in text_pos]  # type: ignore[union-attr]
         seqs: list[list[int]] = [[] for _ in inputs]
+        limit = model.context_length
+        cut = [False] * len(inputs)
         if texts:
             if sum(map(len, texts)) > _INLINE_TOKENIZE_CHARS:
-                ids = await asyncio.to_thread(engine.tokenize, texts)
+                ids, was_cut = await asyncio.to_thread(engine.tokenize_capped, texts, limit)
             else:
-                ids = engine.tokenize(texts)
-            for pos, seq in zip(text_pos, ids, strict=True):
-                seqs[pos] = seq
+                ids, was_cut = engine.tokenize_capped(texts, limit)
+            for pos, seq, c in zip(text_pos, ids, was_cut, strict=True):
+                seqs[pos], cut[pos] = seq, c
         for i, x in enumerate(inputs):
             if isinstance(x, TokenInput):
-                bad = next((t for t in x.ids if t >= engine.vocab_size), None)
+                ids = x.ids
+                if len(ids) > limit + 2:
+                    # Surely too long whatever [CLS]/[SEP] wrapping adds: cut (or refuse) before
+                    # any per-id work, so a 100k-id array costs a slice, not a loop.
+                    if not self._truncate:
+                        raise ContextLengthExceeded(index=i, tokens=len(engine.wrap_ids(ids)),
+                                                    limit=limit, model=model.slug)
+                    ids = ids[:limit]
+                bad = next((t for t in ids if t >= engine.vocab_size), None)
                 if bad is not None:
                     raise InvalidRequest(
                         f"input[{i}]: token id {bad} is outside the vocabulary of model "
                         f"{model.slug!r} (size {engine.vocab_size})",
                         metadata={"field": f"input[{i}]"},
                     )
-                seqs[i] = engine.wrap_ids(list(x.ids))
+                seqs[i] = engine.wrap_ids(list(ids))
 
-        limit = model.context_length
         truncated = 0
         for i, seq in enumerate(seqs):
             if len(seq) > limit:
                 if not self._truncate:
                     raise ContextLengthExceeded(index=i, tokens=len(seq), limit=limit,
-                                                model=model.slug)
+                                                model=model.slug, at_least=cut[i])
                 seqs[i] = engine.truncate(seq, limit)
                 truncated += 1
         tokens = sum(map(len, seqs))

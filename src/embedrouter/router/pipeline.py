@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 
@@ -10,6 +11,7 @@ import numpy as np
 from embedrouter.catalog import Catalog, ModelSpec
 from embedrouter.errors import InvalidRequest, NotFound, UnknownModel, UnsupportedInput
 from embedrouter.providers.base import Provider
+from embedrouter.router.token_ids import INLINE_DECODE_IDS, needs_decoding, translate
 from embedrouter.types import (
     EmbeddingRequest,
     EmbeddingResult,
@@ -95,6 +97,10 @@ class Router:
         spec = resolve_model(self.catalog, request.model)
         cut_to = check_dimensions(spec, request.dimensions)
         inputs = flatten_inputs(spec, request.inputs)
+        if needs_decoding(spec, inputs) > INLINE_DECODE_IDS:
+            inputs = await asyncio.to_thread(translate, spec, inputs)
+        else:
+            inputs = translate(spec, inputs)
         provider = self._providers[spec.provider]
         result = await provider.embed(spec, inputs, input_type=request.input_type)
         vectors = result.vectors
