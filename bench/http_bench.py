@@ -265,11 +265,23 @@ class RawConnection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, body: bytes) -> tuple[int, bytes]:
+        fresh = self.writer is None
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         self.writer.write(b"".join((self.head, str(len(body)).encode(), b"\r\n\r\n", body)))
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+            partial = getattr(exc, "partial", b"")
+            if fresh or partial:
+                raise
+            # The server closed this keep-alive connection while it sat idle (its keep-alive
+            # timeout; on a loaded machine a warm-up can outlast it): reconnect once and resend,
+            # as HTTP client libraries do for a stale pooled connection.
+            await self.close()
+            self.reader = self.writer = None
+            return await self.post(body)
         status = int(head[9:12])
         length = None
         chunked = False
