@@ -13,8 +13,8 @@ machine does not favour one), on the same data dir, ONNX cache and key:
 3. the same two for ``GET /health``, where no inference hides the HTTP server's own cost.
 
 Then it probes, once per server, what each does with hostile clients: an idle socket (cut
-within 15 s?), a header trickled at 2 bytes/s (cut within 15 s?) and a malformed request
-line (what comes back). Medians over rounds are printed as a Markdown table.
+within 15 s?), a header trickled at 2 bytes/s (cut within 15 s?) and four malformed requests
+(what comes back). Medians over rounds are printed as a Markdown table.
 
 The load client is http_bench.py's raw asyncio HTTP/1.1 client; it shares the machine's cores
 with the server, so absolute figures are lower bounds. Compare columns from one run only.
@@ -191,20 +191,34 @@ def _cut_within(port: int, trickle: bytes, seconds: float) -> float | None:
     return None
 
 
-def probes(port: int) -> dict[str, Any]:
+MALFORMED = {
+    "bad_method": b"BREW /health HTTP/1.1\r\nHost: x\r\n\r\n",
+    "negative_length": b"POST /api/v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    "nul_in_header": b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+    "tls_hello": bytes.fromhex("16030100c4010000c00303") + bytes(40),
+}
+
+
+def _answer(port: int, payload: bytes) -> str:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"BREW /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(payload)
         s.settimeout(5)
         try:
             reply = s.recv(4096)
         except OSError as exc:
-            reply = repr(exc).encode()
+            return type(exc).__name__
+    if not reply:
+        return "closed, no response"
     head, _, body = reply.partition(b"\r\n\r\n")
-    status = head.split(b"\r\n", 1)[0].decode("latin-1")
-    return {"idle_cut_s": _cut_within(port, b"", 15),
-            "slow_header_cut_s": _cut_within(port, b"GET /health HTTP/1.1\r\nX-a: " + b"a" * 60,
-                                             15),
-            "bad_method": f"{status} {body[:80].decode('latin-1')!r}" if reply else "closed"}
+    status = head.split(b"\r\n", 1)[0].decode("latin-1").removeprefix("HTTP/1.1 ")
+    return f"{status} {body[:60].decode('latin-1')!r}"
+
+
+def probes(port: int) -> dict[str, Any]:
+    out: dict[str, Any] = {name: _answer(port, payload) for name, payload in MALFORMED.items()}
+    out["idle_cut_s"] = _cut_within(port, b"", 15)
+    out["slow_header_cut_s"] = _cut_within(port, b"GET /health HTTP/1.1\r\nX-a: " + b"a" * 60, 15)
+    return out
 
 
 def main() -> int:
@@ -235,7 +249,7 @@ def main() -> int:
                 hb.log(f"round {r + 1} {variant}: " + ", ".join(f"{k}={v:.2f}"
                                                                 for k, v in m.items()))
                 results[variant].append(m)
-        probe = {}
+        probe: dict[str, Any] = {}
         if not args.no_probes:
             for variant in VARIANTS:
                 proc, port = start(variant, data_dir, cache_dir)
@@ -248,8 +262,19 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     med = {v: {k: statistics.median(m[k] for m in ms) for k in ms[0]}
-           for v, ms in results.items()}
-    print(f"\n{args.rounds} rounds, medians; one-input requests ({hb.SHORT!r})\n")
+           for v, ms in results.items() if ms}
+    if med:
+        _print_timings(med, args.rounds)
+    if probe:
+        _print_probes(probe)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"medians": med, "rounds": results,
+                                               "probes": probe}, indent=2))
+    return 0
+
+
+def _print_timings(med: dict[str, dict[str, float]], rounds: int) -> None:
+    print(f"\n{rounds} rounds, medians; one-input requests ({hb.SHORT!r})\n")
     print("| server | c=1 p50 ms | c=1 p95 ms | c=32 req/s | c=32 p50 ms | c=32 p95 ms |")
     print("|---|---:|---:|---:|---:|---:|")
     for v, m in med.items():
@@ -262,18 +287,20 @@ def main() -> int:
         print(f"| {v} | {m['health_c1_p50_ms']:.3f} | {m['health_c1_p95_ms']:.3f} | "
               f"{m['health_c32_rps']:.0f} | {m['health_c32_p50_ms']:.2f} | "
               f"{m['health_c32_p95_ms']:.2f} |")
-    if probe:
-        print("\n| server | idle socket cut after | 2 B/s header cut after | `BREW /` answer |")
-        print("|---|---|---|---|")
-        for v, p in probe.items():
-            def fmt(x: float | None) -> str:
-                return "never (15 s)" if x is None else f"{x:.1f} s"
-            print(f"| {v} | {fmt(p['idle_cut_s'])} | {fmt(p['slow_header_cut_s'])} | "
-                  f"{re.sub(r'[|]', '/', p['bad_method'])} |")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"medians": med, "rounds": results,
-                                               "probes": probe}, indent=2))
-    return 0
+
+
+def _print_probes(probe: dict[str, Any]) -> None:
+    def fmt(x: float | None) -> str:
+        return "never (15 s)" if x is None else f"{x:.1f} s"
+
+    print("\n| server | idle socket cut after | 2 B/s header cut after |")
+    print("|---|---|---|")
+    for v, p in probe.items():
+        print(f"| {v} | {fmt(p['idle_cut_s'])} | {fmt(p['slow_header_cut_s'])} |")
+    print("\n| server | " + " | ".join(MALFORMED) + " |")
+    print("|---|" + "---|" * len(MALFORMED))
+    for v, p in probe.items():
+        print(f"| {v} | " + " | ".join(re.sub(r"[|]", "/", p[k]) for k in MALFORMED) + " |")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ MAX_HEAD_BYTES = 64 * 1024
 LINGER_S = 1.0
 # Lingering connections hold descriptors beyond max_connections; this bounds them.
 MAX_LINGERING = 64
+REFUSAL_LOG_S = 10.0
 # Descriptors kept free for the process itself (database, runtime, listening socket, logs).
 FD_RESERVE = 32
 
@@ -77,6 +78,17 @@ class _Shared:
         self.limits = limits
         self.idle: OrderedDict[GuardedHttpToolsProtocol, None] = OrderedDict()
         self.lingering = 0
+        self.refused = 0  # since the last log line about refusals
+        self.refusal_logged_at = float("-inf")
+
+    def note_refusal(self, now: float, open_connections: int) -> None:
+        """Log refusals at most every REFUSAL_LOG_S: a flood must not become a log flood."""
+        self.refused += 1
+        if now - self.refusal_logged_at >= REFUSAL_LOG_S:
+            log.warning("refused %d connection(s): %d open, the limit is %d", self.refused,
+                        open_connections, self.limits.max_connections)
+            self.refused = 0
+            self.refusal_logged_at = now
 
 
 def error_response(status: int, message: str, extra: tuple[tuple[bytes, bytes], ...] = ()
@@ -143,8 +155,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         self._refused = True
-        log.warning("refused a connection: %d open, the limit is %d",
-                    len(self.connections), self.shared.limits.max_connections)
+        self.shared.note_refusal(self.loop.time(), len(self.connections))
         transport.write(error_response(
             503, "Too many open connections; retry shortly",
             ((b"retry-after", b"1"),)))
@@ -207,7 +218,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 # written now would be read as (part of) the current response.
                 self.transport.close()
                 return
-        log.info("rejected a request with %d: %s", status, message)
+        log.debug("rejected a request with %d: %s", status, message)
         self.transport.write(error_response(status, message))
         self._linger()
 
@@ -234,7 +245,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 # uvicorn's own handling failed on these bytes (a non-ASCII path, say); its
                 # exception text is for the log, not for the caller.
-                log.info("malformed request: %s: %s", type(cause).__name__, cause)
+                log.debug("malformed request: %s: %s", type(cause).__name__, cause)
                 self._reject(400, "Malformed HTTP request: the request line or headers "
                                   "cannot be decoded")
         except httptools.HttpParserError as exc:
