@@ -1,5 +1,7 @@
 """Which HTTP server should run the app: uvicorn as shipped, uvicorn under embedrouter's guards
 (timeouts, connection cap, JSON envelope on parse errors), or granian; measured in one run.
+All three run the same ASGI app in one process on uvloop, launched the same way (not through
+`embedrouter serve`, whose start-up differs in ways that are not the HTTP server's).
 
     python bench/server_compare.py [--rounds 3] [--short 300] [--load-s 8] [--json OUT]
 
@@ -68,11 +70,16 @@ def app_factory() -> Any:
     return create_app(load_settings())
 
 
-def _stock_uvicorn(port: int) -> None:
-    """uvicorn with the flags embedrouter used before the guards: httptools, uvloop."""
+def _uvicorn(port: int, guarded: bool) -> None:
+    """uvicorn as `embedrouter serve` runs it (uvloop, httptools, no ws), with its stock
+    protocol or with embedrouter's guarded subclass at the default limits: the one difference
+    between the two variants."""
     import uvicorn
 
-    uvicorn.run(app_factory(), host="127.0.0.1", port=port, loop="uvloop", http="httptools",
+    from embedrouter.httpserver import ConnectionLimits, protocol_class
+
+    http: Any = protocol_class(ConnectionLimits()) if guarded else "httptools"
+    uvicorn.run(app_factory(), host="127.0.0.1", port=port, loop="uvloop", http=http, ws="none",
                 lifespan="on", access_log=False, log_level="warning", server_header=False,
                 date_header=False)
 
@@ -88,11 +95,9 @@ def start(variant: str, data_dir: Path, cache_dir: Path) -> tuple[subprocess.Pop
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMBEDROUTER_")}
     env.update(EMBEDROUTER_DATA_DIR=str(data_dir), EMBEDROUTER_CACHE_DIR=str(cache_dir))
     here = str(Path(__file__).resolve().parent)
-    if variant == "uvicorn-guarded":
-        cmd = [sys.executable, "-m", "embedrouter", "serve", "--port", str(port)]
-    elif variant == "uvicorn-stock":
+    if variant.startswith("uvicorn"):
         cmd = [sys.executable, "-c", f"import sys; sys.path.insert(0, {here!r}); "
-               f"import server_compare as s; s._stock_uvicorn({port})"]
+               f"import server_compare as s; s._uvicorn({port}, {variant == 'uvicorn-guarded'})"]
     else:
         # One worker, one runtime thread, uvloop: the same single-process shape as uvicorn;
         # its header read timeout set to embedrouter's default (10 s) so the probes compare.

@@ -62,3 +62,17 @@ def test_server_still_serves_after_malformed_requests(live_server: LiveServer) -
     finally:
         sock.close()
     assert status == 200 and json.loads(body) == {"status": "ok"}
+
+
+def test_an_upgrade_request_is_served_as_http1_and_closed(live_server: LiveServer) -> None:
+    """h2c and websocket upgrades are refused by serving the request as HTTP/1.1."""
+    sock = connect(live_server)
+    try:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                     b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n")
+        raw = read_response(sock, deadline_s=5.0)
+    finally:
+        sock.close()
+    status, headers, body = parse_response(raw)
+    assert status == 200 and json.loads(body) == {"status": "ok"}
+    assert headers["connection"] == "close"

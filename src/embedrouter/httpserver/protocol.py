@@ -109,9 +109,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.timeout_keep_alive = self.shared.limits.keepalive_timeout_s  # uvicorn's timer
         self._phase = "new"
         self._deadline: asyncio.TimerHandle | None = None
         self._head_bytes = 0
+        self._body_expected = False
         self._first = b""
         self._refused = False
         self._lingering = False
@@ -232,10 +234,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
+            # The server runs with ws="none": no upgrade (websocket, h2c) is ever accepted, and
+            # the request is served as plain HTTP/1.1 (uvicorn would log a warning for each).
+            # The parser stops at an upgrade, so the connection closes after this response.
+            if self.cycle is not None:
+                self.cycle.keep_alive = False
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _Reject):
@@ -250,6 +253,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                                   "cannot be decoded")
         except httptools.HttpParserError as exc:
             self._reject(400, self._malformed_message(exc))
+        else:
+            # Deadlines for a head or body still incomplete after this chunk. Armed here rather
+            # than in the parser callbacks so that the usual request, whole in one chunk, costs
+            # no timer at all.
+            if self._deadline is None and not self.transport.is_closing():
+                if self._phase == "head":
+                    self._arm(self.shared.limits.header_timeout_s)
+                elif self._phase == "body" and self._body_expected:
+                    self._arm(self.shared.limits.body_timeout_s)
 
     def _malformed_message(self, exc: Exception) -> str:
         if self._first.startswith(_TLS_RECORD):
@@ -264,9 +276,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = 0
+        self._body_expected = False
         self.shared.idle.pop(self, None)
         if self._phase == "idle":
-            self._arm(self.shared.limits.header_timeout_s)
+            # The keep-alive deadline (uvicorn's timer or ours) ends with the first byte; the
+            # header deadline starts in data_received if the head is not complete by then.
+            self._unset_keepalive_if_required()
+            self._disarm()
         # A fresh connection keeps the deadline it got at connect: idle time counts too.
         self._phase = "head"
 
@@ -282,46 +298,50 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # uvicorn's on_header inlined (one Python call per header, not two), plus the count and
+        # a note of whether a body follows.
         self._count_head(len(name) + len(value))
-        super().on_header(name, value)
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        elif name == b"content-length" or name == b"transfer-encoding":
+            self._body_expected = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._phase = "body"
-        # Armed for every request: for one without a body on_message_complete follows at once.
-        self._arm(self.shared.limits.body_timeout_s)
+        self._disarm()  # the header deadline; a body's starts in data_received if needed
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._phase = "done"
         self._disarm()
-        self._maybe_idle()
+        if self._may_idle():
+            # The app answered before the body was read to the end (a 401, say): uvicorn's
+            # keep-alive timer was not armed for this, so ours is.
+            self._phase = "idle"
+            self.shared.idle[self] = None
+            self._arm(self.shared.limits.keepalive_timeout_s)
 
     def on_response_complete(self) -> None:
-        # uvicorn's own version arms its keep-alive timer even when the next request's head is
-        # already arriving; the phases above take that over.
-        self.server_state.total_requests += 1
-        if self.transport.is_closing():
-            return
-        self.flow.resume_reading()
-        if self.pipeline:
-            cycle, app = self.pipeline.pop()
-            self._start_asgi_task(cycle, app)
-            return
-        self._maybe_idle()
+        # uvicorn starts a pipelined request if any, else arms its keep-alive timer
+        # (self.timeout_keep_alive, set from the limits): that timer is the idle deadline.
+        super().on_response_complete()
+        if self._may_idle():
+            self._phase = "idle"
+            self.shared.idle[self] = None
+        else:
+            # The next request's head or this one's body is still arriving, under its own
+            # deadline; uvicorn's timer would close the connection in the middle of it.
+            self._unset_keepalive_if_required()
 
-    def _maybe_idle(self) -> None:
-        """After a response and a fully read request, wait for the next under keep-alive."""
+    def _may_idle(self) -> bool:
+        """Whether the request was read to the end and answered, with nothing queued."""
         cycle = self.cycle
-        if (self._phase != "done" or cycle is None or not cycle.response_complete
-                or self.pipeline or self.transport.is_closing()):
-            return
-        self._phase = "idle"
-        self.shared.idle[self] = None
-        self._arm(self.shared.limits.keepalive_timeout_s)
+        return (self._phase == "done" and cycle is not None and cycle.response_complete
+                and not self.pipeline and not self.transport.is_closing())
 
-    def timeout_keep_alive_handler(self) -> None:
-        """Unused: keep-alive expiry is the "idle" phase's deadline."""
 
 
 def protocol_class(limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:
