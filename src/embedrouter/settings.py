@@ -11,7 +11,10 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # catalog.models imports this module; the catalog is read at load time
+    from embedrouter.catalog.config import ProviderState, RemoteModel
 
 DEFAULT_MODEL_SLUG = "sentence-transformers/all-minilm-l6-v2"
 
@@ -69,6 +72,11 @@ class Settings:
     default_model_price: Decimal = Decimal(0)
     default_model_token_ids: str = "cl100k"
     models: tuple[ModelConfig, ...] = ()
+    # Remote providers (built-in catalog + [[providers]]), enabled or not, and the remote models
+    # ([[models]] with endpoints) that enabled providers serve; see catalog/config.py.
+    providers: tuple[ProviderState, ...] = ()
+    remote_models: tuple[RemoteModel, ...] = ()
+    request_deadline_s: float = 120.0  # [routing] deadline_s: past it, a remote request is a 524
 
     @property
     def resolved_database_url(self) -> str:
@@ -217,7 +225,7 @@ def load_settings(
             raise SettingsError(f"config file {config_file} does not exist") from exc
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config file {config_file}: {exc}") from exc
-    unknown_sections = set(raw) - set(_SECTION_KEYS) - {"models"}
+    unknown_sections = set(raw) - set(_SECTION_KEYS) - {"models", "providers", "routing"}
     if unknown_sections:
         raise SettingsError(f"unknown config sections {sorted(unknown_sections)}")
     for section, keys in _SECTION_KEYS.items():
@@ -264,8 +272,34 @@ def load_settings(
                                      "default_model.price_per_million"),
         default_model_token_ids=_token_ids(default.get("token_ids", "cl100k"),
                                            "default_model.token_ids"),
-        models=tuple(_model(m, i) for i, m in enumerate(models_raw)),
+        models=tuple(_model(m, i) for i, m in enumerate(models_raw)
+                     if not (isinstance(m, dict) and "endpoints" in m)),
     )
+    from embedrouter.catalog.config import ConfigError
+    from embedrouter.catalog.config import resolve as resolve_catalog
+
+    providers_raw = raw.get("providers", [])
+    if not isinstance(providers_raw, list):
+        raise SettingsError("providers: expected an array of tables ([[providers]])")
+    try:
+        states, remote = resolve_catalog(
+            providers_raw, [m for m in models_raw if isinstance(m, dict) and "endpoints" in m],
+            env, source=str(config_file) if config_file is not None else "config")
+    except ConfigError as exc:
+        raise SettingsError(str(exc)) from None
+    routing = raw.get("routing", {})
+    if not isinstance(routing, dict) or set(routing) - {"deadline_s"}:
+        raise SettingsError("[routing]: expected a table with deadline_s")
+    deadline = routing.get("deadline_s", 120.0)
+    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline <= 0:
+        raise SettingsError("routing.deadline_s: expected a positive number of seconds")
+    s = replace(s, providers=tuple(states), remote_models=tuple(remote),
+                request_deadline_s=float(deadline))
+    local = {m.slug for m in s.all_models()}
+    clash = sorted(local & {m.slug for m in remote})
+    if clash:
+        raise SettingsError(f"models: {clash[0]!r} is declared both as a local model (path) and "
+                            "with endpoints; a model's endpoints must serve one embedding space")
     slugs = [m.slug for m in s.models]
     if len(slugs) != len(set(slugs)):
         raise SettingsError("models: each slug may be declared once")

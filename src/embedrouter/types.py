@@ -68,6 +68,7 @@ class Usage:
     prompt_tokens: int
     total_tokens: int
     cost: Decimal = Decimal(0)
+    estimated: bool = False  # an upstream left usage out; the router counted the tokens
 
 
 @dataclass(slots=True)

@@ -272,6 +272,9 @@ class App:
         headers = {"x-generation-id": gen_id}
         if result.truncated:
             headers["x-embedrouter-truncated"] = str(result.truncated)
+        if result.usage.estimated:
+            # An upstream left usage out: the count (and so the cost) is this router's estimate.
+            headers["x-embedrouter-usage-estimated"] = "true"
         return 200, embeddings_body(result, parsed.encoding_format, gen_id), headers
 
     def _list(self, request: Request, models: list[Any], path: str,

@@ -23,6 +23,8 @@ STATUS_TABLE: tuple[tuple[type[e.EmbedRouterError], int], ...] = (
 
 
 def status_for(exc: e.EmbedRouterError) -> int:
+    if isinstance(exc, e.UpstreamError):  # the router chose it from the failed attempts
+        return exc.status
     for cls, status in STATUS_TABLE:
         if isinstance(exc, cls):
             return status

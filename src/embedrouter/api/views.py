@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from embedrouter.catalog import ModelSpec
+from embedrouter.catalog.endpoints import MILLION, EndpointSpec
 
 API_PREFIX = "/api/v1"
 
 
-def _pricing(spec: ModelSpec) -> dict[str, Any]:
+def _prices(per_million: Decimal) -> dict[str, Any]:
     # OpenRouter prices are decimal strings in USD per token.
-    per_token = spec.price_per_token
+    per_token = per_million / MILLION
     return {
         "prompt": format(per_token.normalize(), "f") if per_token else "0",
         "completion": "0",
         "request": "0",
         "image": "0",
     }
+
+
+def _pricing(spec: ModelSpec) -> dict[str, Any]:
+    return _prices(spec.price_per_million)
 
 
 def _architecture(spec: ModelSpec) -> dict[str, Any]:
@@ -57,20 +63,26 @@ def model_view(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-def endpoints_view(spec: ModelSpec) -> dict[str, Any]:
-    endpoint = {
-        "name": f"{spec.provider_name} | {spec.slug}",
+def _endpoint_view(spec: ModelSpec, ep: EndpointSpec) -> dict[str, Any]:
+    return {
+        "name": f"{ep.display_name} | {spec.slug}",
         "model_id": spec.slug,
         "model_name": spec.name,
         "context_length": spec.context_length,
-        "pricing": _pricing(spec),
-        "provider_name": spec.provider_name,
-        "tag": spec.provider,
-        "quantization": "fp32",
-        "service_tier": None,
+        "pricing": _prices(ep.price_per_million),
+        "provider_name": ep.display_name,
+        "tag": ep.provider,
+        "quantization": ep.quantization,
+        "service_tier": ep.tier,
         "max_completion_tokens": None,
         "max_prompt_tokens": spec.context_length or None,
-        "supported_parameters": ["dimensions"] if spec.matryoshka else [],
+        "supported_parameters": sorted(ep.supported_params),
+        # Not in OpenRouter's object: the per-call caps this router splits requests to, and the
+        # data policy that `provider.data_collection` / `provider.zdr` filter on.
+        "max_inputs_per_call": ep.max_inputs,
+        "max_tokens_per_call": ep.max_tokens,
+        "data_collection": ep.data_collection,
+        "zdr": ep.zdr,
         "native_tools": {},
         "supports_implicit_caching": False,
         "supports_diarization": False,
@@ -83,6 +95,9 @@ def endpoints_view(spec: ModelSpec) -> dict[str, Any]:
         "latency_last_30m": None,
         "throughput_last_30m": None,
     }
+
+
+def endpoints_view(spec: ModelSpec) -> dict[str, Any]:
     return {
         "data": {
             "id": spec.slug,
@@ -90,7 +105,7 @@ def endpoints_view(spec: ModelSpec) -> dict[str, Any]:
             "created": spec.created,
             "description": spec.description,
             "architecture": _architecture(spec),
-            "endpoints": [endpoint] if spec.is_embedding else [],
+            "endpoints": [_endpoint_view(spec, ep) for ep in spec.endpoints],
         }
     }
 

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from embedrouter.catalog.config import RemoteModel
+from embedrouter.catalog.endpoints import EndpointSpec
 from embedrouter.settings import ModelConfig
 
 MILLION = Decimal(1_000_000)
@@ -30,6 +32,13 @@ class ModelSpec:
     hugging_face_id: str | None = None
     path: str | None = None
     token_ids: str = "cl100k"  # settings.TOKEN_ID_MODES
+    # Who serves it: one implicit `local` endpoint for a local model, the enabled providers'
+    # endpoints for a remote one. All of them serve the same embedding space.
+    endpoints: tuple[EndpointSpec, ...] = ()
+
+    @property
+    def is_local(self) -> bool:
+        return self.provider == "local"
 
     @property
     def is_embedding(self) -> bool:
@@ -74,8 +83,27 @@ class Catalog:
         return len(self._by_slug)
 
 
-def build_catalog(models: Iterable[ModelConfig], facts: Mapping[str, ModelFacts]) -> Catalog:
-    """Join the declared models with the facts read from their loaded weights."""
+def _local_params(m: ModelConfig) -> frozenset[str]:
+    params = {"dimensions"} if m.matryoshka else set()
+    if m.input_prefixes:
+        params.add("input_type")
+    return frozenset(params)
+
+
+def _remote_spec(m: RemoteModel) -> ModelSpec:
+    cheapest = min(ep.price_per_million for ep in m.endpoints)
+    return ModelSpec(slug=m.slug, name=m.name, description=m.description, provider="remote",
+                     provider_name=m.endpoints[0].display_name,
+                     upstream_id=m.endpoints[0].upstream_model, dimensions=m.dimensions,
+                     context_length=m.context_length, price_per_million=cheapest, created=0,
+                     matryoshka=m.matryoshka, hugging_face_id=m.hugging_face_id,
+                     token_ids=m.token_ids, endpoints=m.endpoints)
+
+
+def build_catalog(models: Iterable[ModelConfig], facts: Mapping[str, ModelFacts],
+                  remote: Iterable[RemoteModel] = ()) -> Catalog:
+    """Join the declared models with the facts read from their loaded weights, then add the
+    remote models the enabled providers serve."""
     specs = []
     for m in models:
         f = facts.get(m.slug)
@@ -101,6 +129,14 @@ def build_catalog(models: Iterable[ModelConfig], facts: Mapping[str, ModelFacts]
                 hugging_face_id=m.hugging_face_id,
                 path=m.path,
                 token_ids=m.token_ids,
+                endpoints=(EndpointSpec(provider="local", display_name="Local",
+                                        upstream_model=f.upstream_id,
+                                        price_per_million=m.price_per_million,
+                                        supports_dimensions=m.matryoshka, quantization="fp32",
+                                        data_collection="deny", zdr=True,
+                                        supported_params=_local_params(m)),)
+                if "embeddings" in m.output_modalities else (),
             )
         )
+    specs.extend(_remote_spec(r) for r in remote)
     return Catalog(specs)

@@ -6,12 +6,14 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from embedrouter.catalog import Catalog, ModelSpec
 from embedrouter.errors import InvalidRequest, NotFound, UnknownModel, UnsupportedInput
 from embedrouter.providers.base import Provider
+from embedrouter.router.dispatch import Dispatcher
+from embedrouter.router.failures import final_error
+from embedrouter.router.selection import plan, split_variant
 from embedrouter.router.token_ids import INLINE_DECODE_IDS, needs_decoding, translate
+from embedrouter.router.vectors import shorten
 from embedrouter.types import (
     EmbeddingRequest,
     EmbeddingResult,
@@ -76,46 +78,61 @@ def flatten_inputs(spec: ModelSpec, inputs: Sequence[Input]) -> list[TextInput |
     return out
 
 
-def shorten(vectors: np.ndarray, dimensions: int) -> np.ndarray:
-    """Matryoshka truncation: keep the leading dimensions, then restore unit length."""
-    cut = np.ascontiguousarray(vectors[:, :dimensions], dtype=np.float32)
-    norms = np.linalg.norm(cut, axis=1, keepdims=True)
-    np.maximum(norms, np.float32(1e-12), out=norms)
-    cut /= norms
-    return cut
-
-
 class Router:
     """Owns the path from a validated request to priced vectors."""
 
-    def __init__(self, catalog: Catalog, providers: Mapping[str, Provider]) -> None:
+    def __init__(self, catalog: Catalog, providers: Mapping[str, Provider],
+                 dispatcher: Dispatcher | None = None, *, deadline_s: float = 120.0) -> None:
         self.catalog = catalog
         self._providers = dict(providers)
+        self.dispatcher = dispatcher or Dispatcher({})
+        self._deadline_s = deadline_s
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         started = time.perf_counter()
-        spec = resolve_model(self.catalog, request.model)
+        slug, variant = split_variant(request.model)
+        spec = resolve_model(self.catalog, slug)
         cut_to = check_dimensions(spec, request.dimensions)
         inputs = flatten_inputs(spec, request.inputs)
         if needs_decoding(spec, inputs) > INLINE_DECODE_IDS:
             inputs = await asyncio.to_thread(translate, spec, inputs)
         else:
             inputs = translate(spec, inputs)
-        provider = self._providers[spec.provider]
-        result = await provider.embed(spec, inputs, input_type=request.input_type)
-        vectors = result.vectors
+        params = frozenset(name for name, value in (("dimensions", request.dimensions),
+                                                      ("input_type", request.input_type))
+                           if value is not None)
+        health = self.dispatcher.health
+        chosen = plan(spec.endpoints, request.provider, slug=spec.slug, variant=variant,
+                      params=params, health=health.snapshot(), now=health.now())
+        if spec.is_local:
+            if not chosen.attempts:  # only reachable through filters; kept for symmetry
+                raise final_error([], slug=spec.slug)
+            result = await self._providers[spec.provider].embed(
+                spec, inputs, input_type=request.input_type)
+            vectors, tokens = result.vectors, result.prompt_tokens
+            model, provider, cost = spec.upstream_id, spec.provider_name, spec.cost(tokens)
+            truncated, estimated = result.truncated, False
+        else:
+            items = [x.text if isinstance(x, TextInput) else list(x.ids) for x in inputs]
+            sent = await self.dispatcher.run(chosen, items, slug=spec.slug,
+                                             upstream_dimensions=cut_to,
+                                             input_type=request.input_type,
+                                             deadline_s=self._deadline_s)
+            vectors, tokens, cost = sent.vectors, sent.prompt_tokens, sent.cost
+            model, provider = sent.served_by.upstream_model, sent.served_by.display_name
+            truncated, estimated = 0, sent.estimated
         if vectors.shape[0] != len(inputs):
             # Never hand back a short or long result: clients index by position.
             raise RuntimeError(f"provider returned {vectors.shape[0]} rows for {len(inputs)}")
-        if cut_to is not None:
+        if cut_to is not None and vectors.shape[1] != cut_to:
             vectors = shorten(vectors, cut_to)
-        tokens = result.prompt_tokens
         return EmbeddingResult(
             vectors=vectors,
-            model=spec.upstream_id,
-            provider=spec.provider_name,
-            usage=Usage(prompt_tokens=tokens, total_tokens=tokens, cost=spec.cost(tokens)),
-            truncated=result.truncated,
+            model=model,
+            provider=provider,
+            usage=Usage(prompt_tokens=tokens, total_tokens=tokens, cost=cost,
+                        estimated=estimated),
+            truncated=truncated,
             timings={"total": time.perf_counter() - started},
         )
 
@@ -129,3 +146,4 @@ class Router:
     async def close(self) -> None:
         for p in self._providers.values():
             await p.close()
+        await self.dispatcher.close()

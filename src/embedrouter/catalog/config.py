@@ -1,0 +1,225 @@
+"""``[[providers]]`` and remote ``[[models]]`` tables: a typed schema, decoded with msgspec.
+
+Errors name the file, the entry and the field (``embedrouter.toml: providers[2].timeout_s:
+Expected `float`, got `str```). The package's built-in catalog (``builtin.toml``) is read the same
+way; the user's file overrides it entry by entry (a provider by ``name``, a model by ``slug``).
+A provider is enabled at start when its ``api_key_env`` variable is set, or when the user's own
+file declares it without one (a keyless local server such as Ollama or TEI).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from typing import Any, Literal
+
+import msgspec
+
+from embedrouter.catalog.endpoints import EndpointSpec, ProviderConfig
+
+KINDS = ("openai", "azure", "cohere", "voyage", "gemini", "vertex", "ollama", "tei")
+# Keys an adapter reads from its [[providers]] table beyond the common ones.
+KIND_OPTIONS: dict[str, frozenset[str]] = {
+    "openai": frozenset({"path", "base64", "dimensions_field", "input_type_field",
+                         "input_type_values"}),
+    "azure": frozenset({"api_version", "deployments"}),
+    "cohere": frozenset({"default_input_type"}),
+    "voyage": frozenset(),
+    "gemini": frozenset(),
+    "vertex": frozenset({"project", "location"}),
+    "ollama": frozenset({"truncate"}),
+    "tei": frozenset({"truncate", "prompt_names"}),
+}
+
+
+class ConfigError(ValueError):
+    """A bad catalog entry; the message names the file, the entry and the field."""
+
+
+class _Provider(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    kind: str
+    base_url: str
+    api_key_env: str | None = None
+    display_name: str | None = None
+    timeout_s: float = 30.0
+    max_concurrency: int = 16
+
+
+class _Endpoint(msgspec.Struct, forbid_unknown_fields=True):
+    provider: str
+    upstream_model: str
+    price_per_million: Decimal = Decimal(0)
+    max_inputs: int | None = None
+    max_tokens: int | None = None
+    supports_dimensions: bool = False
+    quantization: str = "unknown"
+    data_collection: Literal["allow", "deny"] = "allow"
+    zdr: bool = False
+    tier: Literal["priority", "flex"] | None = None
+    supports_input_type: bool = False
+
+
+class _RemoteModel(msgspec.Struct, forbid_unknown_fields=True):
+    slug: str
+    dimensions: int
+    context_length: int
+    endpoints: list[_Endpoint]
+    name: str | None = None
+    description: str | None = None
+    matryoshka: bool = False
+    token_ids: Literal["cl100k", "o200k", "native", "reject"] = "cl100k"
+    hugging_face_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderState:
+    """A declared provider, whether it is enabled, and why not."""
+
+    config: ProviderConfig
+    enabled: bool
+    reason: str  # "OPENAI_API_KEY is set" / "OPENAI_API_KEY is not set" / ...
+    builtin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteModel:
+    slug: str
+    name: str
+    description: str
+    dimensions: int
+    context_length: int
+    matryoshka: bool
+    token_ids: str
+    hugging_face_id: str | None
+    endpoints: tuple[EndpointSpec, ...]  # enabled providers' endpoints only
+
+
+def _convert(value: Any, kind: type, where: str) -> Any:
+    try:
+        return msgspec.convert(value, kind)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        # msgspec says "at `$.x[0].y`"; rewrite that as a path under the entry.
+        if " - at `$" in text:
+            message, _, path = text.rpartition(" - at `$")
+            raise ConfigError(f"{where}{path.rstrip('`')}: {message}") from None
+        raise ConfigError(f"{where}: {text}") from None
+
+
+def _positive(value: int | float | None, where: str) -> None:
+    if value is not None and value <= 0:
+        raise ConfigError(f"{where}: must be positive")
+
+
+def parse_providers(raw: Sequence[Any], source: str) -> dict[str, tuple[_Provider, dict]]:
+    out: dict[str, tuple[_Provider, dict]] = {}
+    for i, table in enumerate(raw):
+        where = f"{source}: providers[{i}]"
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where}: expected a table")
+        common = {k: v for k, v in table.items() if k in _Provider.__struct_fields__}
+        extra = {k: v for k, v in table.items() if k not in _Provider.__struct_fields__}
+        entry = _convert(common, _Provider, where)
+        if entry.kind not in KINDS:
+            raise ConfigError(f"{where}.kind: expected one of {', '.join(KINDS)}; "
+                              f"got {entry.kind!r}")
+        unknown = set(extra) - KIND_OPTIONS[entry.kind]
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)} for kind "
+                              f"{entry.kind!r}")
+        if entry.name != entry.name.lower() or not entry.name:
+            raise ConfigError(f"{where}.name: a lowercase slug, got {entry.name!r}")
+        if not entry.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.base_url: expected an http(s) URL")
+        _positive(entry.timeout_s, f"{where}.timeout_s")
+        _positive(entry.max_concurrency, f"{where}.max_concurrency")
+        out[entry.name] = (entry, extra)
+    return out
+
+
+def parse_remote_models(raw: Sequence[Any], source: str) -> dict[str, _RemoteModel]:
+    out: dict[str, _RemoteModel] = {}
+    for i, table in enumerate(raw):
+        where = f"{source}: models[{i}]"
+        model = _convert(table, _RemoteModel, where)
+        if model.slug.count("/") != 1 or not all(model.slug.split("/")):
+            raise ConfigError(f"{where}.slug: expected 'author/name', got {model.slug!r}")
+        _positive(model.dimensions, f"{where}.dimensions")
+        _positive(model.context_length, f"{where}.context_length")
+        if not model.endpoints:
+            raise ConfigError(f"{where}.endpoints: at least one endpoint")
+        for j, ep in enumerate(model.endpoints):
+            _positive(ep.max_inputs, f"{where}.endpoints[{j}].max_inputs")
+            _positive(ep.max_tokens, f"{where}.endpoints[{j}].max_tokens")
+            if ep.price_per_million < 0 or not ep.price_per_million.is_finite():
+                raise ConfigError(f"{where}.endpoints[{j}].price_per_million: must be a "
+                                  "finite, non-negative decimal")
+        out[model.slug.lower()] = model
+    return out
+
+
+def builtin_tables() -> dict[str, Any]:
+    """The package's own catalog, or nothing where it is absent."""
+    path = resources.files("embedrouter.catalog").joinpath("builtin.toml")
+    if not path.is_file():
+        return {}
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def resolve(user_providers: Sequence[Any], user_models: Sequence[Any], env: Mapping[str, str],
+            *, source: str, builtin: Mapping[str, Any] | None = None
+            ) -> tuple[list[ProviderState], list[RemoteModel]]:
+    """Providers (enabled or not, and why) and the remote models served by the enabled ones."""
+    builtin = builtin_tables() if builtin is None else builtin
+    declared = parse_providers(builtin.get("providers", []), "builtin catalog")
+    builtin_names = set(declared)
+    mine = parse_providers(user_providers, source)
+    declared.update(mine)
+    states: list[ProviderState] = []
+    for name, (entry, extra) in declared.items():
+        key = env.get(entry.api_key_env) if entry.api_key_env else None
+        if entry.api_key_env:
+            enabled = bool(key)
+            reason = f"{entry.api_key_env} is {'set' if key else 'not set'}"
+        else:
+            enabled = name in mine
+            reason = "declared in the config file" if enabled else "no api_key_env"
+        config = ProviderConfig(name=name, kind=entry.kind, base_url=entry.base_url,
+                                api_key=key or None, display_name=entry.display_name or name,
+                                timeout_s=entry.timeout_s,
+                                max_concurrency=entry.max_concurrency, options=extra)
+        states.append(ProviderState(config, enabled, reason,
+                                    builtin=name in builtin_names and name not in mine))
+    enabled = {s.config.name: s.config for s in states if s.enabled}
+    models = parse_remote_models(builtin.get("models", []), "builtin catalog")
+    models.update(parse_remote_models(user_models, source))
+    out: list[RemoteModel] = []
+    for slug, m in models.items():
+        for j, ep in enumerate(m.endpoints):
+            if ep.provider not in declared:
+                raise ConfigError(f"{source}: model {slug!r} endpoints[{j}].provider: no "
+                                  f"provider named {ep.provider!r}")
+        eps = tuple(_endpoint(ep, enabled[ep.provider]) for ep in m.endpoints
+                    if ep.provider in enabled)
+        if eps:
+            out.append(RemoteModel(slug=slug, name=m.name or slug, description=m.description or "",
+                                   dimensions=m.dimensions, context_length=m.context_length,
+                                   matryoshka=m.matryoshka, token_ids=m.token_ids,
+                                   hugging_face_id=m.hugging_face_id, endpoints=eps))
+    return states, out
+
+
+def _endpoint(ep: _Endpoint, provider: ProviderConfig) -> EndpointSpec:
+    params = {"dimensions"} if ep.supports_dimensions else set()
+    if ep.supports_input_type:
+        params.add("input_type")
+    return EndpointSpec(provider=provider.name, display_name=provider.shown_name,
+                        upstream_model=ep.upstream_model,
+                        price_per_million=ep.price_per_million, max_inputs=ep.max_inputs,
+                        max_tokens=ep.max_tokens, supports_dimensions=ep.supports_dimensions,
+                        quantization=ep.quantization, data_collection=ep.data_collection,
+                        zdr=ep.zdr, tier=ep.tier, supported_params=frozenset(params))

@@ -1,0 +1,76 @@
+"""Ollama's native embed API: ``POST {base_url}/api/embed`` (provider-wire-formats.md section 9).
+
+Body ``{model, input, dimensions?, truncate?}``; reply ``embeddings[i]`` in input order, usage
+``prompt_eval_count``. Errors are ``{"error": "message"}``. Auth: none locally; a key, if set
+(ollama.com), goes as ``Authorization: Bearer``. Options: ``truncate`` (sent only when set;
+Ollama's default is true, which cuts long inputs silently), ``keep_alive``, ``path``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from embedrouter.providers.upstream import (
+    HttpReply,
+    ProviderConfig,
+    UpstreamCall,
+    UpstreamReply,
+    checked,
+    failure,
+    float_rows,
+    invalid_reply,
+    load_json,
+    texts,
+    token_count,
+)
+
+
+class OllamaAdapter:
+    def __init__(self, config: ProviderConfig, http: Any) -> None:
+        self.config = config
+        self._http = http
+        opts = config.options
+        self._url = config.base_url.rstrip("/") + str(opts.get("path", "/api/embed"))
+        self._extra: dict[str, Any] = {}
+        if opts.get("truncate") is not None:
+            self._extra["truncate"] = bool(opts["truncate"])
+        if opts.get("keep_alive") is not None:
+            self._extra["keep_alive"] = opts["keep_alive"]
+        key = config.api_key
+        self._headers = {"authorization": f"Bearer {key}"} if key else {}
+
+    def body(self, call: UpstreamCall) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": call.upstream_model, "input": texts(self.config, call)}
+        if call.dimensions is not None:
+            body["dimensions"] = call.dimensions
+        return {**body, **self._extra}
+
+    def url(self, call: UpstreamCall) -> str:
+        return self._url
+
+    async def embed(self, call: UpstreamCall) -> UpstreamReply:
+        reply = await self._http.post(self.url(call), headers=self._headers,
+                                      body=orjson.dumps(self.body(call)),
+                                      timeout=self.config.timeout_s,
+                                      provider=self.config.shown_name)
+        return self.parse(reply, len(call.inputs), call.dimensions)
+
+    def parse(self, reply: HttpReply, sent: int, dimensions: int | None = None
+              ) -> UpstreamReply:
+        body = load_json(reply)
+        if not 200 <= reply.status < 300:
+            raise failure(self.config, reply, body)
+        rows = body.get("embeddings") if isinstance(body, dict) else None
+        if not isinstance(rows, list):
+            raise invalid_reply(self.config, "no `embeddings` array", reply)
+        if len(rows) != sent:
+            raise invalid_reply(self.config, f"{len(rows)} embeddings for {sent} inputs", reply)
+        vectors = float_rows(rows, self.config, reply)
+        return checked(self.config, reply, vectors, list(range(sent)),
+                       token_count(body.get("prompt_eval_count")), sent=sent,
+                       dimensions=dimensions)
+
+    async def close(self) -> None:
+        return None
