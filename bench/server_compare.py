@@ -133,10 +133,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
-async def measure(port: int, key: str, short_n: int, load_s: float) -> dict[str, float]:
+async def measure(port: int, key: str, short_n: int, load_s: float,
+                  paths: str = "both") -> dict[str, float]:
     base = f"http://127.0.0.1:{port}/api/v1"
     out: dict[str, float] = {}
-    for name, kind in (("", hb.RawConnection), ("health_", HealthConnection)):
+    kinds = {"embeddings": [("", hb.RawConnection)], "health": [("health_", HealthConnection)]}
+    for name, kind in kinds.get(paths, kinds["embeddings"] + kinds["health"]):
         out.update({f"{name}{k}": v for k, v in
                     (await _measure(kind, base, key, short_n, load_s)).items()})
     return out
@@ -232,6 +234,8 @@ def main() -> int:
     ap.add_argument("--short", type=int, default=300)
     ap.add_argument("--load-s", type=float, default=8.0)
     ap.add_argument("--no-probes", action="store_true")
+    ap.add_argument("--paths", choices=["both", "embeddings", "health"], default="both",
+                    help="which requests to time (health alone isolates the HTTP server)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="er-server-compare-"))
@@ -248,7 +252,7 @@ def main() -> int:
             for variant in order:
                 proc, port = start(variant, data_dir, cache_dir)
                 try:
-                    m = asyncio.run(measure(port, key, args.short, args.load_s))
+                    m = asyncio.run(measure(port, key, args.short, args.load_s, args.paths))
                 finally:
                     stop(proc)
                 hb.log(f"round {r + 1} {variant}: " + ", ".join(f"{k}={v:.2f}"
@@ -279,12 +283,16 @@ def main() -> int:
 
 
 def _print_timings(med: dict[str, dict[str, float]], rounds: int) -> None:
-    print(f"\n{rounds} rounds, medians; one-input requests ({hb.SHORT!r})\n")
-    print("| server | c=1 p50 ms | c=1 p95 ms | c=32 req/s | c=32 p50 ms | c=32 p95 ms |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for v, m in med.items():
-        print(f"| {v} | {m['c1_p50_ms']:.2f} | {m['c1_p95_ms']:.2f} | {m['c32_rps']:.0f} | "
-              f"{m['c32_p50_ms']:.1f} | {m['c32_p95_ms']:.1f} |")
+    print(f"\n{rounds} rounds, medians")
+    if "c1_p50_ms" in next(iter(med.values())):
+        print(f"\nPOST /embeddings, one input ({hb.SHORT!r})\n")
+        print("| server | c=1 p50 ms | c=1 p95 ms | c=32 req/s | c=32 p50 ms | c=32 p95 ms |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for v, m in med.items():
+            print(f"| {v} | {m['c1_p50_ms']:.2f} | {m['c1_p95_ms']:.2f} | {m['c32_rps']:.0f} | "
+                  f"{m['c32_p50_ms']:.1f} | {m['c32_p95_ms']:.1f} |")
+    if "health_c1_p50_ms" not in next(iter(med.values())):
+        return
     print("\nGET /health (no inference: the HTTP server's own cost)\n")
     print("| server | c=1 p50 ms | c=1 p95 ms | c=32 req/s | c=32 p50 ms | c=32 p95 ms |")
     print("|---|---:|---:|---:|---:|---:|")
