@@ -54,6 +54,8 @@ MODEL = "sentence-transformers/all-minilm-l6-v2"
 SHORT = "How do I set a timeout on sockets?"
 READY = re.compile(r"embedrouter ready on (http://\S+/api/v1)")
 KEY_LINE = re.compile(r"inference key[^:]*: (sk-er-v1-[0-9a-f]+)")
+# With stdout on a pipe the server writes its first-start keys to a file and logs the path.
+KEYS_FILE_LINE = re.compile(r"bootstrap keys written to (\S+)")
 ST_HINT = ("pip install torch==2.13.0 sentence-transformers  "
            "(CPU torch first; see bench/README.md)")
 
@@ -143,6 +145,9 @@ def start_server(data_dir: Path, cache_dir: Path, *, python: str = sys.executabl
             lines.append(line)
             if m := KEY_LINE.search(line):
                 found["key"] = m.group(1)
+            if (m := KEYS_FILE_LINE.search(line)) and (
+                    k := KEY_LINE.search(Path(m.group(1)).read_text())):
+                found["key"] = k.group(1)
             if not ready.is_set() and (m := READY.search(line)):
                 found["url"] = m.group(1)
                 found["at"] = time.perf_counter()

@@ -164,9 +164,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _failure_message(exc: Exception) -> str:
+    """What to tell the operator about a failed command: one line, no traceback."""
+    import sqlite3
+
+    from embedrouter.errors import EmbedRouterError
+    from embedrouter.settings import SettingsError
+
+    if isinstance(exc, EmbedRouterError):
+        cause = exc.__cause__
+        # A locked or broken SQLite file: its own words ("database is locked") say what to do.
+        # Other causes (a PostgreSQL driver's) are not echoed: they may name hosts and users.
+        if isinstance(cause, sqlite3.Error):
+            return f"{exc.message} ({cause})"
+        return exc.message
+    if isinstance(exc, SettingsError):
+        return f"configuration error: {exc}"
+    if isinstance(exc, sqlite3.Error):
+        return f"database error: {exc}"
+    if isinstance(exc, OSError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        # The CLI never prints a traceback: every failure is one line and a non-zero exit.
+        print(f"embedrouter: {_failure_message(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,8 +10,16 @@ from pathlib import Path
 
 from embedrouter.api.app import App, Services
 from embedrouter.api.parse import Limits
+from embedrouter.bootstrap import announce_keys
 from embedrouter.catalog import build_catalog
 from embedrouter.catalog.models import ModelFacts
+from embedrouter.httpserver import (
+    ConnectionLimits,
+    effective_max_connections,
+    protocol_class,
+    raise_open_file_limit,
+)
+from embedrouter.httpserver.protocol import FD_RESERVE, MAX_LINGERING
 from embedrouter.router import Router
 from embedrouter.router.dispatch import Dispatcher
 from embedrouter.settings import ModelConfig, Settings
@@ -152,20 +160,26 @@ def serve(settings: Settings) -> int:
     sys.setswitchinterval(0.001)
     created = asyncio.run(bootstrap_keys(settings))
     if created is not None:
-        management, inference = created
-        # Printed once: only hashes are stored, so these cannot be shown again.
-        print("No keys found: created two. They are shown only now; store them safely.",
-              flush=True)
-        print(f"  management key (admin endpoints): {management}", flush=True)
-        print(f"  inference key (POST /embeddings): {inference}", flush=True)
+        # Shown once: only hashes are stored, so these cannot be shown again.
+        announce_keys(*created, data_dir=settings.data_dir, stdout=sys.stdout)
 
+    open_files = raise_open_file_limit()
+    limits = ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        keepalive_timeout_s=settings.keepalive_timeout_s,
+        max_connections=effective_max_connections(settings.max_connections, open_files,
+                                                  FD_RESERVE + MAX_LINGERING),
+    )
     app = create_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
+        # httptools under our guards: timeouts, connection cap, JSON envelope on parse errors.
+        http=protocol_class(limits),
+        ws="none",
         lifespan="on",
         access_log=False,
         log_level="warning",

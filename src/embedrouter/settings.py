@@ -58,6 +58,12 @@ class Settings:
     # one huge input costs a length check, not gigabytes of tokenizer buffers.
     max_input_chars: int = 100_000
     truncate: bool = False  # opt-in: cut over-long inputs instead of rejecting them
+    # Connection guards (embedrouter.httpserver): without them a socket that sends nothing, or
+    # sends a byte a second, holds a descriptor forever.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    keepalive_timeout_s: float = 5.0
+    max_connections: int = 4096
     engine_threads: int | None = None
     max_batch_tokens: int = 16384
     max_batch_size: int = 64
@@ -120,6 +126,18 @@ def _int(value: Any, key: str, *, minimum: int = 0) -> int:
     return value
 
 
+def _seconds(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
+        raise SettingsError(f"{key}: expected a number of seconds > 0 and <= 86400")
+    return float(value)
+
+
+def _port(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise SettingsError(f"{key}: expected a port number between 0 and 65535")
+    return value
+
+
 def _bool(value: Any, key: str) -> bool:
     if not isinstance(value, bool):
         raise SettingsError(f"{key}: expected true or false")
@@ -139,7 +157,8 @@ def _token_ids(value: Any, key: str) -> str:
 
 
 _SECTION_KEYS = {
-    "server": {"host", "port", "max_body_bytes", "max_inputs", "max_input_chars", "truncate"},
+    "server": {"host", "port", "max_body_bytes", "max_inputs", "max_input_chars", "truncate",
+               "header_timeout_s", "body_timeout_s", "keepalive_timeout_s", "max_connections"},
     "storage": {"database_url"},
     "engine": {"threads", "max_batch_tokens", "max_batch_size", "max_queue_items"},
     "default_model": {"enabled", "price_per_million", "token_ids"},
@@ -227,13 +246,19 @@ def load_settings(
 
     s = Settings(
         host=_str(server.get("host", "127.0.0.1"), "server.host"),
-        port=_int(server.get("port", 8000), "server.port", minimum=0),
+        port=_port(server.get("port", 8000), "server.port"),
         max_body_bytes=_int(server.get("max_body_bytes", 16 * 1024 * 1024),
                             "server.max_body_bytes", minimum=1024),
         max_inputs=_int(server.get("max_inputs", 2048), "server.max_inputs", minimum=1),
         max_input_chars=_int(server.get("max_input_chars", 100_000), "server.max_input_chars",
                              minimum=16),
         truncate=_bool(server.get("truncate", False), "server.truncate"),
+        header_timeout_s=_seconds(server.get("header_timeout_s", 10.0), "server.header_timeout_s"),
+        body_timeout_s=_seconds(server.get("body_timeout_s", 60.0), "server.body_timeout_s"),
+        keepalive_timeout_s=_seconds(server.get("keepalive_timeout_s", 5.0),
+                                     "server.keepalive_timeout_s"),
+        max_connections=_int(server.get("max_connections", 4096), "server.max_connections",
+                             minimum=1),
         database_url=storage.get("database_url"),
         engine_threads=_int(engine["threads"], "engine.threads", minimum=1)
         if "threads" in engine else None,
@@ -291,6 +316,8 @@ def load_settings(
     for k, v in (overrides or {}).items():
         if v is not None:
             s = replace(s, **{k: Path(v) if k == "data_dir" else v})
+    # Command-line flags bypass the file's checks above; a port over 65535 would otherwise wrap.
+    _port(s.port, "port")
     if s.database_url and not s.database_url.startswith(("sqlite:///", "postgresql://",
                                                          "postgres://")):
         raise SettingsError("storage.database_url: expected sqlite:///PATH or postgresql://...")

@@ -14,6 +14,13 @@ from pathlib import Path
 
 READY = re.compile(r"ready on (http://[^\s]+/api/v1)")
 KEY_LINE = re.compile(r"(management|inference) key[^:]*: (sk-er-v1-[0-9a-f]+)")
+# stdout is a pipe here, so the server writes its first-start keys to a file and logs its path.
+KEYS_FILE_LINE = re.compile(r"bootstrap keys written to (\S+)")
+
+
+def read_keys_file(path: Path) -> dict[str, str]:
+    """The keys in a bootstrap-keys file, by kind."""
+    return {m.group(1): m.group(2) for m in KEY_LINE.finditer(path.read_text())}
 
 
 @dataclass
@@ -71,10 +78,12 @@ def start_server(
         for line in list(lines):
             if m := KEY_LINE.search(line):
                 keys[m.group(1)] = m.group(2)
+            if m := KEYS_FILE_LINE.search(line):
+                keys.update(read_keys_file(Path(m.group(1))))
             if m := READY.search(line):
                 if "inference" not in keys:
                     proc.terminate()
-                    raise RuntimeError("server started without printing bootstrap keys")
+                    raise RuntimeError("server started without announcing bootstrap keys")
                 return LiveServer(m.group(1), keys["inference"], keys["management"], data_dir,
                                   proc, lines)
         if proc.poll() is not None:
