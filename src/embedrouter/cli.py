@@ -126,6 +126,27 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_providers(args: argparse.Namespace) -> int:
+    """Every provider the catalog knows, enabled or not, and why; with the models it serves."""
+    settings = _settings(args)
+    serving: dict[str, list[str]] = {}
+    for model in settings.remote_models:
+        for ep in model.endpoints:
+            serving.setdefault(ep.provider, []).append(model.slug)
+    rows = [{"name": s.config.name, "kind": s.config.kind, "display_name": s.config.shown_name,
+             "enabled": s.enabled, "why": s.reason, "source": "builtin" if s.builtin else "config",
+             "base_url": s.config.base_url, "models": sorted(serving.get(s.config.name, []))}
+            for s in settings.providers]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'PROVIDER':<18} {'KIND':<8} {'STATE':<9} {'MODELS':>6}  WHY")
+    for r in rows:
+        state = "enabled" if r["enabled"] else "disabled"
+        print(f"{r['name']:<18} {r['kind']:<8} {state:<9} {len(r['models']):>6}  {r['why']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embedrouter", description=__doc__)
     parser.add_argument("--version", action="version", version=f"embedrouter {__version__}")
@@ -152,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("key", metavar="KEY_OR_HASH")
     _common(p)
     p.set_defaults(func=_cmd_keys_disable)
+
+    p = sub.add_parser("providers", help="list remote providers: enabled or not, and why")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=_cmd_providers)
 
     p = sub.add_parser("embed", help="embed texts in-process and print the JSON response")
     p.add_argument("text", nargs="+")

@@ -55,8 +55,18 @@ def _bad_inputs(tmp: Path, a_file: Path) -> list[tuple[list[str], str]]:
         (["embed", "x", "--dimensions", "-3", *d], "dimensions"),
         (["embed", "x", "--encoding-format", "hex", *d], "invalid choice"),
         (["embed", *d], "text"),
+        (["providers", "--config", str(tmp / "missing.toml"), *d], "does not exist"),
+        (["providers", "--config", str(_bad_provider(tmp)), *d], "providers[0].timeout_s"),
+        (["providers", "--bogus", *d], "unrecognized"),
         (["nonsense"], "invalid choice"),
     ]
+
+
+def _bad_provider(tmp: Path) -> Path:
+    path = tmp / "bad-provider.toml"
+    path.write_text('[[providers]]\nname = "x"\nkind = "openai"\nbase_url = "http://h"\n'
+                    'timeout_s = "soon"\n')
+    return path
 
 
 def test_every_command_fails_cleanly_on_bad_input(tmp_path: Path, onnx_cache_dir: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -77,3 +78,28 @@ def test_bad_config_stops_serve_with_a_named_key(tmp_path: Path, config: str,
     out = run("serve", "--port", "0", "--data-dir", str(tmp_path), "--config", str(path))
     assert out.returncode == 2
     assert fragment in out.stderr and "Traceback" not in out.stderr
+
+
+def test_providers_lists_every_provider_and_why(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[[providers]]\nname = "mine"\nkind = "openai"\n'
+                      'base_url = "http://127.0.0.1:9/v1"\n'
+                      '[[models]]\nslug = "me/m"\ndimensions = 8\ncontext_length = 64\n'
+                      '[[models.endpoints]]\nprovider = "mine"\nupstream_model = "m"\n')
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test-not-shown"}
+    env.pop("VOYAGE_API_KEY", None)
+    out = subprocess.run([sys.executable, "-m", "embedrouter", "providers", "--json",
+                          "--config", str(config), "--data-dir", str(tmp_path / "d")],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    assert rows["openai"]["enabled"] and rows["openai"]["why"] == "OPENAI_API_KEY is set"
+    assert "openai/text-embedding-3-small" in rows["openai"]["models"]
+    assert not rows["voyage"]["enabled"] and rows["voyage"]["why"] == "VOYAGE_API_KEY is not set"
+    assert rows["mine"] == {**rows["mine"], "enabled": True, "source": "config",
+                            "models": ["me/m"]}
+    assert "sk-test-not-shown" not in out.stdout
+    table = subprocess.run([sys.executable, "-m", "embedrouter", "providers", "--config",
+                            str(config), "--data-dir", str(tmp_path / "d")],
+                           capture_output=True, text=True, env=env, timeout=60).stdout
+    assert table.splitlines()[0].split() == ["PROVIDER", "KIND", "STATE", "MODELS", "WHY"]
