@@ -16,8 +16,6 @@ from tests.api.conftest import cli, golden
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
     return subprocess.run([sys.executable, "-m", "embedrouter", *args], capture_output=True,
                           text=True, timeout=120, env={**os.environ, **(env or {})})
 
