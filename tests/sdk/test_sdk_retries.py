@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -167,7 +168,7 @@ def test_budget_runs_out_and_the_last_error_is_raised(scripted: ScriptedServer) 
     n = len(scripted.seen)
     offsets = [s.at - scripted.seen[0].at for s in scripted.seen]
     assert 2 <= n <= 4, offsets
-    assert all(b - a >= 0.1 for a, b in zip(offsets, offsets[1:], strict=False)), offsets
+    assert all(b - a >= 0.1 for a, b in itertools.pairwise(offsets)), offsets
     assert offsets[-1] <= 0.35, offsets
     assert info.value.message == f"try {n - 1}"
 
