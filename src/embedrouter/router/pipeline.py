@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Mapping, Sequence
 
@@ -87,6 +88,7 @@ class Router:
         self._providers = dict(providers)
         self.dispatcher = dispatcher or Dispatcher({})
         self._deadline_s = deadline_s
+        self._rng = random.Random()  # the price-weighted draw; seeding one per request costs
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         started = time.perf_counter()
@@ -103,7 +105,7 @@ class Router:
                            if value is not None)
         health = self.dispatcher.health
         chosen = plan(spec.endpoints, request.provider, slug=spec.slug, variant=variant,
-                      params=params, health=health.snapshot(), now=health.now())
+                      params=params, health=health.snapshot(), now=health.now(), rng=self._rng)
         if spec.is_local:
             if not chosen.attempts:  # only reachable through filters; kept for symmetry
                 raise final_error([], slug=spec.slug)
