@@ -183,7 +183,7 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                        "result": "PASS" if drop <= TARGET_BASE64_DROP else "FAIL"}}
 
 
-def report(results: dict[str, Any]) -> str:
+def report_levels(results: dict[str, Any]) -> str:
     lines = [f"embedrouter compression benchmark — {results['machine']}", ""]
     lines.append(f"Levels: response bodies for {results['level_sentences']} sentences x 384, "
                  f"median of {results['level_runs']} runs")
@@ -193,6 +193,11 @@ def report(results: dict[str, Any]) -> str:
     for r in results["levels"]:
         lines.append(f"| {r['codec']} | {r['encoding']} | {r['in_bytes'] / 1e6:.2f} | "
                      f"{r['kept']:.1%} | {r['mb_s']:.0f} | {r['ms']:.1f} |")
+    return "\n".join(lines)
+
+
+def report_load(results: dict[str, Any]) -> str:
+    lines = []
     load = results.get("load")
     if load:
         lines.append("")
@@ -227,6 +232,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 200 sentences for both parts, one round")
     p.add_argument("--no-load", action="store_true", help="levels only")
+    p.add_argument("--sentences", type=int, default=None,
+                   help="first N corpus sentences for the load (default all 2,000; 200 with "
+                        "--quick)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
@@ -246,9 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts = hb.load_corpus()
     if args.quick:
         texts = texts[:200]
+    if args.sentences:
+        texts = texts[:args.sentences]
     tmp = Path(tempfile.mkdtemp(prefix="embedrouter-compress-bench-"))
     try:
-        level_texts = texts[:1000]
+        level_texts = hb.load_corpus()[:200 if args.quick else 1000]
         hb.log(f"building the response bodies for {len(level_texts)} sentences...")
         bodies = response_bodies(level_texts, tmp / "onnx-cache")
         results: dict[str, Any] = {
@@ -258,12 +268,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "levels": measure_levels(bodies, args.level_runs),
             "sentences": len(texts), "repeats": args.repeats,
         }
+        # Printed now: a long load phase on a busy machine should not hold these back.
+        print(report_levels(results), flush=True)
         if not args.no_load:
             runs = asyncio.run(measure_load(texts, args.repeats, args.seed, tmp))
             results["load"] = summarize(runs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(report(results))
+    print(report_load(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0
