@@ -183,6 +183,19 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                        "result": "PASS" if drop <= TARGET_BASE64_DROP else "FAIL"}}
 
 
+def gzip1_share(levels: list[dict[str, Any]], load: dict[str, Any]) -> dict[str, float]:
+    """What compressing each encoding at level 1 would add to the server's CPU per sentence,
+    from the level table's speed and the identity passes' bytes per sentence: the figure that
+    decides whether base64 bodies are worth compressing at all."""
+    out = {}
+    for fmt in ("base64", "float"):
+        speed = next(r["mb_s"] for r in levels if r["codec"] == "gzip 1" and r["encoding"] == fmt)
+        ident = load["passes"][f"{fmt} identity"]
+        cost_s = ident["wire_bytes_per_sentence"] / (speed * 1e6)
+        out[fmt] = cost_s / (ident["server_cpu_s_per_1k"] / 1e3)
+    return out
+
+
 def report_levels(results: dict[str, Any]) -> str:
     lines = [f"embedrouter compression benchmark — {results['machine']}", ""]
     lines.append(f"Levels: response bodies for {results['level_sentences']} sentences x 384, "
@@ -218,6 +231,10 @@ def report_load(results: dict[str, Any]) -> str:
         for fmt, r in load["ratios"].items():
             lines.append(f"| {fmt} | {r['rate']:.3f} | {r['server_cpu']:.3f} | "
                          f"{r['wire']:.3f} |")
+        lines.append("")
+        for fmt, share in load.get("gzip1_share", {}).items():
+            lines.append(f"estimate: gzip level 1 on every {fmt} body would cost {share:.1%} of "
+                         "the server's CPU per sentence (level table MB/s x wire bytes)")
         t = load["target"]
         lines.append("")
         lines.append(f"target: {t['name']}: measured {t['measured']} -> {t['result']}")
@@ -273,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_load:
             runs = asyncio.run(measure_load(texts, args.repeats, args.seed, tmp))
             results["load"] = summarize(runs)
+            results["load"]["gzip1_share"] = gzip1_share(results["levels"], results["load"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(report_load(results))
