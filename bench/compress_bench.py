@@ -190,10 +190,20 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                     / med[f"{fmt} identity"]["wire_bytes_per_sentence"]}
               for fmt in ("base64", "float")}
     drop = 1 - ratios["base64"]["rate"]
+    # Half the range of the baseline's own runs: when the same pass moves more than the target
+    # from run to run, a median ratio inside the target proves nothing either way.
+    rates = med["base64 identity"]["rates"]
+    spread = (max(rates) - min(rates)) / 2 / med["base64 identity"]["rate"]
+    if drop > TARGET_BASE64_DROP:
+        result = "FAIL"
+    elif spread > TARGET_BASE64_DROP:
+        result = "INCONCLUSIVE"
+    else:
+        result = "PASS"
     return {"passes": med, "ratios": ratios,
             "target": {"name": f"base64 c=32 throughput drop <= {TARGET_BASE64_DROP:.0%}",
-                       "measured": f"{drop:+.1%}",
-                       "result": "PASS" if drop <= TARGET_BASE64_DROP else "FAIL"}}
+                       "measured": f"{drop:+.1%} (baseline runs within ±{spread:.1%})",
+                       "result": result}}
 
 
 def gzip1_share(levels: list[dict[str, Any]], load: dict[str, Any]) -> dict[str, float]:
