@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install everything the tests need into ./.venv (and tests/node/node_modules), then run them all:
-# lint, the fast suites, and the slow client/peer suites. Extra arguments go to pytest.
+# Install everything the tests need into ./.venv, ./.venv-clients and tests/node/node_modules,
+# then run them all: lint, the fast suites, and the slow client/peer suites. Extra arguments go to
+# pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,10 +23,17 @@ if [ ! -x .venv-infinity/bin/infinity_emb ]; then
         'infinity-emb[server,torch]==0.0.78'
 fi
 
+# The README recipes' frameworks (the `recipes` extra) get their own venv so the main one stays
+# light.
+if [ ! -x .venv-clients/bin/python ]; then
+    "$PYTHON" -m venv .venv-clients
+fi
+.venv-clients/bin/python -m pip install --quiet --disable-pip-version-check -e '.[recipes]'
+
 if command -v npm >/dev/null 2>&1; then
     (cd tests/node && npm ci --no-audit --no-fund --silent)
 else
-    echo "npm not found: the @openrouter/sdk tests will be skipped with a reason" >&2
+    echo "npm not found: the Node client tests will be skipped with a reason" >&2
 fi
 
 .venv/bin/ruff check src tests bench

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, quote
 import orjson
 
 from embedrouter import errors as e
+from embedrouter.api import compress
 from embedrouter.api.body import BodyDecoder
 from embedrouter.api.encode import embeddings_body, generation_id
 from embedrouter.api.errors import INTERNAL_MESSAGE, envelope, render
@@ -54,6 +55,8 @@ ServicesFactory = Callable[[], Awaitable[Services]]
 
 _JSON = (b"content-type", b"application/json")
 _TEXT = (b"content-type", b"text/plain; version=0.0.4")
+# Any response may be compressed, so caches must key on Accept-Encoding.
+_VARY = (b"vary", b"accept-encoding")
 
 
 @dataclass(slots=True)
@@ -63,6 +66,8 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     receive: Receive
+    # base64 vectors are near-random bytes: gzip keeps 75% of them for the CPU it costs.
+    compressible: bool = True
 
 
 def _query(raw: bytes) -> dict[str, str]:
@@ -191,7 +196,12 @@ class App:
         route = path if path in self._routes else "other"
         self.metrics.observe(route, status, elapsed)
         content_type = _TEXT if route == "/metrics" and status == 200 else _JSON
-        out = [content_type, (b"content-length", str(len(body)).encode())]
+        coding = None
+        if request.compressible:
+            body, coding = await compress.encode(body, headers.get("accept-encoding"))
+        out = [content_type, (b"content-length", str(len(body)).encode()), _VARY]
+        if coding is not None:
+            out.append((b"content-encoding", coding.encode()))
         out += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
         out.append((b"x-compute-time", f"{elapsed * 1000:.2f}".encode()))
         await send({"type": "http.response.start", "status": status, "headers": out})
@@ -268,6 +278,7 @@ class App:
         raw = await self._read_body(request)
         parsed = await self.bodies.decode(raw, svc.limits)
         result = await _unless_disconnected(svc.router.embed(parsed), request.receive)
+        request.compressible = parsed.encoding_format != "base64"
         gen_id = generation_id()
         headers = {"x-generation-id": gen_id}
         if result.truncated:
