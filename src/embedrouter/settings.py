@@ -234,6 +234,13 @@ def load_settings(
     for k, v in (overrides or {}).items():
         if v is not None:
             s = replace(s, **{k: Path(v) if k == "data_dir" else v})
+    if s.max_queue_items < s.max_inputs:
+        # A request of max_inputs inputs could never be queued: it would pass the 413 check and
+        # then be refused by the batcher with a 413 naming a different limit. Refused at start.
+        raise SettingsError(
+            f"engine.max_queue_items ({s.max_queue_items}) must be at least server.max_inputs "
+            f"({s.max_inputs}): a request of server.max_inputs inputs must fit in the queue"
+        )
     if s.database_url and not s.database_url.startswith(("sqlite:///", "postgresql://",
                                                          "postgres://")):
         raise SettingsError("storage.database_url: expected sqlite:///PATH or postgresql://...")

@@ -57,7 +57,9 @@ class _Stats:
     padded_tokens_run: int = 0
     dropped_cancelled: int = 0
     failed_batches: int = 0
-    items_per_s: float = 0.0  # moving average of worker throughput, for Retry-After
+    # EWMA of items/s over each batch's compute time: while the queue is full the worker runs
+    # batches back to back, so this is the queue's drain rate, which Retry-After is built from.
+    items_per_s: float = 0.0
 
 
 # Below this many padded tokens a batch is cheap whatever its padding, and the fixed cost of one
@@ -69,6 +71,24 @@ SMALL_BATCH_TOKENS = 256
 # 128 tokens (or 16 of 256) need, which keeps the ORT arena near 450 MB instead of ~860 MB for
 # 64 x 256, at no cost in throughput (on CPU it is flat above ~8 sequences per batch).
 DEFAULT_MAX_BATCH_ATTENTION = 64 * 128 * 128
+
+
+# Retry-After bounds: below 1 s a refused caller would hammer a queue that cannot have drained;
+# beyond 60 s the estimate is too stale to be worth more than "come back in a minute".
+RETRY_AFTER_MIN_S = 1
+RETRY_AFTER_MAX_S = 60
+
+
+def retry_after_seconds(items_ahead: int, items_per_s: float) -> int:
+    """Seconds until the ``items_ahead`` queued items drain at ``items_per_s``, rounded up and
+    clamped to [RETRY_AFTER_MIN_S, RETRY_AFTER_MAX_S]; the minimum when no rate is known yet.
+
+    Items ahead, not just the overflow: every refused caller told "the overflow's worth" (always
+    ~1 s) would come back together into a queue that is still full.
+    """
+    if items_ahead <= 0 or not items_per_s > 0 or math.isinf(items_per_s):
+        return RETRY_AFTER_MIN_S
+    return max(RETRY_AFTER_MIN_S, min(RETRY_AFTER_MAX_S, math.ceil(items_ahead / items_per_s)))
 
 
 def grow_batch(lengths: Sequence[int], anchor: int, *, max_size: int, max_tokens: int,
@@ -196,7 +216,7 @@ class Batcher:
             raise PayloadTooLarge(f"{n} inputs in one request; the local model accepts at most "
                                   f"{self.max_queue_items}")
         if self._queued + n > self.max_queue_items:
-            retry = self._retry_after(n)
+            retry = self._retry_after()
             raise Overloaded(f"The local model queue is full ({self._queued} inputs waiting); "
                              f"retry in {retry} s", retry_after=retry)
         assert self._loop is not None and self._wakeup is not None
@@ -263,11 +283,8 @@ class Batcher:
         self._queued = 0
         self._abandoned_in_queue = 0
 
-    def _retry_after(self, n: int) -> int:
-        rate = self._stats.items_per_s
-        if rate <= 0:
-            return 1
-        return max(1, min(60, math.ceil((self._queued + n - self.max_queue_items) / rate)))
+    def _retry_after(self) -> int:
+        return retry_after_seconds(self._queued, self._stats.items_per_s)
 
     # -- batch formation ---------------------------------------------------------------------
 
