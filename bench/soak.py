@@ -231,6 +231,21 @@ async def references(url: str, key: str, texts: list[str], timeout: float) -> np
     return np.stack(out)
 
 
+def server_counts(url: str) -> dict[str, int]:
+    """The server's own request counts for /embeddings by status, from GET /metrics."""
+    import re
+    import urllib.request
+
+    root = url.removesuffix("/api/v1")
+    try:
+        with urllib.request.urlopen(root + "/metrics", timeout=30) as resp:
+            text = resp.read().decode()
+    except OSError as exc:
+        return {f"unavailable ({exc})": 0}
+    pattern = r'embedrouter_requests_total\{route="/api/v1/embeddings",status="(\d+)"\} (\d+)'
+    return {m.group(1): int(m.group(2)) for m in re.finditer(pattern, text)}
+
+
 def p95(xs: list[float]) -> float:
     return hb.percentile(xs, 95) if xs else 0.0
 
@@ -304,6 +319,7 @@ async def soak(args: argparse.Namespace, url: str, key: str, pid: int | None) ->
         "rate_req_per_s": round(rate, 2), "duration_s": round(wall, 1), "probes": probes,
         "requests": sum(t.counts.values()),
         "by_kind_status": {f"{k} {s}": n for (k, s), n in sorted(t.counts.items())},
+        "server_counts_all_phases": await asyncio.to_thread(server_counts, url),
         "status_5xx": t.status_count("5"), "status_429": t.status_count("429"),
         "client_backlog": t.client_backlog, "vectors_checked": t.vectors_checked,
         "min_cosine": round(t.min_cosine, 7), "failures": t.failures,
@@ -321,11 +337,15 @@ async def soak(args: argparse.Namespace, url: str, key: str, pid: int | None) ->
 def report(r: dict[str, Any], max_drift: float) -> tuple[str, bool]:
     rss = r["rss_mb"]
     drift_ok = rss["drift_pct"] is None or abs(rss["drift_pct"]) < max_drift
-    ok = not r["failures"] and r["status_5xx"] == 0 and drift_ok
+    server_5xx = sum(n for k, n in r.get("server_counts_all_phases", {}).items()
+                     if k.startswith("5"))
+    ok = not r["failures"] and r["status_5xx"] == 0 and server_5xx == 0 and drift_ok
     lines = [
         f"rate: {r['rate_req_per_s']} requests/s for {r['duration_s']} s, "
         f"{r['requests']} requests",
         *(f"  {k}: {n}" for k, n in r["by_kind_status"].items()),
+        "server's /metrics for /embeddings, all phases (status: count): "
+        + ", ".join(f"{k}: {v}" for k, v in r.get("server_counts_all_phases", {}).items()),
         f"5XX: {r['status_5xx']}   429: {r['status_429']}   client backlog (not sent): "
         f"{r['client_backlog']}",
         f"vectors checked: {r['vectors_checked']}, min cosine {r['min_cosine']}",

@@ -36,6 +36,8 @@ def test_verdict_fails_on_5xx_wrong_answers_and_drift() -> None:
     assert soak.report(_result(), 5.0)[1]
     assert not soak.report(_result(status_5xx=1), 5.0)[1]
     assert not soak.report(_result(failures=["valid: status 500"]), 5.0)[1]
+    # A 5XX the client never saw (its request was hung up) still fails the run.
+    assert not soak.report(_result(server_counts_all_phases={"200": 9, "503": 1}), 5.0)[1]
     drifting = _result(rss_mb={"start": 300, "end": 330, "min": 300, "max": 330,
                                "drift_pct": 10.0})
     text, ok = soak.report(drifting, 5.0)
