@@ -49,7 +49,9 @@ def test_short_soak_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     pytest.importorskip("embedrouter.engine")
     out = tmp_path / "soak.json"
     code = soak.main(["--duration", "10", "--rate", "4", "--warmup", "2", "--corpus-lines", "40",
-                      "--sample-every", "1", "--max-drift-pct", "1000", "--json", str(out)])
+                      "--sample-every", "1", "--max-drift-pct", "1000", "--json", str(out),
+                      # A richer mix than the soak's default, so 40 requests meet every kind.
+                      "--mix", "0.4", "0.2", "0.2", "0.2"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     r = json.loads(out.read_text())
