@@ -20,10 +20,10 @@ so that overload shows up within seconds as 429 rather than as a queue that grow
    >= 0.9999), *malformed* (bad JSON, wrong types, unknown model ...: must be a 400 envelope),
    *overlong* (an input of ``--overlong-words`` words, alone or beside valid ones: 400
    envelope), *disconnect* (a valid request whose socket is closed after 5-300 ms).
-4. **Memory.** VmRSS of the server every ``--sample-every`` s; drift = median of the last five
-   samples against the first five, in %.
+4. **Memory.** VmRSS of the server every ``--sample-every`` s; drift = median of the last tenth
+   of the samples (at least five) against the first tenth, in %; only growth fails.
 
-Exits 1 on any 5XX, wrong status or envelope, wrong vector, or drift >= ``--max-drift-pct``.
+Exits 1 on any 5XX, wrong status or envelope, wrong vector, or RSS growth >= ``--max-drift-pct``.
 Every loop is bounded by the duration, the request count it implies and a per-request timeout.
 """
 
@@ -309,7 +309,10 @@ async def soak(args: argparse.Namespace, url: str, key: str, pid: int | None) ->
         await traffic.close()
     wall = time.perf_counter() - started
     values = [v for _, v in rss]
-    head, tail = values[:5], values[-5:]
+    # A minute's worth at each end (at least five samples): single samples swing by ~40 MB as
+    # the idle release runs between spells of traffic.
+    k = max(5, len(values) // 10)
+    head, tail = values[:k], values[-k:]
     drift = ((statistics.median(tail) - statistics.median(head)) / statistics.median(head) * 100
              if values else None)
     for part in (warm,):
@@ -336,7 +339,9 @@ async def soak(args: argparse.Namespace, url: str, key: str, pid: int | None) ->
 
 def report(r: dict[str, Any], max_drift: float) -> tuple[str, bool]:
     rss = r["rss_mb"]
-    drift_ok = rss["drift_pct"] is None or abs(rss["drift_pct"]) < max_drift
+    # One-sided: the soak looks for memory that accumulates; RSS that ends lower than it
+    # started (idle releases between spells of traffic) is not a leak.
+    drift_ok = rss["drift_pct"] is None or rss["drift_pct"] < max_drift
     server_5xx = sum(n for k, n in r.get("server_counts_all_phases", {}).items()
                      if k.startswith("5"))
     ok = not r["failures"] and r["status_5xx"] == 0 and server_5xx == 0 and drift_ok
@@ -351,7 +356,7 @@ def report(r: dict[str, Any], max_drift: float) -> tuple[str, bool]:
         f"vectors checked: {r['vectors_checked']}, min cosine {r['min_cosine']}",
         f"valid p50 {r['valid_p50_ms']} ms, p95 {r['valid_p95_ms']} ms",
         f"RSS MB: start {rss['start']}, end {rss['end']}, min {rss['min']}, max {rss['max']}, "
-        f"drift {rss['drift_pct']}% ({'PASS' if drift_ok else 'FAIL'} < {max_drift:g}%)",
+        f"drift {rss['drift_pct']}% ({'PASS' if drift_ok else 'FAIL'}: growth < {max_drift:g}%)",
         f"failures: {len(r['failures'])}",
         *(f"  {f}" for f in r["failures"][:10]),
         "RESULT: " + ("PASS" if ok else "FAIL"),
