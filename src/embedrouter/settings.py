@@ -318,6 +318,13 @@ def load_settings(
             s = replace(s, **{k: Path(v) if k == "data_dir" else v})
     # Command-line flags bypass the file's checks above; a port over 65535 would otherwise wrap.
     _port(s.port, "port")
+    if s.max_queue_items < s.max_inputs:
+        # A request of max_inputs inputs could never be queued: it would pass the 413 check and
+        # then be refused by the batcher with a 413 naming a different limit. Refused at start.
+        raise SettingsError(
+            f"engine.max_queue_items ({s.max_queue_items}) must be at least server.max_inputs "
+            f"({s.max_inputs}): a request of server.max_inputs inputs must fit in the queue"
+        )
     if s.database_url and not s.database_url.startswith(("sqlite:///", "postgresql://",
                                                          "postgres://")):
         raise SettingsError("storage.database_url: expected sqlite:///PATH or postgresql://...")

@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ class GatedModel:
         self.gate.set()
         self.entered = threading.Event()
         self.batches: list[list[list[int]]] = []
+        self.releases = 0
 
     def forward(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
         self.entered.set()
@@ -41,6 +43,10 @@ class GatedModel:
         if any(POISON in s for s in batch):
             raise RuntimeError("boom")
         return self.inner.forward(batch)
+
+    def release_memory(self) -> None:
+        self.releases += 1
+        self.inner.release_memory()
 
 
 @pytest.fixture
@@ -297,3 +303,50 @@ def test_grow_batch_caps_attention_memory() -> None:
                         max_attention=64 * 128 * 128)
     assert hi - lo + 1 == 64  # the benchmark corpus' longest items still batch fully
     assert grow_batch(long, 0, max_size=64, max_tokens=16384, max_padding=0.2) == (0, 63)
+
+
+async def test_idle_batcher_releases_memory_once_per_idle_spell(gated: GatedModel) -> None:
+    batcher = Batcher(gated, idle_release_s=0.05)  # type: ignore[arg-type]
+    await batcher.start()
+    await asyncio.sleep(0.2)
+    assert gated.releases == 0  # nothing ran yet: nothing to release
+    await batcher.embed([[101, 7592, 102]])
+    await _until(lambda: batcher.stats()["idle_releases"] == 1)
+    await asyncio.sleep(0.2)
+    assert gated.releases == 1  # once per idle spell, not every 50 ms
+    got = await batcher.embed([[101, 7592, 102]] * 3)  # still serves after releasing
+    np.testing.assert_allclose(got, gated.inner.forward([[101, 7592, 102]] * 3), atol=1e-5)
+    await _until(lambda: batcher.stats()["idle_releases"] == 2)
+    await batcher.close()
+
+
+async def test_no_release_while_requests_keep_coming(gated: GatedModel) -> None:
+    batcher = Batcher(gated, idle_release_s=0.5)  # type: ignore[arg-type]
+    await batcher.start()
+    for _ in range(20):  # bounded: 20 requests 50 ms apart, never 0.5 s idle
+        await batcher.embed([[101, 7592, 102]])
+        await asyncio.sleep(0.05)
+    assert gated.releases == 0
+    await batcher.close()
+
+
+def test_release_memory_shrinks_rss_after_large_batches(minilm: LocalModel) -> None:
+    """The real model: after its largest batches, release_memory gives most of the arena back."""
+    def rss_mb() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS")
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux /proc")
+    for n, length in ((64, 128), (16, 256), (32, 181)):
+        minilm.forward([[101] + [2000] * (length - 2) + [102]] * n)
+    grown = rss_mb()
+    minilm.release_memory()
+    released = rss_mb()
+    # The arena for 16 x 256 alone holds > 150 MB of activations; most must go back.
+    assert grown - released > 100, (grown, released)
+    # Still correct afterwards.
+    np.testing.assert_allclose(minilm.forward([[101, 7592, 102]]),
+                               minilm.forward([[101, 7592, 102]]), atol=1e-6)

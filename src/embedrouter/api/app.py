@@ -185,6 +185,10 @@ class App:
                 _refuse_repeated_auth(scope["headers"])
             status, body, extra = await self._dispatch(request)
         except ClientDisconnected:
+            # Nothing can be sent, but the request still counts: 499 (nginx's "client closed
+            # request") makes abandoned work visible in /metrics.
+            route = path if path in self._routes else "other"
+            self.metrics.observe(route, 499, time.perf_counter() - started)
             return
         except e.EmbedRouterError as exc:
             status, body, extra = render(exc)
@@ -247,7 +251,7 @@ class App:
         while True:
             message = await request.receive()
             if message["type"] == "http.disconnect":
-                raise e.InvalidRequest("Client disconnected before the body was complete")
+                raise ClientDisconnected
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:

@@ -57,7 +57,10 @@ class _Stats:
     padded_tokens_run: int = 0
     dropped_cancelled: int = 0
     failed_batches: int = 0
-    items_per_s: float = 0.0  # moving average of worker throughput, for Retry-After
+    idle_releases: int = 0
+    # EWMA of items/s over each batch's compute time: while the queue is full the worker runs
+    # batches back to back, so this is the queue's drain rate, which Retry-After is built from.
+    items_per_s: float = 0.0
 
 
 # Below this many padded tokens a batch is cheap whatever its padding, and the fixed cost of one
@@ -69,6 +72,30 @@ SMALL_BATCH_TOKENS = 256
 # 128 tokens (or 16 of 256) need, which keeps the ORT arena near 450 MB instead of ~860 MB for
 # 64 x 256, at no cost in throughput (on CPU it is flat above ~8 sequences per batch).
 DEFAULT_MAX_BATCH_ATTENTION = 64 * 128 * 128
+
+
+# After this long with nothing queued or running, the model hands its idle memory back (see
+# LocalModel.release_memory). Long enough that a steady trickle of requests never pays for it,
+# short enough that RSS is back to its resting size soon after a burst.
+DEFAULT_IDLE_RELEASE_S = 1.0
+
+
+# Retry-After bounds: below 1 s a refused caller would hammer a queue that cannot have drained;
+# beyond 60 s the estimate is too stale to be worth more than "come back in a minute".
+RETRY_AFTER_MIN_S = 1
+RETRY_AFTER_MAX_S = 60
+
+
+def retry_after_seconds(items_ahead: int, items_per_s: float) -> int:
+    """Seconds until the ``items_ahead`` queued items drain at ``items_per_s``, rounded up and
+    clamped to [RETRY_AFTER_MIN_S, RETRY_AFTER_MAX_S]; the minimum when no rate is known yet.
+
+    Items ahead, not just the overflow: every refused caller told "the overflow's worth" (always
+    ~1 s) would come back together into a queue that is still full.
+    """
+    if items_ahead <= 0 or not items_per_s > 0 or math.isinf(items_per_s):
+        return RETRY_AFTER_MIN_S
+    return max(RETRY_AFTER_MIN_S, min(RETRY_AFTER_MAX_S, math.ceil(items_ahead / items_per_s)))
 
 
 def grow_batch(lengths: Sequence[int], anchor: int, *, max_size: int, max_tokens: int,
@@ -123,7 +150,8 @@ class Batcher:
                  max_batch_size: int = 64, max_queue_items: int = 4096,
                  max_inflight_batches: int = 2, window_items: int = 1024,
                  max_padding: float = 0.2,
-                 max_batch_attention: int = DEFAULT_MAX_BATCH_ATTENTION) -> None:
+                 max_batch_attention: int = DEFAULT_MAX_BATCH_ATTENTION,
+                 idle_release_s: float | None = DEFAULT_IDLE_RELEASE_S) -> None:
         if max_batch_tokens < model.max_seq_length:
             raise ValueError(f"max_batch_tokens ({max_batch_tokens}) must fit one sequence of "
                              f"max_seq_length ({model.max_seq_length})")
@@ -151,6 +179,8 @@ class Batcher:
         self._wakeup: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
         self._closed = False
+        self.idle_release_s = idle_release_s
+        self._dirty = False  # a batch ran since memory was last released
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -196,7 +226,7 @@ class Batcher:
             raise PayloadTooLarge(f"{n} inputs in one request; the local model accepts at most "
                                   f"{self.max_queue_items}")
         if self._queued + n > self.max_queue_items:
-            retry = self._retry_after(n)
+            retry = self._retry_after()
             raise Overloaded(f"The local model queue is full ({self._queued} inputs waiting); "
                              f"retry in {retry} s", retry_after=retry)
         assert self._loop is not None and self._wakeup is not None
@@ -221,6 +251,7 @@ class Batcher:
             "dropped_cancelled": s.dropped_cancelled,
             "failed_batches": s.failed_batches,
             "items_per_s": round(s.items_per_s, 1),
+            "idle_releases": s.idle_releases,
         }
 
     # -- request bookkeeping -----------------------------------------------------------------
@@ -263,11 +294,8 @@ class Batcher:
         self._queued = 0
         self._abandoned_in_queue = 0
 
-    def _retry_after(self, n: int) -> int:
-        rate = self._stats.items_per_s
-        if rate <= 0:
-            return 1
-        return max(1, min(60, math.ceil((self._queued + n - self.max_queue_items) / rate)))
+    def _retry_after(self) -> int:
+        return retry_after_seconds(self._queued, self._stats.items_per_s)
 
     # -- batch formation ---------------------------------------------------------------------
 
@@ -307,7 +335,7 @@ class Batcher:
                 while not batch:
                     while not self._queue:
                         self._wakeup.clear()
-                        await self._wakeup.wait()
+                        await self._wait_or_release()
                     batch = self._take_batch()
                 self._submit(batch)
         except asyncio.CancelledError:
@@ -316,6 +344,28 @@ class Batcher:
             log.exception("batcher loop crashed")
             self._closed = True
             self._fail_queued(exc)
+
+    async def _wait_or_release(self) -> None:
+        """Waits for new work; after an idle spell following a batch, releases memory once."""
+        assert self._wakeup is not None and self._loop is not None
+        if not self._dirty or self.idle_release_s is None:
+            await self._wakeup.wait()
+            return
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), self.idle_release_s)
+            return
+        except TimeoutError:
+            pass
+        if self._inflight:  # the other slot's batch is still running: not idle yet
+            return
+        self._dirty = False
+        # On the worker thread, so it never overlaps a forward and never blocks the loop.
+        try:
+            await self._loop.run_in_executor(self._executor, self.model.release_memory)
+        except Exception:  # a failed clean-up must not take the batcher down with it
+            log.exception("releasing idle model memory failed")
+            return
+        self._stats.idle_releases += 1
 
     def _submit(self, batch: list[_Item]) -> None:
         assert self._loop is not None
@@ -351,6 +401,12 @@ class Batcher:
                 self._stats.dropped_cancelled += 1
         if out is None:
             return
+        if not self._dirty:
+            self._dirty = True
+            # The loop may be waiting without a timeout (it was clean); wake it to start the
+            # idle clock.
+            assert self._wakeup is not None
+            self._wakeup.set()
         stats = self._stats
         stats.batches_run += 1
         stats.items_run += len(live)

@@ -1,0 +1,80 @@
+"""Issue 8 item 10: bursts of concurrent requests, most hung up mid-flight, must leave the
+server's RSS back under the 500 MB target and not climbing from burst to burst."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.adversarial.conftest import LONG, MODEL
+from tests.support.live import LiveServer, start_server
+
+pytestmark = pytest.mark.adversarial
+
+TARGET_MB = 500.0
+# ~128 tokens: with LONG (256) the batcher forms both of its largest shapes, 64 x 128 and 16 x 256.
+MID = " ".join(["world"] * 126)
+
+
+@pytest.fixture(scope="module")
+def burst_server(tmp_path_factory: pytest.TempPathFactory, onnx_cache_dir: Path
+                 ) -> Iterator[LiveServer]:
+    # Its own process: the RSS must be this traffic's, not what other tests left behind.
+    server = start_server(tmp_path_factory.mktemp("burst"), cache_dir=onnx_cache_dir)
+    yield server
+    server.stop()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS line")
+
+
+async def _burst(server: LiveServer, rng: random.Random, n: int, cancel: float) -> None:
+    headers = {"authorization": f"Bearer {server.api_key}"}
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=120,
+                                 limits=limits) as c:
+        async def one() -> None:
+            body = {"model": MODEL, "input": [rng.choice((LONG, MID))
+                                              for _ in range(rng.randint(8, 16))]}
+            if rng.random() < cancel:
+                # Hang up mid-flight: asyncio cancels the request and closes its socket.
+                try:
+                    await asyncio.wait_for(c.post("/embeddings", json=body),
+                                           rng.uniform(0.2, 1.0))
+                except TimeoutError:
+                    return
+            else:
+                r = await c.post("/embeddings", json=body)
+                assert r.status_code == 200, r.text[:300]
+
+        await asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), 180)
+
+
+async def test_rss_after_cancelled_bursts_is_bounded(burst_server: LiveServer) -> None:
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux /proc")
+    pid = burst_server.process.pid
+    rng = random.Random(8)
+    after: list[float] = []
+    for _ in range(3):  # three bursts of 60 requests, 80% hung up
+        await _burst(burst_server, rng, 60, 0.8)
+        # The server may take a moment to go idle; poll (bounded) for it to settle under target.
+        deadline = time.monotonic() + 20
+        for _ in range(100):
+            if rss_mb(pid) <= TARGET_MB or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        after.append(rss_mb(pid))
+    assert max(after) <= TARGET_MB, after
+    # Bounded across bursts: the last is not creeping above the first.
+    assert after[-1] <= after[0] * 1.1 + 10, after
