@@ -51,6 +51,13 @@ def _inline(raw: bytes) -> Any:
     return parse_embedding_request(orjson.loads(raw), LIMITS)
 
 
+@pytest.mark.parametrize("inp", [["", "x" * 50], ["ok", 5, "x" * 50], ["x" * 50, ""], "x" * 50,
+                                 [["x" * 50]], [{"content": [{"type": "text", "text": "x" * 50}]}]])
+def test_both_decoders_agree_on_order_of_errors(inp: Any) -> None:
+    raw = orjson.dumps({"model": MODEL, "input": inp})
+    assert _outcome(lambda r: decode_large(r, LIMITS), raw) == _outcome(_inline, raw)
+
+
 @settings(max_examples=400, deadline=None)
 @given(inp=inputs, dims=st.one_of(st.none(), st.integers(-1, 500)),
        enc=st.sampled_from([None, "float", "base64", "hex"]))

@@ -44,6 +44,10 @@ def _numbers(arr: simdjson.Array) -> np.ndarray | list[Any]:
 
 
 def _input(value: Any, limits: Limits) -> Any:
+    if isinstance(value, str):
+        # Refused here, a 15 MB string costs the parse, not a copy back to the server process.
+        limits.check_length(len(value), "input", "characters")
+        return value
     if not isinstance(value, simdjson.Array):
         return value.as_dict() if isinstance(value, simdjson.Object) else value
     n = len(value)
@@ -64,7 +68,13 @@ def _input(value: Any, limits: Limits) -> Any:
             limits.check_length(len(item), f"input[{i}]", "token ids")
             out.append(_numbers(item))
         return out
-    return value.as_list()
+    items = value.as_list()
+    # Only where the parser would reach the same verdict first: every item a non-empty string
+    # (otherwise its type or emptiness error, at a lower index, must win).
+    if all(isinstance(item, str) and item for item in items):
+        for i, item in enumerate(items):
+            limits.check_length(len(item), f"input[{i}]", "characters")
+    return items
 
 
 def _prepare(raw: bytes, limits: Limits) -> Any:
