@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from embedrouter.providers.upstream import (
     HttpReply,
+    JsonAdapter,
     ProviderConfig,
     UpstreamCall,
     UpstreamReply,
@@ -42,7 +41,7 @@ INPUT_TYPES = {"query": "search_query", "document": "search_document",
 STATUS_KINDS: dict[int, Any] = {498: "auth", 499: "unavailable"}
 
 
-class CohereAdapter:
+class CohereAdapter(JsonAdapter):
     def __init__(self, config: ProviderConfig, http: Any) -> None:
         self.config = config
         self._http = http
@@ -74,11 +73,7 @@ class CohereAdapter:
     def url(self, call: UpstreamCall) -> str:
         return self._url
 
-    async def embed(self, call: UpstreamCall) -> UpstreamReply:
-        reply = await self._http.post(self.url(call), headers=self._headers,
-                                      body=orjson.dumps(self.body(call)),
-                                      timeout=self.config.timeout_s,
-                                      provider=self.config.shown_name)
+    def read(self, reply: HttpReply, call: UpstreamCall) -> UpstreamReply:
         return self.parse(reply, len(call.inputs), call.dimensions, self._encoding(call))
 
     def parse(self, reply: HttpReply, sent: int, dimensions: int | None = None,
@@ -97,5 +92,3 @@ class CohereAdapter:
         return checked(self.config, reply, vectors, list(range(sent)), tokens, sent=sent,
                        dimensions=dimensions)
 
-    async def close(self) -> None:
-        return None

@@ -17,11 +17,10 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-import orjson
-
 from embedrouter.providers.upstream import (
     AttemptFailure,
     HttpReply,
+    JsonAdapter,
     Kind,
     ProviderConfig,
     UpstreamCall,
@@ -89,7 +88,7 @@ def model_name(upstream_model: str) -> str:
     return upstream_model.removeprefix("models/")
 
 
-class GeminiAdapter:
+class GeminiAdapter(JsonAdapter):
     def __init__(self, config: ProviderConfig, http: Any) -> None:
         self.config = config
         self._http = http
@@ -117,13 +116,6 @@ class GeminiAdapter:
             requests.append(item)
         return {"requests": requests}
 
-    async def embed(self, call: UpstreamCall) -> UpstreamReply:
-        reply = await self._http.post(self.url(call), headers=self._headers,
-                                      body=orjson.dumps(self.body(call)),
-                                      timeout=self.config.timeout_s,
-                                      provider=self.config.shown_name)
-        return self.parse(reply, len(call.inputs), call.dimensions)
-
     def parse(self, reply: HttpReply, sent: int, dimensions: int | None = None
               ) -> UpstreamReply:
         body = load_json(reply)
@@ -139,5 +131,3 @@ class GeminiAdapter:
         return checked(self.config, reply, vectors, list(range(sent)), None, sent=sent,
                        dimensions=dimensions)
 
-    async def close(self) -> None:
-        return None

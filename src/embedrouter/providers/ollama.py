@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from embedrouter.providers.upstream import (
     HttpReply,
+    JsonAdapter,
     ProviderConfig,
     UpstreamCall,
     UpstreamReply,
@@ -27,7 +26,7 @@ from embedrouter.providers.upstream import (
 )
 
 
-class OllamaAdapter:
+class OllamaAdapter(JsonAdapter):
     def __init__(self, config: ProviderConfig, http: Any) -> None:
         self.config = config
         self._http = http
@@ -50,13 +49,6 @@ class OllamaAdapter:
     def url(self, call: UpstreamCall) -> str:
         return self._url
 
-    async def embed(self, call: UpstreamCall) -> UpstreamReply:
-        reply = await self._http.post(self.url(call), headers=self._headers,
-                                      body=orjson.dumps(self.body(call)),
-                                      timeout=self.config.timeout_s,
-                                      provider=self.config.shown_name)
-        return self.parse(reply, len(call.inputs), call.dimensions)
-
     def parse(self, reply: HttpReply, sent: int, dimensions: int | None = None
               ) -> UpstreamReply:
         body = load_json(reply)
@@ -72,5 +64,3 @@ class OllamaAdapter:
                        token_count(body.get("prompt_eval_count")), sent=sent,
                        dimensions=dimensions)
 
-    async def close(self) -> None:
-        return None

@@ -31,10 +31,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import orjson
 
 from embedrouter.providers.upstream import (
     HttpReply,
+    JsonAdapter,
     ProviderConfig,
     UpstreamCall,
     UpstreamReply,
@@ -49,7 +49,7 @@ from embedrouter.providers.upstream import (
 )
 
 
-class OpenAICompatAdapter:
+class OpenAICompatAdapter(JsonAdapter):
     def __init__(self, config: ProviderConfig, http: Any) -> None:
         self.config = config
         self._http = http
@@ -80,13 +80,6 @@ class OpenAICompatAdapter:
             body[self._type_field] = self._type_values.get(wanted, wanted)
         return body
 
-    async def embed(self, call: UpstreamCall) -> UpstreamReply:
-        reply = await self._http.post(self.url(call), headers=self._headers,
-                                      body=orjson.dumps(self.body(call)),
-                                      timeout=self.config.timeout_s,
-                                      provider=self.config.shown_name)
-        return self.parse(reply, len(call.inputs), call.dimensions)
-
     def parse(self, reply: HttpReply, sent: int, dimensions: int | None = None
               ) -> UpstreamReply:
         body = load_json(reply)
@@ -115,9 +108,6 @@ class OpenAICompatAdapter:
         if rows and all(isinstance(r, str) for r in rows):
             return base64_rows(rows, self.config, reply)
         return float_rows(rows, self.config, reply)
-
-    async def close(self) -> None:
-        return None
 
 
 def _prompt_tokens(usage: Any) -> int | None:

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from embedrouter.providers.upstream import (
     HttpReply,
+    JsonAdapter,
     Kind,
     ProviderConfig,
     UpstreamCall,
@@ -41,7 +40,7 @@ ERROR_KINDS: dict[str, Kind] = {"Overloaded": "rate_limited", "Unhealthy": "unav
                                 "Tokenizer": "bad_request", "Empty": "bad_request"}
 
 
-class TeiAdapter:
+class TeiAdapter(JsonAdapter):
     def __init__(self, config: ProviderConfig, http: Any) -> None:
         self.config = config
         self._http = http
@@ -66,13 +65,6 @@ class TeiAdapter:
     def url(self, call: UpstreamCall) -> str:
         return self._url
 
-    async def embed(self, call: UpstreamCall) -> UpstreamReply:
-        reply = await self._http.post(self.url(call), headers=self._headers,
-                                      body=orjson.dumps(self.body(call)),
-                                      timeout=self.config.timeout_s,
-                                      provider=self.config.shown_name)
-        return self.parse(reply, len(call.inputs), call.dimensions)
-
     def parse(self, reply: HttpReply, sent: int, dimensions: int | None = None
               ) -> UpstreamReply:
         body = load_json(reply)
@@ -93,5 +85,3 @@ class TeiAdapter:
         return checked(self.config, reply, vectors, list(range(sent)), None, sent=sent,
                        dimensions=dimensions)
 
-    async def close(self) -> None:
-        return None

@@ -87,6 +87,39 @@ class Http(Protocol):
                    timeout: float, provider: str) -> HttpReply: ...
 
 
+class JsonAdapter:
+    """The request cycle every JSON adapter shares: build the body, POST it through the pool,
+    read the reply. Subclasses say where (``url``), what (``body``) and how to read (``parse``,
+    or ``read`` where the call itself matters)."""
+
+    config: ProviderConfig
+    _http: Any
+    _headers: dict[str, str]
+
+    def url(self, call: UpstreamCall) -> str:
+        raise NotImplementedError
+
+    def body(self, call: UpstreamCall) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def parse(self, reply: HttpReply, sent: int, dimensions: int | None = None
+              ) -> UpstreamReply:
+        raise NotImplementedError
+
+    def read(self, reply: HttpReply, call: UpstreamCall) -> UpstreamReply:
+        return self.parse(reply, len(call.inputs), call.dimensions)
+
+    async def embed(self, call: UpstreamCall) -> UpstreamReply:
+        reply = await self._http.post(self.url(call), headers=self._headers,
+                                      body=orjson.dumps(self.body(call)),
+                                      timeout=self.config.timeout_s,
+                                      provider=self.config.shown_name)
+        return self.read(reply, call)
+
+    async def close(self) -> None:
+        return None
+
+
 class Adapter(Protocol):
     """What the router needs of one provider: embed a batch, and close."""
 

@@ -19,11 +19,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-import orjson
-
 from embedrouter.providers.gemini import TASK_TYPES, google_failure, model_name
 from embedrouter.providers.upstream import (
     HttpReply,
+    JsonAdapter,
     ProviderConfig,
     UpstreamCall,
     UpstreamReply,
@@ -38,7 +37,7 @@ from embedrouter.providers.upstream import (
 )
 
 
-class VertexAdapter:
+class VertexAdapter(JsonAdapter):
     def __init__(self, config: ProviderConfig, http: Any) -> None:
         self.config = config
         self._http = http
@@ -72,13 +71,6 @@ class VertexAdapter:
             body["parameters"] = parameters
         return body
 
-    async def embed(self, call: UpstreamCall) -> UpstreamReply:
-        reply = await self._http.post(self.url(call), headers=self._headers,
-                                      body=orjson.dumps(self.body(call)),
-                                      timeout=self.config.timeout_s,
-                                      provider=self.config.shown_name)
-        return self.parse(reply, len(call.inputs), call.dimensions)
-
     def parse(self, reply: HttpReply, sent: int, dimensions: int | None = None
               ) -> UpstreamReply:
         body = load_json(reply)
@@ -97,5 +89,3 @@ class VertexAdapter:
         return checked(self.config, reply, vectors, list(range(sent)), tokens, sent=sent,
                        dimensions=dimensions)
 
-    async def close(self) -> None:
-        return None
