@@ -98,3 +98,38 @@ def test_openai_format_options(provider: str, call: UpstreamCall, expected: dict
                                ) -> None:
     adapter = adapter_for(provider_config(PROVIDERS[provider], {}), http=None)
     assert adapter.body(call) == {"model": "m", "input": ["a"], **expected}
+
+
+class _Recording(dict):  # type: ignore[type-arg]
+    """Options that remember every key an adapter looks up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.add(str(key))
+        return super().__contains__(key)
+
+
+@pytest.mark.parametrize("kind", sorted(ADAPTERS))
+def test_the_config_schema_allows_every_option_an_adapter_reads(kind: str) -> None:
+    from embedrouter.catalog.config import KIND_OPTIONS
+
+    options = _Recording()
+    config = ProviderConfig(name="x", kind=kind, base_url="http://127.0.0.1:9", api_key="k",
+                            options=options)
+    adapter = adapter_for(config, http=None)
+    adapter.body(UpstreamCall(["a"], "m", dimensions=8, input_type="query"))
+    # Both ways: nothing an adapter reads is refused at start, nothing allowed is ignored.
+    # (`path` is read by the shared request cycle; adapters that build their URL per call, the
+    # Google ones, do not offer it.)
+    assert options.asked - {"path"} == KIND_OPTIONS[kind] - {"path"}

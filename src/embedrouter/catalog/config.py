@@ -21,17 +21,19 @@ import msgspec
 from embedrouter.catalog.endpoints import EndpointSpec, ProviderConfig
 
 KINDS = ("openai", "azure", "cohere", "voyage", "gemini", "vertex", "ollama", "tei")
-# Keys an adapter reads from its [[providers]] table beyond the common ones.
+# Keys an adapter reads from its [[providers]] table beyond the common ones (a test checks these
+# against what each adapter really reads).
+_OPENAI_OPTIONS = frozenset({"path", "base64", "dimensions_field", "input_type_field",
+                             "input_type_values"})
 KIND_OPTIONS: dict[str, frozenset[str]] = {
-    "openai": frozenset({"path", "base64", "dimensions_field", "input_type_field",
-                         "input_type_values"}),
-    "azure": frozenset({"api_version", "deployments"}),
-    "cohere": frozenset({"default_input_type"}),
-    "voyage": frozenset(),
-    "gemini": frozenset(),
-    "vertex": frozenset({"project", "location"}),
-    "ollama": frozenset({"truncate"}),
-    "tei": frozenset({"truncate", "prompt_names"}),
+    "openai": _OPENAI_OPTIONS,
+    "azure": _OPENAI_OPTIONS | {"api_version", "deployments", "auth"},
+    "cohere": frozenset({"path", "base64", "input_type_values", "default_input_type"}),
+    "voyage": _OPENAI_OPTIONS,
+    "gemini": frozenset({"task_types"}),
+    "vertex": frozenset({"task_types", "auto_truncate"}),
+    "ollama": frozenset({"path", "truncate", "keep_alive"}),
+    "tei": frozenset({"path", "prompt_names", "normalize", "truncate", "truncation_direction"}),
 }
 
 

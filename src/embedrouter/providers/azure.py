@@ -28,7 +28,6 @@ class AzureAdapter(OpenAICompatAdapter):
         opts = config.options
         self._api_version = str(opts.get("api_version", DEFAULT_API_VERSION))
         self._deployments = {str(k): str(v) for k, v in dict(opts.get("deployments", {})).items()}
-        self._root = config.base_url.rstrip("/")
 
     def _auth_headers(self) -> dict[str, str]:
         key = self.config.api_key

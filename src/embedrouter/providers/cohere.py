@@ -42,16 +42,14 @@ STATUS_KINDS: dict[int, Any] = {498: "auth", 499: "unavailable"}
 
 
 class CohereAdapter(JsonAdapter):
+    PATH = "/v2/embed"
+
     def __init__(self, config: ProviderConfig, http: Any) -> None:
-        self.config = config
-        self._http = http
+        super().__init__(config, http)
         opts = config.options
-        self._url = config.base_url.rstrip("/") + str(opts.get("path", "/v2/embed"))
         self._base64 = bool(opts.get("base64", False))
         self._types = {**INPUT_TYPES, **dict(opts.get("input_type_values", {}))}
         self._default_type = str(opts.get("default_input_type", "search_document"))
-        key = config.api_key
-        self._headers = {"authorization": f"Bearer {key}"} if key else {}
 
     def _encoding(self, call: UpstreamCall) -> str:
         return "base64" if self._base64 and call.want_base64 else "float"

@@ -90,11 +90,12 @@ def model_name(upstream_model: str) -> str:
 
 class GeminiAdapter(JsonAdapter):
     def __init__(self, config: ProviderConfig, http: Any) -> None:
-        self.config = config
-        self._http = http
-        self._root = config.base_url.rstrip("/")
+        super().__init__(config, http)
         self._tasks = {**TASK_TYPES, **dict(config.options.get("task_types", {}))}
-        self._headers = {"x-goog-api-key": config.api_key} if config.api_key else {}
+
+    def _auth_headers(self) -> dict[str, str]:
+        key = self.config.api_key
+        return {"x-goog-api-key": key} if key else {}
 
     def url(self, call: UpstreamCall) -> str:
         return f"{self._root}/models/{quote(model_name(call.upstream_model), safe='')}" \

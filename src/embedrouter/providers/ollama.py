@@ -27,27 +27,22 @@ from embedrouter.providers.upstream import (
 
 
 class OllamaAdapter(JsonAdapter):
+    PATH = "/api/embed"
+
     def __init__(self, config: ProviderConfig, http: Any) -> None:
-        self.config = config
-        self._http = http
+        super().__init__(config, http)
         opts = config.options
-        self._url = config.base_url.rstrip("/") + str(opts.get("path", "/api/embed"))
         self._extra: dict[str, Any] = {}
         if opts.get("truncate") is not None:
             self._extra["truncate"] = bool(opts["truncate"])
         if opts.get("keep_alive") is not None:
             self._extra["keep_alive"] = opts["keep_alive"]
-        key = config.api_key
-        self._headers = {"authorization": f"Bearer {key}"} if key else {}
 
     def body(self, call: UpstreamCall) -> dict[str, Any]:
         body: dict[str, Any] = {"model": call.upstream_model, "input": texts(self.config, call)}
         if call.dimensions is not None:
             body["dimensions"] = call.dimensions
         return {**body, **self._extra}
-
-    def url(self, call: UpstreamCall) -> str:
-        return self._url
 
     def parse(self, reply: HttpReply, sent: int, dimensions: int | None = None
               ) -> UpstreamReply:

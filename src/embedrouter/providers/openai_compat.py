@@ -50,24 +50,15 @@ from embedrouter.providers.upstream import (
 
 
 class OpenAICompatAdapter(JsonAdapter):
+    PATH = "/embeddings"
+
     def __init__(self, config: ProviderConfig, http: Any) -> None:
-        self.config = config
-        self._http = http
+        super().__init__(config, http)
         opts = config.options
-        self._url = config.base_url.rstrip("/") + str(opts.get("path", "/embeddings"))
         self._base64 = bool(opts.get("base64", True))
         self._dim_field = str(opts.get("dimensions_field", "dimensions"))
         self._type_field = opts.get("input_type_field")
         self._type_values = dict(opts.get("input_type_values", {}))
-        self._headers = self._auth_headers()
-
-    def _auth_headers(self) -> dict[str, str]:
-        key = self.config.api_key
-        return {"authorization": f"Bearer {key}"} if key else {}
-
-    def url(self, call: UpstreamCall) -> str:
-        """Where this call goes (Azure puts the deployment in the path)."""
-        return self._url
 
     def body(self, call: UpstreamCall) -> dict[str, Any]:
         body: dict[str, Any] = {"model": call.upstream_model, "input": list(call.inputs)}

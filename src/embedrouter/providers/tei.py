@@ -41,16 +41,14 @@ ERROR_KINDS: dict[str, Kind] = {"Overloaded": "rate_limited", "Unhealthy": "unav
 
 
 class TeiAdapter(JsonAdapter):
+    PATH = "/embed"
+
     def __init__(self, config: ProviderConfig, http: Any) -> None:
-        self.config = config
-        self._http = http
+        super().__init__(config, http)
         opts = config.options
-        self._url = config.base_url.rstrip("/") + str(opts.get("path", "/embed"))
         self._prompts = {str(k): str(v) for k, v in dict(opts.get("prompt_names", {})).items()}
         self._extra = {k: opts[k] for k in ("normalize", "truncate", "truncation_direction")
                        if opts.get(k) is not None}
-        key = config.api_key
-        self._headers = {"authorization": f"Bearer {key}"} if key else {}
 
     def body(self, call: UpstreamCall) -> dict[str, Any]:
         inputs = [t if isinstance(t, str) else [int(i) for i in t] for t in call.inputs]
@@ -61,9 +59,6 @@ class TeiAdapter(JsonAdapter):
         if prompt is not None:
             body["prompt_name"] = prompt
         return body
-
-    def url(self, call: UpstreamCall) -> str:
-        return self._url
 
     def parse(self, reply: HttpReply, sent: int, dimensions: int | None = None
               ) -> UpstreamReply:

@@ -92,12 +92,22 @@ class JsonAdapter:
     read the reply. Subclasses say where (``url``), what (``body``) and how to read (``parse``,
     or ``read`` where the call itself matters)."""
 
-    config: ProviderConfig
-    _http: Any
-    _headers: dict[str, str]
+    PATH = ""  # appended to base_url unless the `path` option says otherwise
+
+    def __init__(self, config: ProviderConfig, http: Any) -> None:
+        self.config = config
+        self._http = http
+        self._root = config.base_url.rstrip("/")
+        self._url = self._root + str(config.options.get("path", self.PATH))
+        self._headers = self._auth_headers()
+
+    def _auth_headers(self) -> dict[str, str]:
+        key = self.config.api_key
+        return {"authorization": f"Bearer {key}"} if key else {}
 
     def url(self, call: UpstreamCall) -> str:
-        raise NotImplementedError
+        """Where this call goes (Azure and Google put the model in the path)."""
+        return self._url
 
     def body(self, call: UpstreamCall) -> dict[str, Any]:
         raise NotImplementedError

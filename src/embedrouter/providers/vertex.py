@@ -39,14 +39,10 @@ from embedrouter.providers.upstream import (
 
 class VertexAdapter(JsonAdapter):
     def __init__(self, config: ProviderConfig, http: Any) -> None:
-        self.config = config
-        self._http = http
-        self._root = config.base_url.rstrip("/")
+        super().__init__(config, http)
         opts = config.options
         self._tasks = {**TASK_TYPES, **dict(opts.get("task_types", {}))}
         self._auto_truncate = opts.get("auto_truncate")
-        key = config.api_key
-        self._headers = {"authorization": f"Bearer {key}"} if key else {}
 
     def url(self, call: UpstreamCall) -> str:
         model = quote(model_name(call.upstream_model), safe="")
