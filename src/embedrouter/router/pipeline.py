@@ -11,7 +11,6 @@ from embedrouter.catalog import Catalog, ModelSpec
 from embedrouter.errors import InvalidRequest, NotFound, UnknownModel, UnsupportedInput
 from embedrouter.providers.base import Provider
 from embedrouter.router.dispatch import Dispatcher
-from embedrouter.router.failures import final_error
 from embedrouter.router.selection import plan, split_variant
 from embedrouter.router.token_ids import INLINE_DECODE_IDS, needs_decoding, translate
 from embedrouter.router.vectors import shorten
@@ -107,8 +106,8 @@ class Router:
         chosen = plan(spec.endpoints, request.provider, slug=spec.slug, variant=variant,
                       params=params, health=health.snapshot(), now=health.now(), rng=self._rng)
         if spec.is_local:
-            if not chosen.attempts:  # only reachable through filters; kept for symmetry
-                raise final_error([], slug=spec.slug)
+            # The plan's filters still apply (404 constraint_filtered); the local endpoint is
+            # never rate limited, so there is nothing else to choose.
             result = await self._providers[spec.provider].embed(
                 spec, inputs, input_type=request.input_type)
             vectors, tokens = result.vectors, result.prompt_tokens
