@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import secrets
 import string
 import time
@@ -11,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pybase64
 
 from embedrouter.types import EmbeddingResult, EncodingFormat
 
@@ -37,10 +37,10 @@ def base64_rows(vectors: np.ndarray) -> list[str]:
     if width % 3 == 0:
         # Rows whose bytes divide by 3 encode without padding, so the encoding of all rows at
         # once, cut every 4/3 row width, is each row's own encoding: one call, not one per row.
-        text = base64.b64encode(raw).decode("ascii")
+        text = pybase64.b64encode(raw).decode("ascii")
         step = width // 3 * 4
         return [text[i:i + step] for i in range(0, len(text), step)]
-    return [base64.b64encode(raw[i * width:(i + 1) * width]).decode("ascii")
+    return [pybase64.b64encode(raw[i * width:(i + 1) * width]).decode("ascii")
             for i in range(le.shape[0])]
 
 

@@ -7,7 +7,6 @@ upstream's wire format, and its reply back into an ``UpstreamReply``; any failur
 
 from __future__ import annotations
 
-import base64 as b64
 import binascii
 import email.utils
 import math
@@ -19,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 import orjson
+import pybase64
 
 from embedrouter.catalog.endpoints import ProviderConfig
 
@@ -326,11 +326,11 @@ def base64_rows(rows: Sequence[Any], config: ProviderConfig, reply: HttpReply) -
                 and "=" not in rows[0] and len(rows[0]) % 4 == 0:
             # Rows of unpadded base64 (a width whose bytes divide by 3, such as 384 or 1536
             # floats) concatenate into valid base64: one decode instead of one per row.
-            joined = b64.b64decode("".join(rows), validate=True)
+            joined = pybase64.b64decode("".join(rows), validate=True)
             raw = [joined[i:i + len(joined) // len(rows)] for i in
                    range(0, len(joined), len(joined) // len(rows))] if joined else []
         else:
-            raw = [b64.b64decode(r, validate=True) for r in rows]
+            raw = [pybase64.b64decode(r, validate=True) for r in rows]
     except (binascii.Error, ValueError, TypeError):
         raise invalid_reply(config, "an embedding is not valid base64", reply) from None
     if not raw or len(raw) != len(rows) or len({len(r) for r in raw}) != 1 \
