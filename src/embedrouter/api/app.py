@@ -106,24 +106,32 @@ class ClientDisconnected(Exception):
 async def _unless_disconnected(work: Awaitable[Any], receive: Receive) -> Any:
     """Await ``work`` but cancel it if the client disconnects first.
 
-    Cancelling the task cancels its wait on the batcher, which then skips the request's items
-    before compute: a client that gave up costs no inference.
+    Cancelling the work cancels its wait on the batcher, which then skips the request's items
+    before compute (a client that gave up costs no inference), and its upstream calls. The work
+    runs in this task and one watcher task cancels it: cheaper per request than a task for the
+    work plus asyncio.wait over both.
     """
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(receive())
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await receive()).get("type") != "http.disconnect":
+            pass
+        gone = True
+        current.cancel()
+
+    watcher = asyncio.ensure_future(watch())
     try:
-        while True:
-            done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            if task in done:
-                return task.result()
-            if watcher.result().get("type") == "http.disconnect":
-                task.cancel()
-                raise ClientDisconnected
-            watcher = asyncio.ensure_future(receive())
+        return await work
+    except asyncio.CancelledError:
+        if gone:
+            current.uncancel()
+            raise ClientDisconnected from None
+        raise
     finally:
         watcher.cancel()
-        if not task.done():
-            task.cancel()
 
 
 class App:

@@ -20,7 +20,14 @@ _DUMPS_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 def generation_id() -> str:
     """``gen-emb-<unix seconds>-<20 alphanumerics>``, the form OpenRouter sends."""
-    return f"gen-emb-{int(time.time())}-{''.join(secrets.choice(_ALNUM) for _ in range(20))}"
+    # One 128-bit draw in base 62 (62**20 < 2**128, so the last digit carries a negligible
+    # bias): twenty secrets.choice calls cost ~2% of a proxied request's CPU.
+    n = int.from_bytes(secrets.token_bytes(16), "big")
+    digits = []
+    for _ in range(20):
+        n, d = divmod(n, 62)
+        digits.append(_ALNUM[d])
+    return f"gen-emb-{int(time.time())}-{''.join(digits)}"
 
 
 def decimal_number(value: Decimal) -> orjson.Fragment:
