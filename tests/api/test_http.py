@@ -287,7 +287,15 @@ async def test_disconnected_client_costs_no_inference(live_server: LiveServer) -
     async with httpx.AsyncClient(base_url=live_server.base_url, headers=headers,
                                  timeout=60) as c:
         first = asyncio.ensure_future(c.post("/embeddings", json=busy))
-        await asyncio.sleep(0.05)
+        # The doomed request must queue behind the busy one: wait until the busy one is in the
+        # batcher (a fixed head start was not enough on a loaded machine, where the smaller
+        # doomed request could overtake it in tokenization and run first).
+        async with httpx.AsyncClient() as probe:
+            for _ in range(200):
+                text = (await probe.get(f"{live_server.root}/metrics")).text
+                if _gauge(text, "inflight_batches") + _gauge(text, "queue_items") > 0:
+                    break
+                await asyncio.sleep(0.02)
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(c.post("/embeddings", json=doomed), timeout=0.15)
         assert (await first).status_code == 200

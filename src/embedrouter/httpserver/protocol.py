@@ -102,6 +102,48 @@ def error_response(status: int, message: str, extra: tuple[tuple[bytes, bytes], 
     return b"".join([*head, b"\r\n", body])
 
 
+class _HeadWithBody:
+    """The transport as one request's cycle sees it: the response head is held back until the
+    first body write, so head and body leave in one send (one syscall, one TCP segment and one
+    wake-up of the client fewer per response). A 1xx interim head goes out at once; a head with
+    no body write (a HEAD request) is flushed when the response completes."""
+
+    __slots__ = ("_head", "_held_once", "_owner", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, owner: GuardedHttpToolsProtocol) -> None:
+        self._transport = transport
+        self._owner = owner
+        self._head: bytes | None = None
+        self._held_once = False
+
+    def write(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._owner._holding = None
+            self._transport.write(head + data)
+        elif (not self._held_once and data.startswith(b"HTTP/1.1 ")
+              and data[9:10] != b"1"):
+            self._held_once = True
+            self._head = data
+            self._owner._holding = self
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """One connection; build the class for a server with :func:`protocol_class`."""
 
@@ -117,6 +159,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._first = b""
         self._refused = False
         self._lingering = False
+        self._holding: _HeadWithBody | None = None
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -312,6 +355,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._phase = "body"
         self._disarm()  # the header deadline; a body's starts in data_received if needed
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:
+            cycle.transport = _HeadWithBody(self.transport, self)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -327,6 +373,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         # uvicorn starts a pipelined request if any, else arms its keep-alive timer
         # (self.timeout_keep_alive, set from the limits): that timer is the idle deadline.
+        holding = self._holding
+        if holding is not None:  # a head with no body write (HEAD): out before anything else
+            self._holding = None
+            holding.flush()
         super().on_response_complete()
         if self._may_idle():
             self._phase = "idle"
