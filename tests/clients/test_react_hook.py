@@ -54,3 +54,36 @@ def test_react_hook_package(live_server: LiveServer, tmp_path: Path) -> None:
     passed = {t["title"] for t in results if t["status"] == "passed"}
     assert not REQUIRED - passed, [t for t in results if t["title"] in REQUIRED - passed]
     assert report["numFailedTests"] == 0 and report["numPendingTests"] == 0
+
+
+def test_react_package_exports_resolve_under_node() -> None:
+    """The built package loads in plain Node through its `exports` map (root and the seed-style
+    `embeddingsGenerate.js` subpath), as an application's bundler or SSR would load it."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the @embedrouter/react checks need Node.js")
+    assert (PACKAGE_DIR / "node_modules" / "typescript").is_dir(), (
+        "run `npm ci` in js/react (scripts/test.sh does)")
+    built = subprocess.run([shutil.which("npm") or "npm", "run", "build", "--silent"],
+                           cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    script = (
+        "const a = await import('@embedrouter/react');"
+        "const b = await import('@embedrouter/react/embeddingsGenerate.js');"
+        "console.log(JSON.stringify({root: Object.keys(a).sort(), sub: Object.keys(b).sort(),"
+        " same: a.useEmbeddingsGenerateMutation === b.useEmbeddingsGenerateMutation,"
+        " key: a.mutationKeyEmbeddingsGenerate()}));"
+    )
+    out = subprocess.run([node, "--input-type=module", "-e", script], cwd=PACKAGE_DIR,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["root"] == ["OpenRouterProvider", "buildEmbeddingsGenerateMutation",
+                              "mutationKeyEmbeddingsGenerate", "useEmbeddingsGenerateMutation",
+                              "useOpenRouterContext"]
+    assert report["sub"] == ["buildEmbeddingsGenerateMutation", "mutationKeyEmbeddingsGenerate",
+                             "useEmbeddingsGenerateMutation"]
+    assert report["same"] is True
+    assert report["key"] == ["@openrouter/sdk", "Embeddings", "generate"]
+    for name in ("index", "embeddingsGenerate", "_context"):
+        assert (PACKAGE_DIR / "dist" / f"{name}.d.ts").is_file(), name

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +99,15 @@ def test_load_assets_skips_unknown_types_and_missing_dirs(tmp_path: Path) -> Non
     assert sorted(assets) == ["/", "/playground/app-X.js"]
     assert assets["/"].headers["cache-control"] == "no-cache"
     assert assets["/playground/app-X.js"].headers["content-type"].startswith("text/javascript")
+
+
+def test_package_data_ships_the_playground() -> None:
+    """`pip install` must carry the built page: pyproject's package-data covers every file."""
+    pyproject = tomllib.loads((SHIPPED.parents[3] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["embedrouter"]
+    for file in SHIPPED.iterdir():
+        rel = file.relative_to(SHIPPED.parents[1]).as_posix()
+        assert any(fnmatch.fnmatch(rel, p) for p in patterns), rel
 
 
 async def test_small_files_are_never_gzipped() -> None:
