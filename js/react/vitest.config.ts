@@ -12,6 +12,7 @@ export default defineConfig({
   test: {
     environment: "jsdom",
     include: ["test/**/*.test.{ts,tsx}"],
+    setupFiles: ["test/setup.ts"],
     testTimeout: 60_000,
     // One live server behind all files: no need for parallel workers on a 2-core CI box.
     fileParallelism: false,
