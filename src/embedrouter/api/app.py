@@ -145,7 +145,8 @@ class App:
             "/metrics": {"GET": self._metrics},
         }
         # The playground page (GET /) and its hashed assets, read from the package once.
-        self._routes.update(static.routes(static.load_assets()))
+        for path, asset in static.load_assets().items():
+            self._routes[path] = {"GET": asset.respond}
         self.metrics = RequestMetrics()
         self.bodies = BodyDecoder()
         self._openapi_bytes = orjson.dumps(openapi_document())

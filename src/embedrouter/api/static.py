@@ -9,7 +9,6 @@ the current ones and is revalidated on each load. No authentication: the files h
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -103,10 +102,4 @@ def load_assets(directory: Traversable | None = None) -> dict[str, Asset]:
     return assets
 
 
-def routes(assets: dict[str, Asset]
-           ) -> dict[str, dict[str, Callable[[StaticRequest], Awaitable[Response]]]]:
-    """Entries for the app's route table: GET (and so HEAD) on each file's path."""
-    return {path: {"GET": asset.respond} for path, asset in assets.items()}
-
-
-__all__ = ["ASSET_PREFIX", "PAGE_PATH", "Asset", "default_dir", "load_assets", "routes"]
+__all__ = ["ASSET_PREFIX", "PAGE_PATH", "Asset", "default_dir", "load_assets"]
