@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need into ./.venv, ./.venv-clients and tests/node/node_modules,
+# Install everything the tests need into ./.venv, ./.venv-clients, tests/node/node_modules,
+# js/react/node_modules and (Debian) chromium,
 # then run them all: lint, the fast suites, and the slow client/peer suites. Extra arguments go to
 # pytest.
 set -euo pipefail
@@ -32,8 +33,20 @@ fi
 
 if command -v npm >/dev/null 2>&1; then
     (cd tests/node && npm ci --no-audit --no-fund --silent)
+    # @embedrouter/react and the playground's build tools (esbuild, tsc, vitest).
+    (cd js/react && npm ci --no-audit --no-fund --silent)
 else
     echo "npm not found: the Node client tests will be skipped with a reason" >&2
+fi
+
+# Debian's Chromium for the playground's browser test (Playwright drives it; it downloads no
+# browser itself). Installed once; where that is impossible the test skips and says why.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then APT=(apt-get); else APT=(sudo -n apt-get); fi
+    DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y -q chromium >/dev/null 2>&1 \
+        || { "${APT[@]}" update -q >/dev/null 2>&1 \
+             && DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y -q chromium >/dev/null 2>&1; } \
+        || echo "could not install chromium: the playground browser test will be skipped" >&2
 fi
 
 .venv/bin/ruff check src tests bench

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, quote
 import orjson
 
 from embedrouter import errors as e
-from embedrouter.api import compress
+from embedrouter.api import compress, static
 from embedrouter.api.body import BodyDecoder
 from embedrouter.api.encode import embeddings_body, generation_id
 from embedrouter.api.errors import INTERNAL_MESSAGE, envelope, render
@@ -152,6 +152,9 @@ class App:
             f"{API_PREFIX}/models": {"GET": self._models},
             "/metrics": {"GET": self._metrics},
         }
+        # The playground page (GET /) and its hashed assets, read from the package once.
+        for path, asset in static.load_assets().items():
+            self._routes[path] = {"GET": asset.respond}
         self.metrics = RequestMetrics()
         self.bodies = BodyDecoder()
         self._openapi_bytes = orjson.dumps(openapi_document())
@@ -207,7 +210,10 @@ class App:
         elapsed = time.perf_counter() - started
         route = path if path in self._routes else "other"
         self.metrics.observe(route, status, elapsed)
-        content_type = _TEXT if route == "/metrics" and status == 200 else _JSON
+        # A handler may name its own type (the playground's HTML, JS and CSS).
+        own_type = extra.pop("content-type", None)
+        content_type = ((b"content-type", own_type.encode("latin-1")) if own_type
+                        else _TEXT if route == "/metrics" and status == 200 else _JSON)
         coding = None
         if request.compressible:
             body, coding = await compress.encode(body, headers.get("accept-encoding"))
