@@ -206,15 +206,16 @@ def parse_input(raw: Any, limits: Limits = NO_LIMITS) -> tuple[Input, ...]:
         return (_token_array(raw, "input", limits),)
     limits.check_count(len(raw))
     if isinstance(first, str):
-        out: list[Input] = []
+        cap = limits.max_input_chars
         for i, item in enumerate(raw):
-            if not isinstance(item, str):
-                raise _bad(f"input[{i}]", "a string like input[0]", item)
-            if not item:
-                raise EmptyInput(f"Input must not be empty (input[{i}] is an empty string)")
-            limits.check_length(len(item), f"input[{i}]", "characters")
-            out.append(TextInput(item))
-        return tuple(out)
+            # One cheap test per item on the common path; the error is worked out only on failure.
+            if item.__class__ is not str or not item or (cap is not None and len(item) > cap):
+                if not isinstance(item, str):
+                    raise _bad(f"input[{i}]", "a string like input[0]", item)
+                if not item:
+                    raise EmptyInput(f"Input must not be empty (input[{i}] is an empty string)")
+                limits.check_length(len(item), f"input[{i}]", "characters")
+        return tuple(map(TextInput, raw))
     if isinstance(first, list | np.ndarray):
         for i, item in enumerate(raw):
             if not isinstance(item, list | np.ndarray):

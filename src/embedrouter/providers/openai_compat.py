@@ -81,22 +81,30 @@ class OpenAICompatAdapter(JsonAdapter):
         data = body["data"]
         if len(data) != sent:
             raise invalid_reply(self.config, f"{len(data)} embeddings for {sent} inputs", reply)
-        rows: list[Any] = []
-        indices: list[int] = []
-        for pos, item in enumerate(data):
-            if not isinstance(item, dict):
-                raise invalid_reply(self.config, f"data[{pos}] is not an object", reply)
-            index = item.get("index", pos)
-            if isinstance(index, bool) or not isinstance(index, int):
-                raise invalid_reply(self.config, f"data[{pos}].index is not an integer", reply)
-            indices.append(index)
-            rows.append(item.get("embedding"))
+        try:
+            # The common, well-formed reply in two comprehensions; anything odd is named below.
+            indices: list[int] = [item["index"] for item in data]
+            rows: list[Any] = [item["embedding"] for item in data]
+            if not all(type(i) is int for i in indices):
+                raise TypeError
+        except (TypeError, KeyError):
+            rows, indices = [], []
+            for pos, item in enumerate(data):
+                if not isinstance(item, dict):
+                    raise invalid_reply(self.config, f"data[{pos}] is not an object",
+                                        reply) from None
+                index = item.get("index", pos)
+                if isinstance(index, bool) or not isinstance(index, int):
+                    raise invalid_reply(self.config, f"data[{pos}].index is not an integer",
+                                        reply) from None
+                indices.append(index)
+                rows.append(item.get("embedding"))
         vectors = self._vectors(rows, reply)
         return checked(self.config, reply, vectors, indices, _prompt_tokens(body.get("usage")),
                        sent=sent, dimensions=dimensions)
 
     def _vectors(self, rows: list[Any], reply: HttpReply) -> np.ndarray:
-        if rows and all(isinstance(r, str) for r in rows):
+        if rows and isinstance(rows[0], str):  # base64_rows checks every row
             return base64_rows(rows, self.config, reply)
         return float_rows(rows, self.config, reply)
 

@@ -321,22 +321,27 @@ def checked(config: ProviderConfig, reply: HttpReply, vectors: np.ndarray, indic
 
 def base64_rows(rows: Sequence[Any], config: ProviderConfig, reply: HttpReply) -> np.ndarray:
     """Base64 strings of little-endian float32 bytes as float32 rows, or an invalid reply."""
+    n = len(rows)
     try:
-        if rows and all(isinstance(r, str) for r in rows) and len({len(r) for r in rows}) == 1 \
-                and "=" not in rows[0] and len(rows[0]) % 4 == 0:
+        first = rows[0] if n else None
+        if isinstance(first, str) and "=" not in first and len(first) % 4 == 0 \
+                and all(isinstance(r, str) and len(r) == len(first) for r in rows):
             # Rows of unpadded base64 (a width whose bytes divide by 3, such as 384 or 1536
-            # floats) concatenate into valid base64: one decode instead of one per row.
+            # floats) concatenate into valid base64: one decode, and the rows are equal slices
+            # of it, so no per-row copies.
             joined = pybase64.b64decode("".join(rows), validate=True)
-            raw = [joined[i:i + len(joined) // len(rows)] for i in
-                   range(0, len(joined), len(joined) // len(rows))] if joined else []
+            width = len(joined) // n
         else:
             raw = [pybase64.b64decode(r, validate=True) for r in rows]
+            width = len(raw[0]) if raw else 0
+            if any(len(r) != width for r in raw):
+                width = -1
+            joined = b"".join(raw)
     except (binascii.Error, ValueError, TypeError):
         raise invalid_reply(config, "an embedding is not valid base64", reply) from None
-    if not raw or len(raw) != len(rows) or len({len(r) for r in raw}) != 1 \
-            or len(raw[0]) == 0 or len(raw[0]) % 4:
+    if not n or width <= 0 or width % 4:
         raise invalid_reply(config, "base64 embeddings of unequal or odd length", reply)
-    return np.frombuffer(b"".join(raw), dtype="<f4").reshape(len(raw), -1).astype(np.float32)
+    return np.frombuffer(joined, dtype="<f4").reshape(n, -1).astype(np.float32)
 
 
 def token_count(value: Any) -> int | None:

@@ -10,7 +10,6 @@ halved and sent again to the same endpoint. The result is complete or the reques
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,8 +30,9 @@ def estimate_tokens(item: str | Sequence[int]) -> int:
     """Tokens an upstream will likely count: ids as they are; text at 3 UTF-8 bytes a token,
     a deliberate overestimate so token caps are rarely hit (a refusal is split further)."""
     if isinstance(item, str):
-        return max(1, math.ceil(len(item.encode("utf-8")) / 3))
-    return max(1, len(item))
+        size = len(item) if item.isascii() else len(item.encode("utf-8"))
+        return (size + 2) // 3 or 1
+    return len(item) or 1
 
 
 @dataclass(slots=True)
