@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -148,6 +149,23 @@ async def bootstrap_keys(settings: Settings) -> tuple[str, str] | None:
         await store.close()
 
 
+# Garbage-collector settings for serving. A proxied request allocates a few hundred containers
+# (reply dicts, response rows, tasks), so CPython's default generation-0 threshold of 700 runs a
+# collection every request or two, and each older-generation pass walks everything loaded at
+# start (catalog, tokenizers, runtime). Measured in process at concurrency 32 (32-input proxied
+# request): about 20% of the CPU per request went to the collector with the defaults, and
+# freezing the startup heap plus a 10,000 threshold removed nearly all of it. Nearly all garbage
+# is freed by reference counting; the collector only has cycles (exceptions, frames) to find.
+GC_THRESHOLDS = (10_000, 50, 50)
+
+
+def tune_gc() -> None:
+    """Move everything built so far out of the collector's reach and collect less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def serve(settings: Settings) -> int:
     """Run the server in the foreground until interrupted."""
     import uvicorn
@@ -196,6 +214,7 @@ def serve(settings: Settings) -> int:
             port = settings.port
             if server.servers:
                 port = server.servers[0].sockets[0].getsockname()[1]
+            tune_gc()
             log.info("embedrouter ready on http://%s:%s/api/v1 (pid %s)", host, port, os.getpid())
 
     server.startup = startup  # type: ignore[method-assign]
