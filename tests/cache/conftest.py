@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from embedrouter.cache.backend import Backend
+from tests.support.fake_formats import DEFAULT_DIM
 from tests.support.fake_upstreams import FakeUpstreams
 
 REDIS_URL = os.environ.get("EMBEDROUTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -62,6 +63,36 @@ def drop_prefix(prefix: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+REMOTE_MODEL = "acme/fake-embed"
+
+
+def remote_config(fake: FakeUpstreams, *, price: str, max_inputs: int, extra: str = "") -> str:
+    """A config serving REMOTE_MODEL from the fake's OpenAI format, key in ALPHA_KEY."""
+    return f"""
+[default_model]
+enabled = false
+
+{extra}
+
+[[providers]]
+name = "alpha"
+kind = "openai"
+base_url = "{fake.base_url('openai')}"
+api_key_env = "ALPHA_KEY"
+timeout_s = 5
+
+[[models]]
+slug = "{REMOTE_MODEL}"
+dimensions = {DEFAULT_DIM}
+context_length = 512
+  [[models.endpoints]]
+  provider = "alpha"
+  upstream_model = "alpha-embed"
+  price_per_million = "{price}"
+  max_inputs = {max_inputs}
+"""
 
 
 MakeBackend = Callable[..., Awaitable[Backend]]

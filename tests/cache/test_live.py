@@ -13,13 +13,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cache.conftest import REDIS_URL, drop_prefix, fresh_prefix, require_redis
-from tests.support.fake_formats import DEFAULT_DIM, tokens_for
+from tests.cache.conftest import (
+    REDIS_URL,
+    REMOTE_MODEL,
+    drop_prefix,
+    fresh_prefix,
+    remote_config,
+    require_redis,
+)
+from tests.support.fake_formats import tokens_for
 from tests.support.fake_upstreams import API_KEY, FakeUpstreams
 from tests.support.live import LiveServer, start_server
 
 LOCAL = "sentence-transformers/all-minilm-l6-v2"
-REMOTE = "acme/fake-embed"
+REMOTE = REMOTE_MODEL
 
 
 def client_for(server: LiveServer) -> httpx.Client:
@@ -85,31 +92,9 @@ def test_cache_control_and_metrics(live_server: LiveServer) -> None:
     assert float(hits.rsplit(" ", 1)[1]) >= 3
 
 
-def remote_config(fake: FakeUpstreams, data: Path, extra: str = "") -> Path:
+def write_config(fake: FakeUpstreams, data: Path, extra: str = "") -> Path:
     config = data / "embedrouter.toml"
-    config.write_text(f"""
-[default_model]
-enabled = false
-
-{extra}
-
-[[providers]]
-name = "alpha"
-kind = "openai"
-base_url = "{fake.base_url('openai')}"
-api_key_env = "ALPHA_KEY"
-timeout_s = 5
-
-[[models]]
-slug = "{REMOTE}"
-dimensions = {DEFAULT_DIM}
-context_length = 512
-  [[models.endpoints]]
-  provider = "alpha"
-  upstream_model = "alpha-embed"
-  price_per_million = "2"
-  max_inputs = 1
-""")
+    config.write_text(remote_config(fake, price="2", max_inputs=1, extra=extra))
     return config
 
 
@@ -131,7 +116,7 @@ def test_two_servers_share_the_redis_cache(tmp_path_factory: pytest.TempPathFact
             data = tmp_path_factory.mktemp(f"redis-{name}")
             # Memory and SQLite stay on: the second server's own tiers are cold, so a hit there
             # can only come from Redis.
-            config = remote_config(fake, data, f'[cache]\nredis_prefix = "{redis_prefix}"\n'
+            config = write_config(fake, data, f'[cache]\nredis_prefix = "{redis_prefix}"\n'
                                                f'hit_price_fraction = "{fraction}"')
             servers.append(start_server(data, cache_dir=onnx_cache_dir, config=config,
                                         env={"ALPHA_KEY": API_KEY,
@@ -165,7 +150,7 @@ def test_two_servers_share_the_redis_cache(tmp_path_factory: pytest.TempPathFact
 def test_a_dead_redis_costs_no_request(tmp_path_factory: pytest.TempPathFactory,
                                        onnx_cache_dir: Path, fake: FakeUpstreams) -> None:
     data = tmp_path_factory.mktemp("redis-dead")
-    config = remote_config(fake, data, "[cache]\nredis_timeout_s = 0.5\nbackend_retry_s = 60")
+    config = write_config(fake, data, "[cache]\nredis_timeout_s = 0.5\nbackend_retry_s = 60")
     server = start_server(data, cache_dir=onnx_cache_dir, config=config,
                           env={"ALPHA_KEY": API_KEY,
                                "EMBEDROUTER_REDIS_URL": "redis://:pw-hunter2@127.0.0.1:9/0"})

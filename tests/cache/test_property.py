@@ -28,11 +28,18 @@ from embedrouter.router import Router
 from embedrouter.server import build_dispatcher
 from embedrouter.settings import load_settings
 from embedrouter.types import EmbeddingRequest, TextInput
-from tests.cache.conftest import REDIS_URL, drop_prefix, fresh_prefix, require_redis
+from tests.cache.conftest import (
+    REDIS_URL,
+    REMOTE_MODEL,
+    drop_prefix,
+    fresh_prefix,
+    remote_config,
+    require_redis,
+)
 from tests.support.fake_formats import DEFAULT_DIM, tokens_for, vector_for
 from tests.support.fake_upstreams import API_KEY, FakeUpstreams, Step
 
-MODEL = "acme/fake-embed"
+MODEL = REMOTE_MODEL
 PRICE = Decimal("0.13")
 VOCAB = ["alpha", "beta gamma", "delta epsilon zeta", "eta", "theta iota", "kappa",
          "lambda mu nu xi", "omicron"]
@@ -41,30 +48,6 @@ TEXT = st.one_of(st.sampled_from(VOCAB),
 REQUESTS = st.lists(st.tuples(st.lists(TEXT, min_size=1, max_size=10),
                               st.sampled_from([None, None, None, "no-cache", "no-store"])),
                     min_size=1, max_size=6)
-
-
-def config(fake: FakeUpstreams, cap: int) -> str:
-    return f"""
-[default_model]
-enabled = false
-
-[[providers]]
-name = "alpha"
-kind = "openai"
-base_url = "{fake.base_url('openai')}"
-api_key_env = "ALPHA_KEY"
-timeout_s = 5
-
-[[models]]
-slug = "{MODEL}"
-dimensions = {DEFAULT_DIM}
-context_length = 512
-  [[models.endpoints]]
-  provider = "alpha"
-  upstream_model = "alpha-embed"
-  price_per_million = "{PRICE}"
-  max_inputs = {cap}
-"""
 
 
 async def open_tier(kind: str, folder: Path, prefix: str) -> Tier:
@@ -86,7 +69,7 @@ async def scenario(fake: FakeUpstreams, kind: str, cap: int, concurrent: bool,
     folder = Path(tempfile.mkdtemp(prefix="er-cache-prop-"))
     prefix = fresh_prefix()
     cfg = folder / "embedrouter.toml"
-    cfg.write_text(config(fake, cap))
+    cfg.write_text(remote_config(fake, price=str(PRICE), max_inputs=cap))
     s = load_settings(cfg, env={"ALPHA_KEY": API_KEY})
     cache = VectorCache(Tiers([await open_tier(kind, folder, prefix)]))
     router = Router(build_catalog([], {}, s.remote_models), {}, build_dispatcher(s),
