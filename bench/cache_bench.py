@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -65,7 +66,7 @@ redis_prefix = "embedrouter-bench:{time.time_ns()}:"
 name = "fake"
 kind = "openai"
 base_url = "{fake.base_url('openai')}"
-api_key = "{API_KEY}"
+api_key_env = "CACHE_BENCH_FAKE_KEY"
 
 [[models]]
 slug = "{REMOTE}"
@@ -186,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     texts = hb.load_corpus()[:INPUTS]
+    os.environ["CACHE_BENCH_FAKE_KEY"] = API_KEY  # the servers inherit it
     fake = FakeUpstreams(default_dim=384).start()
     try:
         results = {"servers": {tiers: asyncio.run(measure_server(tiers, args, fake, texts))
