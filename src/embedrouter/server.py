@@ -12,6 +12,7 @@ from pathlib import Path
 from embedrouter.api.app import App, Services
 from embedrouter.api.parse import Limits
 from embedrouter.bootstrap import announce_keys
+from embedrouter.cache import VectorCache, build_cache
 from embedrouter.catalog import build_catalog
 from embedrouter.catalog.models import ModelFacts
 from embedrouter.httpserver import (
@@ -60,12 +61,26 @@ def model_facts(settings: Settings, models: dict[str, object]) -> dict[str, Mode
             context_length=model.max_seq_length,  # type: ignore[attr-defined]
             upstream_id=cfg.hugging_face_id or cfg.slug,
             created=created,
+            fingerprint=local_fingerprint(model, truncate=settings.truncate),
         )
     return facts
 
 
-async def build_router(settings: Settings) -> Router:
-    """Load the models, start their batchers and wire the router (shared by serve and embed)."""
+def local_fingerprint(model: object, *, truncate: bool) -> str:
+    """What fixes a local model's vectors, for the vector cache's keys: the ONNX graph's name
+    (a hash of builder version, quantization flavour, weights, config, pooling and
+    normalization), the weights' and tokenizer's hashes, and the truncation policy."""
+    import hashlib
+
+    tokenizer = model.spec.tokenizer_path  # type: ignore[attr-defined]
+    tok_sha = hashlib.sha256(tokenizer.read_bytes()).hexdigest()
+    return (f"local:{model.onnx_path.stem}:{model.weights_sha256}:"  # type: ignore[attr-defined]
+            f"tok={tok_sha}:truncate={truncate}")
+
+
+async def build_router(settings: Settings, cache: VectorCache | None = None) -> Router:
+    """Load the models, start their batchers and wire the router (shared by serve and embed).
+    ``cache``: the vector cache the server built (the CLI's one-shot ``embed`` has none)."""
     from embedrouter.engine import Batcher
     from embedrouter.providers.local import LoadedModel, LocalProvider
 
@@ -85,7 +100,8 @@ async def build_router(settings: Settings) -> Router:
         await batcher.start()
         loaded[slug] = LoadedModel(model=model, batcher=batcher)  # type: ignore[arg-type]
     return Router(catalog, {"local": LocalProvider(loaded, truncate=settings.truncate)},
-                  build_dispatcher(settings), deadline_s=settings.request_deadline_s)
+                  build_dispatcher(settings), deadline_s=settings.request_deadline_s,
+                  cache=cache)
 
 
 def build_dispatcher(settings: Settings) -> Dispatcher:
@@ -109,14 +125,20 @@ async def build_services(settings: Settings) -> Services:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(settings.resolved_database_url)
+    cache = None
     try:
-        router = await build_router(settings)
+        cache = await build_cache(settings.cache, settings.data_dir)
+        router = await build_router(settings, cache)
     except BaseException:
+        if cache is not None:
+            await cache.close()
         await store.close()
         raise
 
     async def close() -> None:
         await router.close()
+        if cache is not None:
+            await cache.close()
         await store.close()
 
     return Services(router=router, catalog=router.catalog, keys=KeyService(store),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # catalog.models imports this module; the catalog is read at load time
+    from embedrouter.cache.config import CacheConfig
     from embedrouter.catalog.config import ProviderState, RemoteModel
 
 DEFAULT_MODEL_SLUG = "sentence-transformers/all-minilm-l6-v2"
@@ -77,6 +78,7 @@ class Settings:
     providers: tuple[ProviderState, ...] = ()
     remote_models: tuple[RemoteModel, ...] = ()
     request_deadline_s: float = 120.0  # [routing] deadline_s: past it, a remote request is a 524
+    cache: CacheConfig = field(default_factory=lambda: _cache_config({}, {}))  # [cache]
 
     @property
     def resolved_database_url(self) -> str:
@@ -105,6 +107,16 @@ class Settings:
             )
         models.extend(self.models)
         return tuple(models)
+
+
+def _cache_config(table: Any, env: dict[str, str]) -> CacheConfig:
+    # Imported here: the cache package reads the catalog, which imports this module.
+    from embedrouter.cache.config import CacheConfigError, parse_cache
+
+    try:
+        return parse_cache(table, env)
+    except CacheConfigError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _decimal(value: Any, key: str) -> Decimal:
@@ -225,7 +237,7 @@ def load_settings(
             raise SettingsError(f"config file {config_file} does not exist") from exc
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config file {config_file}: {exc}") from exc
-    unknown_sections = set(raw) - set(_SECTION_KEYS) - {"models", "providers", "routing"}
+    unknown_sections = set(raw) - set(_SECTION_KEYS) - {"models", "providers", "routing", "cache"}
     if unknown_sections:
         raise SettingsError(f"unknown config sections {sorted(unknown_sections)}")
     for section, keys in _SECTION_KEYS.items():
@@ -293,8 +305,9 @@ def load_settings(
     deadline = routing.get("deadline_s", 120.0)
     if isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline <= 0:
         raise SettingsError("routing.deadline_s: expected a positive number of seconds")
+    cache = _cache_config(raw.get("cache"), env)
     s = replace(s, providers=tuple(states), remote_models=tuple(remote),
-                request_deadline_s=float(deadline))
+                request_deadline_s=float(deadline), cache=cache)
     local = {m.slug for m in s.all_models()}
     clash = sorted(local & {m.slug for m in remote})
     if clash:

@@ -6,6 +6,7 @@ between the layers are these small frozen structures.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -69,6 +70,9 @@ class Usage:
     total_tokens: int
     cost: Decimal = Decimal(0)
     estimated: bool = False  # an upstream left usage out; the router counted the tokens
+    # Of prompt_tokens, those of inputs served from the cache; None: the cache took no part
+    # (off, or Cache-Control: no-store), and the response leaves prompt_tokens_details out.
+    cached_tokens: int | None = None
 
 
 @dataclass(slots=True)
@@ -81,3 +85,8 @@ class EmbeddingResult:
     usage: Usage
     truncated: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    # Per input, the tokens counted for it (what the cache stores with its vector); exact when
+    # each is the provider's own count, not a share of a batch's total.
+    input_tokens: Sequence[int] | None = None
+    input_tokens_exact: bool = False
+    cache: str | None = None  # hit | miss | partial, when the cache took part

@@ -58,7 +58,10 @@ def test_response_shape(client: httpx.Client) -> None:
     assert body["model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert body["provider"] == "Local"
     assert re.fullmatch(r"gen-emb-\d{10}-[A-Za-z0-9]{20}", body["id"])
-    assert body["usage"] == {"prompt_tokens": 3, "total_tokens": 3, "cost": 0, "is_byok": False}
+    usage = body["usage"]
+    # The vector cache is on by default; "hello" may already be cached by another test.
+    assert usage.pop("prompt_tokens_details") in ({"cached_tokens": 0}, {"cached_tokens": 3})
+    assert usage == {"prompt_tokens": 3, "total_tokens": 3, "cost": 0, "is_byok": False}
     assert len(body["data"][0]["embedding"]) == 384
     assert resp.headers["x-generation-id"] == body["id"]
 
@@ -83,10 +86,14 @@ def test_cl100k_token_ids_match_text(client: httpx.Client, cl100k) -> None:  # t
     as_floats = embed(client, input=[[float(t) for t in x] for x in ids]).json()
     single = embed(client, input=ids[0]).json()
     want = np.array([d["embedding"] for d in by_text["data"]])
+    by_text["usage"].pop("prompt_tokens_details")
     for got in (by_ids, as_floats):
         np.testing.assert_allclose([d["embedding"] for d in got["data"]], want, atol=1e-6)
         # Usage counts the model's own tokens after re-tokenizing, not the cl100k ids.
+        details = got["usage"].pop("prompt_tokens_details")
         assert got["usage"] == by_text["usage"]
+        # The ids decode to the texts just embedded: the vector cache serves them all.
+        assert details == {"cached_tokens": got["usage"]["prompt_tokens"]}
     np.testing.assert_allclose(single["data"][0]["embedding"], want[0], atol=1e-6)
 
 
@@ -280,7 +287,8 @@ async def test_disconnected_client_costs_no_inference(live_server: LiveServer) -
     """A request whose caller hung up while it waited in the queue is dropped before compute."""
     import asyncio
 
-    headers = {"authorization": f"Bearer {live_server.api_key}"}
+    # no-store: repeated inputs would otherwise be computed once (the vector cache dedupes).
+    headers = {"authorization": f"Bearer {live_server.api_key}", "cache-control": "no-store"}
     busy = {"model": DEFAULT_MODEL, "input": ["a fairly long sentence about batching " * 6] * 96}
     doomed = {"model": DEFAULT_MODEL, "input": ["another sentence that will never run " * 6] * 8}
     before = _gauge(httpx.get(f"{live_server.root}/metrics").text, "dropped_cancelled")

@@ -14,11 +14,18 @@ from tests.support.live import LiveServer
 
 
 def test_cost_is_exact_from_the_catalog_price(configured: httpx.Client) -> None:
-    resp = configured.post("/embeddings", json={"model": DEFAULT_MODEL, "input": ["hello"] * 7})
+    resp = configured.post("/embeddings", json={"model": DEFAULT_MODEL, "input": ["hello"] * 7},
+                           headers={"cache-control": "no-store"})
     usage = resp.json()["usage"]
     assert usage["prompt_tokens"] == 21
     # 21 tokens at $0.02 per million, exactly; the number is written without float rounding.
     assert Decimal(resp.text.split('"cost":')[1].split(",")[0]) == Decimal("0.00000042")
+    # Through the cache, the repeats (and any earlier "hello") are hits, which cost nothing.
+    cached = configured.post("/embeddings", json={"model": DEFAULT_MODEL, "input": ["hello"] * 7})
+    usage = cached.json()["usage"]
+    assert usage["prompt_tokens"] == 21 and usage["prompt_tokens_details"]["cached_tokens"] >= 18
+    paid = 21 - usage["prompt_tokens_details"]["cached_tokens"]
+    assert Decimal(cached.text.split('"cost":')[1].split(",")[0]) == Decimal("0.02") * paid / 10**6
 
 
 def test_too_many_inputs_and_too_big_a_body(configured: httpx.Client) -> None:
@@ -86,7 +93,8 @@ def test_models_filters(configured: httpx.Client) -> None:
 
 async def test_full_queue_answers_429_with_retry_after(configured_server: LiveServer) -> None:
     body = {"model": DEFAULT_MODEL, "input": ["a long enough sentence to take a while " * 5] * 8}
-    headers = {"authorization": f"Bearer {configured_server.api_key}"}
+    # no-store: through the cache the twelve identical requests would be one computation.
+    headers = {"authorization": f"Bearer {configured_server.api_key}", "cache-control": "no-store"}
     async with httpx.AsyncClient(base_url=configured_server.base_url, timeout=60,
                                  headers=headers) as c:
         replies = await asyncio.gather(*(c.post("/embeddings", json=body) for _ in range(12)))

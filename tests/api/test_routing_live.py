@@ -37,6 +37,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, onnx_cache_dir: Path,
 [default_model]
 enabled = false
 
+# Routing under scripted upstream replies: every request must reach the upstream, so no cache
+# (tests/cache covers the cache in front of this same routing).
+[cache]
+enabled = false
+
 [routing]
 deadline_s = 4
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from embedrouter.router.split import InvalidReply, halve, place, split
+from embedrouter.router.split import InvalidReply, apportion, halve, place, split
 
 
 @settings(max_examples=300, deadline=None)
@@ -58,3 +58,13 @@ def test_halve() -> None:
 
 def test_oversized_single_input_gets_its_own_part() -> None:
     assert split([5, 500, 5], max_inputs=None, max_tokens=100) == [[0], [1], [2]]
+
+
+@given(total=st.integers(0, 10**6), weights=st.lists(st.integers(0, 5000), min_size=1,
+                                                      max_size=40))
+def test_apportion_is_whole_proportional_and_exact(total: int, weights: list[int]) -> None:
+    shares = apportion(total, weights)
+    assert len(shares) == len(weights) and sum(shares) == total and min(shares) >= 0
+    weight = sum(weights) or len(weights)
+    for share, w in zip(shares, weights if sum(weights) else [1] * len(weights), strict=True):
+        assert abs(share - total * w / weight) < 1  # largest remainder: off by under one

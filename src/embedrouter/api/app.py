@@ -25,6 +25,7 @@ from embedrouter.api.metrics import RequestMetrics
 from embedrouter.api.openapi import openapi_document
 from embedrouter.api.parse import Limits
 from embedrouter.api.views import API_PREFIX, endpoints_view, page
+from embedrouter.cache.policy import resolve_mode
 from embedrouter.catalog import Catalog
 from embedrouter.router import Router
 
@@ -280,7 +281,10 @@ class App:
         return (200 if ready else 503), body, {}
 
     async def _metrics(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
-        return 200, self.metrics.render(self._svc.router.stats()), {}
+        router = self._svc.router
+        cache = getattr(router, "cache", None)
+        cache_stats = cache.stats() if cache is not None else {}
+        return 200, self.metrics.render(router.stats(), cache_stats), {}
 
     async def _openapi(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
         return 200, self._openapi_bytes, {}
@@ -295,10 +299,16 @@ class App:
             )
         raw = await self._read_body(request)
         parsed = await self.bodies.decode(raw, svc.limits)
-        result = await _unless_disconnected(svc.router.embed(parsed), request.receive)
+        # The key's cache policy (a field the management API sets), narrowed by Cache-Control.
+        mode = None if getattr(svc.router, "cache", None) is None else resolve_mode(
+            getattr(key, "cache_policy", None), request.headers.get("cache-control"))
+        result = await _unless_disconnected(svc.router.embed(parsed, cache=mode),
+                                            request.receive)
         request.compressible = parsed.encoding_format != "base64"
         gen_id = generation_id()
         headers = {"x-generation-id": gen_id}
+        if result.cache is not None:
+            headers["x-embedrouter-cache"] = result.cache
         if result.truncated:
             headers["x-embedrouter-truncated"] = str(result.truncated)
         if result.usage.estimated:

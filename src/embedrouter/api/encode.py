@@ -57,6 +57,15 @@ def embeddings_body(result: EmbeddingResult, encoding: EncodingFormat, gen_id: s
     data = [{"object": "embedding", "embedding": rows[i], "index": i}
             for i in range(vectors.shape[0])]
     usage = result.usage
+    shown: dict[str, Any] = {
+        "prompt_tokens": usage.prompt_tokens,
+        "total_tokens": usage.total_tokens,
+        "cost": decimal_number(usage.cost),
+        "is_byok": False,
+    }
+    if usage.cached_tokens is not None:
+        # OpenAI's name for it in chat usage; only sent when the cache took part.
+        shown["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
     return orjson.dumps(
         {
             "object": "list",
@@ -64,12 +73,7 @@ def embeddings_body(result: EmbeddingResult, encoding: EncodingFormat, gen_id: s
             "model": result.model,
             "id": gen_id,
             "provider": result.provider,
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "total_tokens": usage.total_tokens,
-                "cost": decimal_number(usage.cost),
-                "is_byok": False,
-            },
+            "usage": shown,
         },
         option=_DUMPS_OPTS,
     )

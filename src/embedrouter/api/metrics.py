@@ -19,7 +19,10 @@ class RequestMetrics:
         self._seconds[route] += seconds
         self._observed[route] += 1
 
-    def render(self, engine: Mapping[str, Mapping[str, float]]) -> bytes:
+    def render(self, engine: Mapping[str, Mapping[str, float]],
+               cache: Mapping[str, Mapping[str, float]] | None = None) -> bytes:
+        """``cache``: the vector cache's stats dict per backend (``*_total`` names are
+        counters, the rest gauges), rendered as ``embedrouter_cache_<name>{backend=...}``."""
         lines = ["# TYPE embedrouter_requests_total counter"]
         for (route, status), n in sorted(self._count.items()):
             lines.append(f'embedrouter_requests_total{{route="{route}",status="{status}"}} {n}')
@@ -35,4 +38,11 @@ class RequestMetrics:
             for model, stats in sorted(engine.items()):
                 if name in stats:
                     lines.append(f'embedrouter_batcher_{name}{{model="{model}"}} {stats[name]}')
+        cache = cache or {}
+        for name in sorted({k for stats in cache.values() for k in stats}):
+            kind = "counter" if name.endswith("_total") else "gauge"
+            lines.append(f"# TYPE embedrouter_cache_{name} {kind}")
+            for backend, stats in sorted(cache.items()):
+                if name in stats:
+                    lines.append(f'embedrouter_cache_{name}{{backend="{backend}"}} {stats[name]}')
         return ("\n".join(lines) + "\n").encode()

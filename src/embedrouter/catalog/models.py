@@ -35,6 +35,9 @@ class ModelSpec:
     # Who serves it: one implicit `local` endpoint for a local model, the enabled providers'
     # endpoints for a remote one. All of them serve the same embedding space.
     endpoints: tuple[EndpointSpec, ...] = ()
+    # What fixes its output, for the vector cache's keys: a local model's graph, weights,
+    # tokenizer and truncation policy; a remote model's upstream id. "" = never cached.
+    fingerprint: str = ""
 
     @property
     def is_local(self) -> bool:
@@ -61,6 +64,7 @@ class ModelFacts:
     context_length: int
     upstream_id: str
     created: int
+    fingerprint: str = ""
 
 
 class Catalog:
@@ -97,7 +101,9 @@ def _remote_spec(m: RemoteModel) -> ModelSpec:
                      upstream_id=m.endpoints[0].upstream_model, dimensions=m.dimensions,
                      context_length=m.context_length, price_per_million=cheapest, created=0,
                      matryoshka=m.matryoshka, hugging_face_id=m.hugging_face_id,
-                     token_ids=m.token_ids, endpoints=m.endpoints)
+                     token_ids=m.token_ids, endpoints=m.endpoints,
+                     # The endpoints serve one embedding space, named by the first's upstream id.
+                     fingerprint=f"remote:{m.slug}:{m.endpoints[0].upstream_model}")
 
 
 def build_catalog(models: Iterable[ModelConfig], facts: Mapping[str, ModelFacts],
@@ -129,6 +135,7 @@ def build_catalog(models: Iterable[ModelConfig], facts: Mapping[str, ModelFacts]
                 hugging_face_id=m.hugging_face_id,
                 path=m.path,
                 token_ids=m.token_ids,
+                fingerprint=f.fingerprint,
                 endpoints=(EndpointSpec(provider="local", display_name="Local",
                                         upstream_model=f.upstream_id,
                                         price_per_million=m.price_per_million,

@@ -19,6 +19,7 @@ class ProviderResult:
     vectors: np.ndarray
     prompt_tokens: int
     truncated: int = 0
+    input_tokens: list[int] | None = None  # per input, where the provider counts each
 
 
 class Provider(Protocol):

@@ -98,9 +98,10 @@ class LocalProvider:
                                                 model=model.slug, at_least=cut[i])
                 seqs[i] = engine.truncate(seq, limit)
                 truncated += 1
-        tokens = sum(map(len, seqs))
+        counts = list(map(len, seqs))
         vectors = await loaded.batcher.embed(seqs)
-        return ProviderResult(vectors=vectors, prompt_tokens=tokens, truncated=truncated)
+        return ProviderResult(vectors=vectors, prompt_tokens=sum(counts), truncated=truncated,
+                              input_tokens=counts)
 
     def stats(self) -> dict[str, dict[str, float]]:
         return {slug: loaded.batcher.stats() for slug, loaded in self._models.items()}

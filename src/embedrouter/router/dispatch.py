@@ -22,7 +22,7 @@ from embedrouter.providers.upstream import Adapter, AttemptFailure, UpstreamCall
 from embedrouter.router.failures import final_error
 from embedrouter.router.health import HealthBook
 from embedrouter.router.selection import Plan
-from embedrouter.router.split import InvalidReply, halve, place, split
+from embedrouter.router.split import InvalidReply, apportion, halve, place, split
 from embedrouter.router.vectors import shorten
 
 
@@ -42,11 +42,15 @@ class Dispatched:
     cost: Decimal
     estimated: bool  # some part's usage was missing and counted here
     served_by: EndpointSpec  # the endpoint that served input 0
+    input_tokens: list[int]  # per input: its call's count, shared by estimate within a call
+    input_tokens_exact: bool  # every call held one input and reported usage
 
 
 @dataclass(slots=True)
 class _State:
     out: np.ndarray
+    per_input: list[int]
+    exact: bool = True
     tokens: int = 0
     cost: Decimal = Decimal(0)
     estimated: bool = False
@@ -83,7 +87,8 @@ class Dispatcher:
         if not endpoints:
             raise final_error([], slug=slug, resting_retry_after=resting_after)
         counts = [estimate_tokens(x) for x in inputs]
-        state = _State(np.full((len(inputs), width), np.nan, dtype=np.float32))
+        state = _State(np.full((len(inputs), width), np.nan, dtype=np.float32),
+                       [0] * len(inputs))
         try:
             async with asyncio.timeout(deadline_s):
                 await self._serve(list(range(len(inputs))), endpoints, inputs, counts, state,
@@ -92,7 +97,8 @@ class Dispatcher:
         except TimeoutError:
             raise final_error(state.failures, slug=slug, deadline_passed=True) from None
         assert state.first is not None
-        return Dispatched(state.out, state.tokens, state.cost, state.estimated, state.first)
+        return Dispatched(state.out, state.tokens, state.cost, state.estimated, state.first,
+                          state.per_input, state.exact and not state.estimated)
 
     async def _serve(self, positions: list[int], endpoints: list[EndpointSpec],
                      inputs: Sequence[str] | Sequence[Sequence[int]], counts: list[int],
@@ -171,6 +177,12 @@ class Dispatcher:
             state.estimated = True
         state.tokens += tokens
         state.cost += ep.cost(tokens)
+        if len(part) == 1:
+            state.per_input[part[0]] = tokens
+        else:
+            state.exact = False
+            for i, n in zip(part, apportion(tokens, [counts[i] for i in part]), strict=True):
+                state.per_input[i] = n
         if 0 in part:
             state.first = ep
         self.health.succeeded(ep.provider, seconds=elapsed, tokens=tokens)

@@ -6,12 +6,14 @@ import asyncio
 import random
 import time
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from embedrouter.catalog import Catalog, ModelSpec
 from embedrouter.errors import InvalidRequest, NotFound, UnknownModel, UnsupportedInput
 from embedrouter.providers.base import Provider
 from embedrouter.router.dispatch import Dispatcher
-from embedrouter.router.selection import plan, split_variant
+from embedrouter.router.selection import Plan, plan, split_variant
 from embedrouter.router.token_ids import INLINE_DECODE_IDS, needs_decoding, translate
 from embedrouter.router.vectors import shorten
 from embedrouter.types import (
@@ -24,6 +26,9 @@ from embedrouter.types import (
     TokenInput,
     Usage,
 )
+
+if TYPE_CHECKING:  # built by the server and handed in; the router only calls it
+    from embedrouter.cache import CacheMode, VectorCache
 
 
 def resolve_model(catalog: Catalog, slug: str) -> ModelSpec:
@@ -82,14 +87,18 @@ class Router:
     """Owns the path from a validated request to priced vectors."""
 
     def __init__(self, catalog: Catalog, providers: Mapping[str, Provider],
-                 dispatcher: Dispatcher | None = None, *, deadline_s: float = 120.0) -> None:
+                 dispatcher: Dispatcher | None = None, *, deadline_s: float = 120.0,
+                 cache: VectorCache | None = None) -> None:
         self.catalog = catalog
+        self.cache = cache
         self._providers = dict(providers)
         self.dispatcher = dispatcher or Dispatcher({})
         self._deadline_s = deadline_s
         self._rng = random.Random()  # the price-weighted draw; seeding one per request costs
 
-    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+    async def embed(self, request: EmbeddingRequest, *,
+                    cache: CacheMode | None = None) -> EmbeddingResult:
+        """``cache``: what this request may do with the vector cache (None: nothing)."""
         started = time.perf_counter()
         slug, variant = split_variant(request.model)
         spec = resolve_model(self.catalog, slug)
@@ -105,6 +114,22 @@ class Router:
         health = self.dispatcher.health
         chosen = plan(spec.endpoints, request.provider, slug=spec.slug, variant=variant,
                       params=params, health=health.snapshot(), now=health.now(), rng=self._rng)
+        width = cut_to or spec.dimensions
+        if self.cache is not None and cache is not None and cache.active:
+            keys = self.cache.keys(spec, inputs, width=width, input_type=request.input_type)
+            if keys is not None:
+                result = await self._embed_cached(spec, chosen, request, inputs, cut_to, keys,
+                                                  cache)
+                result.timings["total"] = time.perf_counter() - started
+                return result
+        result = await self._compute(spec, chosen, request, inputs, cut_to)
+        result.timings["total"] = time.perf_counter() - started
+        return result
+
+    async def _compute(self, spec: ModelSpec, chosen: Plan, request: EmbeddingRequest,
+                       inputs: Sequence[TextInput | TokenInput],
+                       cut_to: int | None) -> EmbeddingResult:
+        """Vectors for ``inputs`` from the model's provider or endpoints, priced."""
         if spec.is_local:
             # The plan's filters still apply (404 constraint_filtered); the local endpoint is
             # never rate limited, so there is nothing else to choose.
@@ -113,6 +138,7 @@ class Router:
             vectors, tokens = result.vectors, result.prompt_tokens
             model, provider, cost = spec.upstream_id, spec.provider_name, spec.cost(tokens)
             truncated, estimated = result.truncated, False
+            per_input, exact = result.input_tokens, result.input_tokens is not None
         else:
             items = [x.text if isinstance(x, TextInput) else list(x.ids) for x in inputs]
             sent = await self.dispatcher.run(chosen, items, slug=spec.slug,
@@ -123,6 +149,7 @@ class Router:
             vectors, tokens, cost = sent.vectors, sent.prompt_tokens, sent.cost
             model, provider = sent.served_by.upstream_model, sent.served_by.display_name
             truncated, estimated = 0, sent.estimated
+            per_input, exact = sent.input_tokens, sent.input_tokens_exact
         if vectors.shape[0] != len(inputs):
             # Never hand back a short or long result: clients index by position.
             raise RuntimeError(f"provider returned {vectors.shape[0]} rows for {len(inputs)}")
@@ -135,7 +162,40 @@ class Router:
             usage=Usage(prompt_tokens=tokens, total_tokens=tokens, cost=cost,
                         estimated=estimated),
             truncated=truncated,
-            timings={"total": time.perf_counter() - started},
+            input_tokens=per_input,
+            input_tokens_exact=exact,
+        )
+
+    # -- the vector cache (embedrouter.cache): hits served, only the misses computed ---------
+
+    async def _embed_cached(self, spec: ModelSpec, chosen: Plan, request: EmbeddingRequest,
+                            inputs: Sequence[TextInput | TokenInput], cut_to: int | None,
+                            keys: list[bytes], mode: CacheMode) -> EmbeddingResult:
+        assert self.cache is not None
+
+        async def compute(positions: list[int]) -> EmbeddingResult:
+            return await self._compute(spec, chosen, request, [inputs[i] for i in positions],
+                                       cut_to)
+
+        served = await self.cache.serve(keys, width=cut_to or spec.dimensions, mode=mode,
+                                        compute=compute)
+        # Charged: what the computed inputs cost, plus the configured fraction of the price of
+        # the cached ones (0 by default: hits are free).
+        cost = sum((r.usage.cost for r in served.computed), Decimal(0))
+        if self.cache.hit_price_fraction and served.cached_tokens:
+            cost += spec.cost(served.cached_tokens) * self.cache.hit_price_fraction
+        tokens = served.cached_tokens + sum(r.usage.prompt_tokens for r in served.computed)
+        lead = served.computed[0] if served.computed else None
+        return EmbeddingResult(
+            vectors=served.vectors,
+            model=lead.model if lead else spec.upstream_id,
+            provider=lead.provider if lead else spec.provider_name,
+            usage=Usage(prompt_tokens=tokens, total_tokens=tokens, cost=cost,
+                        estimated=served.estimated or any(r.usage.estimated
+                                                          for r in served.computed),
+                        cached_tokens=served.cached_tokens),
+            truncated=sum(r.truncated for r in served.computed),
+            cache=served.status,
         )
 
     def stats(self) -> dict[str, dict[str, float]]:

@@ -69,3 +69,21 @@ def place(out: np.ndarray, part: Sequence[int], indices: Sequence[int], rows: np
         raise InvalidReply("non-finite values in the embeddings")
     targets = np.asarray(part, dtype=np.int64)[np.asarray(indices, dtype=np.int64)]
     out[targets] = rows
+
+
+def apportion(total: int, weights: Sequence[int]) -> list[int]:
+    """``total`` shared in proportion to ``weights`` by largest remainder: the shares are whole,
+    never negative, and sum to ``total`` exactly (an upstream reports one count per call; the
+    cache keeps one per input)."""
+    n = len(weights)
+    if n == 0:
+        return []
+    weight = sum(weights)
+    if weight <= 0:
+        weights, weight = [1] * n, n
+    shares = [total * w // weight for w in weights]
+    left = total - sum(shares)
+    by_remainder = sorted(range(n), key=lambda i: (-(total * weights[i] % weight), i))
+    for i in by_remainder[:left]:
+        shares[i] += 1
+    return shares
