@@ -3,7 +3,7 @@ ONNX cache), rounds alternating between them, base64 requests of 1-16 corpus sen
 concurrency 32 (http_bench's load). Prints each round, the medians and after/before.
 
     git archive BASE src | tar -x -C /tmp/base     # the tree to compare against
-    .venv/bin/python bench/ab_throughput.py --before /tmp/base/src [--rounds 5]
+    .venv/bin/python bench/ab_throughput.py --before /tmp/base/src [--rounds 5] [--sentences N]
 
 Made for issue 13's check that prometheus_client metrics cost under 2% at c = 32.
 """
@@ -55,8 +55,10 @@ def main() -> int:
     p.add_argument("--after", type=Path, default=HERE_SRC)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--sentences", type=int, default=None,
+                   help="use the first N corpus sentences a round (default: all 2,000)")
     args = p.parse_args()
-    texts = hb.load_corpus()
+    texts = hb.load_corpus()[:args.sentences]
     bodies = hb.encode_bodies(texts, hb.plan_requests(len(texts)), "base64")
     tmp = Path(tempfile.mkdtemp(prefix="ab-"))
     servers = {}

@@ -176,7 +176,8 @@ class App:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 router = self.services.router
-                self.metrics.watch_engine(router.stats, router.histograms)
+                self.metrics.watch_engine(router.stats,
+                                          getattr(router, "histograms", dict))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.bodies.close()
