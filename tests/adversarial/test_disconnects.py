@@ -14,6 +14,13 @@ from tests.support.live import LiveServer
 pytestmark = pytest.mark.adversarial
 
 
+def disconnected(server: LiveServer) -> float:
+    """embedrouter_disconnected_requests_total for /embeddings (its own counter, beside 499)."""
+    text = httpx.get(f"{server.root}/metrics", timeout=30).text
+    key = 'embedrouter_disconnected_requests_total{route="/api/v1/embeddings"} '
+    return next((float(x.removeprefix(key)) for x in text.splitlines() if x.startswith(key)), 0)
+
+
 def _poll(check, seconds: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     for _ in range(300):  # bounded in count and by the deadline
@@ -48,6 +55,7 @@ async def test_disconnect_before_the_body_is_complete_counts_as_499(
     server = small_queue_server
     host, port = server.base_url.removeprefix("http://").split("/", 1)[0].split(":")
     before_499, before_400 = request_count(server, 499), request_count(server, 400)
+    before_disconnected = disconnected(server)
     _, writer = await asyncio.open_connection(host, int(port))
     writer.write((f"POST /api/v1/embeddings HTTP/1.1\r\nHost: {host}\r\n"
                   f"Authorization: Bearer {server.api_key}\r\n"
@@ -58,5 +66,6 @@ async def test_disconnect_before_the_body_is_complete_counts_as_499(
     writer.close()
     await writer.wait_closed()
     assert _poll(lambda: request_count(server, 499) >= before_499 + 1)
+    assert disconnected(server) >= before_disconnected + 1
     # A client that went away is not a bad request.
     assert request_count(server, 400) == before_400

@@ -117,7 +117,7 @@ def _refused(server: LiveServer) -> int:
     text = httpx.get(f"{server.root}/metrics").text
     key = 'embedrouter_requests_total{route="/api/v1/embeddings",status="429"} '
     line = next((x for x in text.splitlines() if x.startswith(key)), None)
-    return int(line.rsplit(" ", 1)[1]) if line else 0
+    return int(float(line.rsplit(" ", 1)[1])) if line else 0  # exposition floats: 9.0
 
 
 def _app_code(client_cls, errors_mod, base_url: str, key: str) -> dict:  # type: ignore[no-untyped-def]

@@ -24,10 +24,12 @@ from embedrouter.api.errors import INTERNAL_MESSAGE, envelope, render
 from embedrouter.api.metrics import RequestMetrics
 from embedrouter.api.openapi import openapi_document
 from embedrouter.api.parse import Limits
+from embedrouter.api.tracing import Tracing
 from embedrouter.api.views import API_PREFIX, endpoints_view, page
 from embedrouter.cache.policy import resolve_mode
 from embedrouter.catalog import Catalog
 from embedrouter.router import Router
+from embedrouter.timing import SPANS, Interval
 
 log = logging.getLogger("embedrouter.api")
 
@@ -54,6 +56,7 @@ class Services:
 
 ServicesFactory = Callable[[], Awaitable[Services]]
 
+_EMBEDDINGS = f"{API_PREFIX}/embeddings"
 _JSON = (b"content-type", b"application/json")
 _TEXT = (b"content-type", b"text/plain; version=0.0.4")
 # Any response may be compressed, so caches must key on Accept-Encoding.
@@ -69,6 +72,13 @@ class Request:
     receive: Receive
     # base64 vectors are near-random bytes: gzip keeps 75% of them for the CPU it costs.
     compressible: bool = True
+    # For /metrics labels and traces, filled in by the embeddings handler.
+    model: str = ""  # a catalog slug, never the raw field: label values must stay bounded
+    provider: str = ""
+    response_model: str = ""
+    tokens: int = 0
+    encoding_format: str = ""
+    intervals: list[Interval] | None = None  # only while tracing
 
 
 def _query(raw: bytes) -> dict[str, str]:
@@ -138,8 +148,9 @@ async def _unless_disconnected(work: Awaitable[Any], receive: Receive) -> Any:
 class App:
     """ASGI entry point; ``services`` are built in the lifespan startup."""
 
-    def __init__(self, factory: ServicesFactory) -> None:
+    def __init__(self, factory: ServicesFactory, tracing: Tracing | None = None) -> None:
         self._factory = factory
+        self.tracing = tracing
         self.services: Services | None = None
         self._routes: dict[str, dict[str, Callable[[Request], Awaitable[tuple[int, bytes,
                                                                               dict[str, str]]]]]]
@@ -176,22 +187,33 @@ class App:
                     log.error("startup failed: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                router = self.services.router
+                self.metrics.watch_engine(router.stats,
+                                          getattr(router, "histograms", dict))
+                cache = getattr(router, "cache", None)
+                if cache is not None:
+                    self.metrics.watch_cache(cache.stats)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.bodies.close()
                 if self.services is not None:
                     await self.services.close()
+                if self.tracing is not None:
+                    await asyncio.to_thread(self.tracing.shutdown)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        started_ns = time.time_ns() if self.tracing is not None else 0
         path = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         request = Request(scope["method"], path, _query(scope.get("query_string", b"")),
                           headers, receive)
+        if self.tracing is not None and path == _EMBEDDINGS:
+            request.intervals = []
         try:
             if len(headers) < len(scope["headers"]):
                 _refuse_repeated_auth(scope["headers"])
@@ -200,7 +222,9 @@ class App:
             # Nothing can be sent, but the request still counts: 499 (nginx's "client closed
             # request") makes abandoned work visible in /metrics.
             route = path if path in self._routes else "other"
-            self.metrics.observe(route, 499, time.perf_counter() - started)
+            self.metrics.observe(route, 499, time.perf_counter() - started, request.model,
+                                 request.provider)
+            self._trace(request, route, 499, started_ns)
             return
         except e.EmbedRouterError as exc:
             status, body, extra = render(exc)
@@ -210,7 +234,8 @@ class App:
             status, body, extra = 500, envelope(500, INTERNAL_MESSAGE), {}
         elapsed = time.perf_counter() - started
         route = path if path in self._routes else "other"
-        self.metrics.observe(route, status, elapsed)
+        self.metrics.observe(route, status, elapsed, request.model, request.provider,
+                             request.tokens)
         # A handler may name its own type (the playground's HTML, JS and CSS).
         own_type = extra.pop("content-type", None)
         content_type = ((b"content-type", own_type.encode("latin-1")) if own_type
@@ -225,6 +250,20 @@ class App:
         out.append((b"x-compute-time", f"{elapsed * 1000:.2f}".encode()))
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": body})
+        self._trace(request, route, status, started_ns)
+
+    def _trace(self, request: Request, route: str, status: int, started_ns: int) -> None:
+        if self.tracing is None or request.intervals is None:
+            return
+        try:
+            self.tracing.record(
+                method=request.method, route=route, status=status, start_ns=started_ns,
+                end_ns=time.time_ns(), headers=request.headers, model=request.model,
+                response_model=request.response_model, provider=request.provider,
+                tokens=request.tokens, encoding_format=request.encoding_format,
+                intervals=request.intervals)
+        except Exception:  # a tracing fault must never cost the caller its answer
+            log.exception("recording the trace failed")
 
     async def _dispatch(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
         methods = self._routes.get(request.path)
@@ -281,10 +320,8 @@ class App:
         return (200 if ready else 503), body, {}
 
     async def _metrics(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
-        router = self._svc.router
-        cache = getattr(router, "cache", None)
-        cache_stats = cache.stats() if cache is not None else {}
-        return 200, self.metrics.render(router.stats(), cache_stats), {}
+        self._svc  # noqa: B018 - 503 while starting, as before
+        return 200, self.metrics.render(), {}
 
     async def _openapi(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
         return 200, self._openapi_bytes, {}
@@ -297,13 +334,28 @@ class App:
                 "Management keys are for admin endpoints only; create an inference key with "
                 "`embedrouter keys create --label NAME`"
             )
+        parse_ns = time.time_ns() if request.intervals is not None else 0
         raw = await self._read_body(request)
         parsed = await self.bodies.decode(raw, svc.limits)
+        spec = svc.catalog.get(parsed.model.split(":", 1)[0])
+        request.model = spec.slug if spec is not None else "unknown"
+        request.encoding_format = parsed.encoding_format
+        if request.intervals is not None:
+            request.intervals.append(("parse", parse_ns, time.time_ns()))
         # The key's cache policy (a field the management API sets), narrowed by Cache-Control.
         mode = None if getattr(svc.router, "cache", None) is None else resolve_mode(
             getattr(key, "cache_policy", None), request.headers.get("cache-control"))
-        result = await _unless_disconnected(svc.router.embed(parsed, cache=mode),
-                                            request.receive)
+        # Traced: the engine and router report their intervals into this request's list (the
+        # pipeline runs in this task, and the tasks it creates copy the context).
+        token = SPANS.set(request.intervals) if request.intervals is not None else None
+        try:
+            result = await _unless_disconnected(svc.router.embed(parsed, cache=mode),
+                                                request.receive)
+        finally:
+            if token is not None:
+                SPANS.reset(token)
+        request.provider, request.response_model = result.provider, result.model
+        request.tokens = result.usage.prompt_tokens
         request.compressible = parsed.encoding_format != "base64"
         gen_id = generation_id()
         headers = {"x-generation-id": gen_id}

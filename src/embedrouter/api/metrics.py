@@ -1,48 +1,142 @@
-"""Prometheus text exposition: request counters kept by the app, engine gauges from the router."""
+"""Prometheus metrics through ``prometheus_client``, one registry per app (nothing global).
+
+Request metrics are observed on the event loop as each response goes out; the engine's are read
+from the router when ``/metrics`` is scraped (a collector), so the engine never imports this.
+
+    embedrouter_requests_total{route,status}                       counter
+    embedrouter_request_duration_seconds{route,model,provider,status}  histogram
+    embedrouter_input_tokens_total{model,provider}                 counter
+    embedrouter_disconnected_requests_total{route}                 counter (also status 499)
+    embedrouter_batcher_<name>{model}                              gauges: queue_items, ...
+    embedrouter_batch_size{model}, embedrouter_batch_tokens{model},
+    embedrouter_engine_seconds{model}                              histograms, per forward pass
+    embedrouter_cache_<name>{backend}                              the vector cache's figures
+                                                                   (``*_total``: counters)
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Request latency: from a cached hit (~1 ms) to a long batch behind a full queue (tens of s).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                   10.0, 30.0, 60.0, 120.0)
+
+
+class _EngineCollector(Collector):
+    """Reads the router's gauges and histograms at scrape time (on the event loop)."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, Mapping[str, float]]],
+                 histograms: Callable[[], Mapping[str, Mapping[str, Any]]]) -> None:
+        self._stats, self._histograms = stats, histograms
+
+    def collect(self) -> Iterator[Any]:
+        engine = self._stats()
+        for name in sorted({k for stats in engine.values() for k in stats}):
+            family = GaugeMetricFamily(f"embedrouter_batcher_{name}",
+                                       f"local model batcher: {name}", labels=["model"])
+            for model, stats in sorted(engine.items()):
+                if name in stats:
+                    family.add_metric([model], float(stats[name]))
+            yield family
+        hists = self._histograms()
+        for name in sorted({k for per_model in hists.values() for k in per_model}):
+            family = HistogramMetricFamily(f"embedrouter_{name}", f"per forward pass: {name}",
+                                           labels=["model"])
+            for model, per_model in sorted(hists.items()):
+                if name in per_model:
+                    h = per_model[name]
+                    family.add_metric([model], h.buckets(), h.total)
+            yield family
+
+
+class _CacheCollector(Collector):
+    """The vector cache's stats dict per backend, read at scrape time."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Any]:
+        cache = self._stats()
+        for name in sorted({k for stats in cache.values() for k in stats}):
+            base = f"embedrouter_cache_{name}"
+            family: Any
+            if name.endswith("_total"):
+                family = CounterMetricFamily(base.removesuffix("_total"), f"vector cache: {name}",
+                                             labels=["backend"])
+            else:
+                family = GaugeMetricFamily(base, f"vector cache: {name}", labels=["backend"])
+            for backend, stats in sorted(cache.items()):
+                if name in stats:
+                    family.add_metric([backend], float(stats[name]))
+            yield family
 
 
 class RequestMetrics:
-    """Counts and total latency per (route, status); owned by the app, updated on the loop."""
+    """The app's metrics; ``observe`` runs once per response, on the event loop."""
 
     def __init__(self) -> None:
-        self._count: dict[tuple[str, int], int] = defaultdict(int)
-        self._seconds: dict[str, float] = defaultdict(float)
-        self._observed: dict[str, int] = defaultdict(int)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._requests = Counter("embedrouter_requests", "HTTP requests by route and status",
+                                 ["route", "status"], registry=self.registry)
+        self._latency = Histogram("embedrouter_request_duration_seconds",
+                                  "time from the request's arrival to its response",
+                                  ["route", "model", "provider", "status"],
+                                  buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._tokens = Counter("embedrouter_input_tokens", "input tokens embedded",
+                               ["model", "provider"], registry=self.registry)
+        self._disconnected = Counter("embedrouter_disconnected_requests",
+                                     "requests whose client hung up before the answer",
+                                     ["route"], registry=self.registry)
+        # labels() costs a lock and a tuple hash each call; the children are cached instead
+        # (label values are bounded: known routes, catalog models, configured providers).
+        self._children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+        self._token_children: dict[tuple[str, str], Any] = {}
+        self._engine: _EngineCollector | None = None
+        self._cache: _CacheCollector | None = None
 
-    def observe(self, route: str, status: int, seconds: float) -> None:
-        self._count[(route, status)] += 1
-        self._seconds[route] += seconds
-        self._observed[route] += 1
+    def watch_engine(self, stats: Callable[[], Mapping[str, Mapping[str, float]]],
+                     histograms: Callable[[], Mapping[str, Mapping[str, Any]]]) -> None:
+        """Export the router's engine figures from now on (called once services exist)."""
+        if self._engine is None:
+            self._engine = _EngineCollector(stats, histograms)
+            self.registry.register(self._engine)
 
-    def render(self, engine: Mapping[str, Mapping[str, float]],
-               cache: Mapping[str, Mapping[str, float]] | None = None) -> bytes:
-        """``cache``: the vector cache's stats dict per backend (``*_total`` names are
-        counters, the rest gauges), rendered as ``embedrouter_cache_<name>{backend=...}``."""
-        lines = ["# TYPE embedrouter_requests_total counter"]
-        for (route, status), n in sorted(self._count.items()):
-            lines.append(f'embedrouter_requests_total{{route="{route}",status="{status}"}} {n}')
-        lines.append("# TYPE embedrouter_request_duration_seconds summary")
-        for route in sorted(self._observed):
-            lines.append(f'embedrouter_request_duration_seconds_sum{{route="{route}"}} '
-                         f"{self._seconds[route]:.6f}")
-            lines.append(f'embedrouter_request_duration_seconds_count{{route="{route}"}} '
-                         f"{self._observed[route]}")
-        names = sorted({k for stats in engine.values() for k in stats})
-        for name in names:
-            lines.append(f"# TYPE embedrouter_batcher_{name} gauge")
-            for model, stats in sorted(engine.items()):
-                if name in stats:
-                    lines.append(f'embedrouter_batcher_{name}{{model="{model}"}} {stats[name]}')
-        cache = cache or {}
-        for name in sorted({k for stats in cache.values() for k in stats}):
-            kind = "counter" if name.endswith("_total") else "gauge"
-            lines.append(f"# TYPE embedrouter_cache_{name} {kind}")
-            for backend, stats in sorted(cache.items()):
-                if name in stats:
-                    lines.append(f'embedrouter_cache_{name}{{backend="{backend}"}} {stats[name]}')
-        return ("\n".join(lines) + "\n").encode()
+    def watch_cache(self, stats: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
+        """Export the vector cache's figures from now on (when a cache is configured)."""
+        if self._cache is None:
+            self._cache = _CacheCollector(stats)
+            self.registry.register(self._cache)
+
+    def observe(self, route: str, status: int, seconds: float, model: str = "",
+                provider: str = "", tokens: int = 0) -> None:
+        key = (route, model, provider, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self._requests.labels(route, str(status)),
+                        self._latency.labels(route, model, provider, str(status)))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        if tokens:
+            tk = self._token_children.get((model, provider))
+            if tk is None:
+                tk = self._token_children[(model, provider)] = self._tokens.labels(model,
+                                                                                   provider)
+            tk.inc(tokens)
+        if status == 499:
+            self._disconnected.labels(route).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

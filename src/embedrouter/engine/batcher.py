@@ -20,13 +20,20 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from embedrouter.engine.histogram import (
+    BATCH_SIZE_BOUNDS,
+    BATCH_TOKEN_BOUNDS,
+    ENGINE_SECONDS_BOUNDS,
+    Histogram,
+)
 from embedrouter.engine.model import LocalModel
 from embedrouter.errors import InvalidRequest, Overloaded, PayloadTooLarge, ServiceUnavailable
+from embedrouter.timing import SPANS
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,11 @@ class _Request:
     # Set on the loop thread once the future is done (cancelled or failed); the worker thread only
     # reads it, to skip rows nobody is waiting for.
     abandoned: bool = False
+    # time.time_ns() marks, set only for a traced request (enqueued_ns != 0): queued, first
+    # batch started (on the worker thread), last row done.
+    enqueued_ns: int = 0
+    started_ns: int = 0
+    finished_ns: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -61,6 +73,9 @@ class _Stats:
     # EWMA of items/s over each batch's compute time: while the queue is full the worker runs
     # batches back to back, so this is the queue's drain rate, which Retry-After is built from.
     items_per_s: float = 0.0
+    batch_size: Histogram = field(default_factory=lambda: Histogram(BATCH_SIZE_BOUNDS))
+    batch_tokens: Histogram = field(default_factory=lambda: Histogram(BATCH_TOKEN_BOUNDS))
+    engine_seconds: Histogram = field(default_factory=lambda: Histogram(ENGINE_SECONDS_BOUNDS))
 
 
 # Below this many padded tokens a batch is cheap whatever its padding, and the fixed cost of one
@@ -232,12 +247,19 @@ class Batcher:
         assert self._loop is not None and self._wakeup is not None
         fut: asyncio.Future[np.ndarray] = self._loop.create_future()
         req = _Request(fut, np.empty((n, self.model.dim), dtype=np.float32), remaining=n, queued=n)
+        spans = SPANS.get()
+        if spans is not None:
+            req.enqueued_ns = time.time_ns()
         fut.add_done_callback(lambda _f: self._on_done(req))
         self._queue.extend(_Item(req, i, s) for i, s in enumerate(seqs))
         self._queued += n
         self._wakeup.set()
         # Cancelling the caller cancels ``fut``, which marks the request abandoned.
-        return await fut
+        out = await fut
+        if spans is not None and req.started_ns:
+            spans.append(("queue", req.enqueued_ns, req.started_ns))
+            spans.append(("inference", req.started_ns, req.finished_ns))
+        return out
 
     def stats(self) -> dict[str, int | float]:
         s = self._stats
@@ -253,6 +275,12 @@ class Batcher:
             "items_per_s": round(s.items_per_s, 1),
             "idle_releases": s.idle_releases,
         }
+
+    def histograms(self) -> dict[str, Histogram]:
+        """Per forward pass: sequences, real tokens, seconds of compute."""
+        s = self._stats
+        return {"batch_size": s.batch_size, "batch_tokens": s.batch_tokens,
+                "engine_seconds": s.engine_seconds}
 
     # -- request bookkeeping -----------------------------------------------------------------
 
@@ -378,6 +406,10 @@ class Batcher:
         live = [it for it in batch if not it.req.abandoned]
         if not live:
             return live, None, 0.0
+        now_ns = 0
+        for it in live:
+            if it.req.enqueued_ns and not it.req.started_ns:
+                it.req.started_ns = now_ns = now_ns or time.time_ns()
         started = time.perf_counter()
         out = self.model.forward([it.ids for it in live])
         return live, out, time.perf_counter() - started
@@ -413,6 +445,9 @@ class Batcher:
         lengths = [len(it.ids) for it in live]
         stats.tokens_run += sum(lengths)
         stats.padded_tokens_run += max(lengths) * len(live)
+        stats.batch_size.observe(len(live))
+        stats.batch_tokens.observe(sum(lengths))
+        stats.engine_seconds.observe(seconds)
         if seconds > 0:
             rate = len(live) / seconds
             stats.items_per_s = rate if stats.items_per_s == 0 else \
@@ -424,4 +459,6 @@ class Batcher:
             req.out[item.row] = out[row]
             req.remaining -= 1
             if req.remaining == 0:
+                if req.enqueued_ns:
+                    req.finished_ns = time.time_ns()
                 req.future.set_result(req.out)

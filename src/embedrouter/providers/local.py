@@ -106,6 +106,9 @@ class LocalProvider:
     def stats(self) -> dict[str, dict[str, float]]:
         return {slug: loaded.batcher.stats() for slug, loaded in self._models.items()}
 
+    def histograms(self) -> dict[str, dict[str, object]]:
+        return {slug: dict(loaded.batcher.histograms()) for slug, loaded in self._models.items()}
+
     async def close(self) -> None:
         for loaded in self._models.values():
             await loaded.batcher.close()

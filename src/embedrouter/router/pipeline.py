@@ -16,6 +16,7 @@ from embedrouter.router.dispatch import Dispatcher
 from embedrouter.router.selection import Plan, plan, split_variant
 from embedrouter.router.token_ids import INLINE_DECODE_IDS, needs_decoding, translate
 from embedrouter.router.vectors import shorten
+from embedrouter.timing import SPANS
 from embedrouter.types import (
     EmbeddingRequest,
     EmbeddingResult,
@@ -141,11 +142,15 @@ class Router:
             per_input, exact = result.input_tokens, result.input_tokens is not None
         else:
             items = [x.text if isinstance(x, TextInput) else list(x.ids) for x in inputs]
+            spans = SPANS.get()  # traced requests only: the upstream round trip as "inference"
+            sent_ns = time.time_ns() if spans is not None else 0
             sent = await self.dispatcher.run(chosen, items, slug=spec.slug,
                                              width=cut_to or spec.dimensions,
                                              upstream_dimensions=cut_to,
                                              input_type=request.input_type,
                                              deadline_s=self._deadline_s)
+            if spans is not None:
+                spans.append(("inference", sent_ns, time.time_ns()))
             vectors, tokens, cost = sent.vectors, sent.prompt_tokens, sent.cost
             model, provider = sent.served_by.upstream_model, sent.served_by.display_name
             truncated, estimated = 0, sent.estimated
@@ -203,6 +208,14 @@ class Router:
         out: dict[str, dict[str, float]] = {}
         for p in self._providers.values():
             out.update(p.stats())
+        return out
+
+    def histograms(self) -> dict[str, dict[str, object]]:
+        """Per-forward-pass histograms of the providers that keep them, by model slug."""
+        out: dict[str, dict[str, object]] = {}
+        for p in self._providers.values():
+            if hasattr(p, "histograms"):
+                out.update(p.histograms())
         return out
 
     async def close(self) -> None:
