@@ -39,7 +39,9 @@ def rss_mb(pid: int) -> float:
 
 
 async def _burst(server: LiveServer, rng: random.Random, n: int, cancel: float) -> None:
-    headers = {"authorization": f"Bearer {server.api_key}"}
+    # no-store: the bodies repeat two texts, and this is about the engine's memory, not the
+    # vector cache's answers.
+    headers = {"authorization": f"Bearer {server.api_key}", "cache-control": "no-store"}
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=120,
                                  limits=limits) as c:
