@@ -49,6 +49,8 @@ class Services:
     max_body_bytes: int
     limits: Limits
     close: Callable[[], Awaitable[None]]
+    accounts: Any = None  # accounts.admission.Accounts; None: accounting off
+    store: Any = None  # the key/ledger store, for the account routes
 
 
 ServicesFactory = Callable[[], Awaitable[Services]]
@@ -281,9 +283,16 @@ class App:
             )
         raw = await self._read_body(request)
         parsed = await self.bodies.decode(raw, svc.limits)
-        result = await _unless_disconnected(svc.router.embed(parsed), request.receive)
-        request.compressible = parsed.encoding_format != "base64"
         gen_id = generation_id()
+
+        def embed(reserve: Any = None) -> Awaitable[Any]:
+            return _unless_disconnected(svc.router.embed(parsed, reserve=reserve),
+                                        request.receive)
+
+        # Admission wraps the router: reserve before any provider call, charge after.
+        result = await (embed() if svc.accounts is None
+                        else svc.accounts.metered(key, gen_id, embed))
+        request.compressible = parsed.encoding_format != "base64"
         headers = {"x-generation-id": gen_id}
         if result.truncated:
             headers["x-embedrouter-truncated"] = str(result.truncated)

@@ -11,6 +11,7 @@ from embedrouter.catalog import Catalog, ModelSpec
 from embedrouter.errors import InvalidRequest, NotFound, UnknownModel, UnsupportedInput
 from embedrouter.providers.base import Provider
 from embedrouter.router.dispatch import Dispatcher
+from embedrouter.router.quote import local_quote, remote_quote
 from embedrouter.router.selection import plan, split_variant
 from embedrouter.router.token_ids import INLINE_DECODE_IDS, needs_decoding, translate
 from embedrouter.router.vectors import shorten
@@ -20,6 +21,7 @@ from embedrouter.types import (
     Input,
     MediaPart,
     MultimodalInput,
+    Reserve,
     TextInput,
     TokenInput,
     Usage,
@@ -89,7 +91,10 @@ class Router:
         self._deadline_s = deadline_s
         self._rng = random.Random()  # the price-weighted draw; seeding one per request costs
 
-    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+    async def embed(self, request: EmbeddingRequest, *,
+                    reserve: Reserve | None = None) -> EmbeddingResult:
+        """``reserve`` (accounts' admission) is awaited once with the request's quote after
+        the plan is made and before any provider is called; if it raises, nothing is sent."""
         started = time.perf_counter()
         slug, variant = split_variant(request.model)
         spec = resolve_model(self.catalog, slug)
@@ -108,13 +113,21 @@ class Router:
         if spec.is_local:
             # The plan's filters still apply (404 constraint_filtered); the local endpoint is
             # never rate limited, so there is nothing else to choose.
+            before = None
+            if reserve is not None:
+                async def before(tokens: int) -> None:
+                    await reserve(local_quote(spec, tokens))
             result = await self._providers[spec.provider].embed(
-                spec, inputs, input_type=request.input_type)
+                spec, inputs, input_type=request.input_type, before_compute=before)
             vectors, tokens = result.vectors, result.prompt_tokens
             model, provider, cost = spec.upstream_id, spec.provider_name, spec.cost(tokens)
             truncated, estimated = result.truncated, False
         else:
             items = [x.text if isinstance(x, TextInput) else list(x.ids) for x in inputs]
+            if reserve is not None:
+                await reserve(remote_quote(spec.slug, (ep for ep in chosen.attempts
+                                                       if self.dispatcher.serves(ep.provider)),
+                                           items))
             sent = await self.dispatcher.run(chosen, items, slug=spec.slug,
                                              width=cut_to or spec.dimensions,
                                              upstream_dimensions=cut_to,
