@@ -103,3 +103,29 @@ async def test_redis_down_refuses_with_503_logs_once_and_counts(
     lines = [r.getMessage() for r in caplog.records if "Redis unavailable" in r.getMessage()]
     assert len(lines) == 1, lines
     assert "503" in lines[0]
+
+
+async def test_a_request_whose_hold_was_reclaimed_is_not_charged(env: Env) -> None:
+    from embedrouter.errors import ServiceUnavailable
+
+    key = await env.key()
+
+    async def slow(reserve):  # type: ignore[no-untyped-def]
+        await reserve(QUOTE)
+        # Meanwhile another instance decided this one was dead and reclaimed the hold.
+        await counters(env).reclaim(env.accounts.now_ms() + 31_000)
+        return _result()
+
+    with pytest.raises(ServiceUnavailable):
+        await env.accounts.metered(key, "gen-late", slow)
+    assert await env.store.get_generation("gen-late") is None
+    assert await counters(env).snapshot() == {"spent": 0, "held": 0}
+
+
+def _result():  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from embedrouter.types import EmbeddingResult, Usage
+
+    return EmbeddingResult(np.zeros((1, 2), np.float32), "up", "Fake",
+                           Usage(10, 10, cost=QUOTE.cost))

@@ -20,7 +20,7 @@ class _Keys:
 class _ExplodingRouter:
     catalog = Catalog([])
 
-    async def embed(self, request: object) -> object:
+    async def embed(self, request: object, *, reserve: object = None) -> object:
         raise RuntimeError("secret-token-in-a-traceback")
 
     async def close(self) -> None:

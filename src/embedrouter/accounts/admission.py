@@ -23,7 +23,7 @@ from embedrouter.accounts.counters import Claim, Counters, Hold, RateScope, Refu
 from embedrouter.accounts.ledger import LedgerWriter
 from embedrouter.accounts.money import from_nanos, to_nanos
 from embedrouter.accounts.windows import rate_window, spend_window
-from embedrouter.errors import InternalError, PaymentRequired, RateLimited
+from embedrouter.errors import InternalError, PaymentRequired, RateLimited, ServiceUnavailable
 from embedrouter.settings import AccountsConfig
 from embedrouter.store import KeyRecord, Store
 from embedrouter.store.records import GenerationRecord
@@ -120,6 +120,15 @@ class Gate:
                         "reservation", self.generation_id, cost, hold.amount)
             cost = hold.amount
         tokens = result.usage.prompt_tokens
+        acc = self._accounts
+        ttl_ms = int(acc.config.reservation_ttl_s * 1000)
+        if not await acc.counters.confirm(hold, acc.now_ms() + ttl_ms):
+            # Slower than the reservation's lifetime: another instance took the hold for a
+            # dead one's and released it. Charging now could spend that balance twice.
+            self._settled = True
+            raise ServiceUnavailable(
+                "The request outlived its credit reservation "
+                f"({acc.config.reservation_ttl_s:g} s) and was not charged; retry it")
         row = GenerationRecord(
             id=self.generation_id, key_hash=self._key.key_hash, model=quote.model,
             upstream_model=result.model, provider=result.provider, tokens=tokens,

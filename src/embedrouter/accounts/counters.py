@@ -85,6 +85,11 @@ class Counters(Protocol):
         """Check every limit and reserve everything at once, or raise :class:`Refused`."""
         ...
 
+    async def confirm(self, hold: Hold, expires_ms: int) -> bool:
+        """Just before the charge is written: extend the hold's expiry to ``expires_ms``, or
+        return False if it expired and was reclaimed (then the request must not be charged)."""
+        ...
+
     async def settle(self, hold: Hold, cost: int, tokens: int) -> None:
         """The charge is committed: move ``cost`` from held to spent, free the rest."""
         ...
@@ -179,6 +184,9 @@ class MemoryCounters:
         if hold.window_id is not None and entry is not None and entry[0] == hold.window_id:
             entry[1][1] -= hold.amount
             entry[1][0] += spent
+
+    async def confirm(self, hold: Hold, expires_ms: int) -> bool:
+        return True  # in-process holds live exactly as long as their request
 
     async def settle(self, hold: Hold, cost: int, tokens: int) -> None:
         self._unhold(hold, cost)

@@ -60,6 +60,7 @@ class RedisCounters:
         self._seed = self._redis.register_script(redis_lua.SEED)
         self._settle = self._redis.register_script(redis_lua.SETTLE)
         self._release = self._redis.register_script(redis_lua.RELEASE)
+        self._confirm = self._redis.register_script(redis_lua.CONFIRM)
         self._last_logged = 0.0
         self.errors = 0  # for /metrics
 
@@ -127,6 +128,10 @@ class RedisCounters:
             else:
                 await self._seed_kw(claim)
         raise CountersUnavailable()
+
+    async def confirm(self, hold: Hold, expires_ms: int) -> bool:
+        return bool(await self._call("confirm", self._confirm(
+            keys=[f"{self._p}holds", f"{self._p}hold:{hold.id}"], args=[hold.id, expires_ms])))
 
     async def _settle_script(self, hold_id: str, cost: int, tokens: int, kw: str) -> None:
         await self._call("settle", self._settle(

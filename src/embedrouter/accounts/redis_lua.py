@@ -118,3 +118,12 @@ redis.call('DEL', KEYS[3])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 """
+
+# KEYS: holds, hold. ARGV: id, new expiry (ms). Before a charge is committed: keep the hold from
+# being reclaimed meanwhile, or report that it already was (then nothing may be charged, or
+# the balance it was released to could be spent twice).
+CONFIRM = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
