@@ -11,13 +11,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote
 
 import orjson
 
 from embedrouter import errors as e
-from embedrouter.api import compress
+from embedrouter.api import account_routes, compress
 from embedrouter.api.body import BodyDecoder
 from embedrouter.api.encode import embeddings_body, generation_id
 from embedrouter.api.errors import INTERNAL_MESSAGE, envelope, render
@@ -54,6 +55,7 @@ class Services:
 
 
 ServicesFactory = Callable[[], Awaitable[Services]]
+Handler = Callable[["Request"], Awaitable[tuple[int, bytes, dict[str, str]]]]
 
 _JSON = (b"content-type", b"application/json")
 _TEXT = (b"content-type", b"text/plain; version=0.0.4")
@@ -145,6 +147,7 @@ class App:
             f"{API_PREFIX}/embeddings/models": {"GET": self._embedding_models},
             f"{API_PREFIX}/models": {"GET": self._models},
             "/metrics": {"GET": self._metrics},
+            **self._account_routes(),
         }
         self.metrics = RequestMetrics()
         self.bodies = BodyDecoder()
@@ -216,6 +219,8 @@ class App:
     async def _dispatch(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
         methods = self._routes.get(request.path)
         if methods is None:
+            methods = self._key_routes(request.path)
+        if methods is None:
             endpoint = self._endpoints_slug(request.path)
             if endpoint is None:
                 raise e.NotFound(f"No route for {request.method} {request.path}")
@@ -227,6 +232,28 @@ class App:
                 return status, b"", extra
             raise e.MethodNotAllowed(request.method, sorted(methods))
         return await handler(request)
+
+    # --- account routes (api/account_routes.py) ---
+    def _account_routes(self) -> dict[str, dict[str, Handler]]:
+        r = account_routes
+        return {
+            f"{API_PREFIX}/key": {"GET": partial(r.current_key, self)},
+            f"{API_PREFIX}/credits": {"GET": partial(r.credits, self)},
+            f"{API_PREFIX}/generation": {"GET": partial(r.generation, self)},
+            f"{API_PREFIX}/keys": {"GET": partial(r.list_keys, self),
+                                   "POST": partial(r.create_key, self)},
+        }
+
+    def _key_routes(self, path: str) -> dict[str, Handler] | None:
+        """``/api/v1/keys/{hash}``: GET, PATCH, DELETE."""
+        prefix = f"{API_PREFIX}/keys/"
+        if not path.startswith(prefix) or "/" in path[len(prefix):]:
+            return None
+        key_hash, r = path[len(prefix):], account_routes
+        return {"GET": lambda q: r.get_key(self, q, key_hash),
+                "PATCH": lambda q: r.update_key(self, q, key_hash),
+                "DELETE": lambda q: r.delete_key(self, q, key_hash)}
+    # --- end of account routes ---
 
     @staticmethod
     def _endpoints_slug(path: str) -> str | None:
