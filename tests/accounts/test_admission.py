@@ -75,7 +75,7 @@ async def test_concurrent_burst_never_overspends(metered: Env) -> None:
                                     return_exceptions=True)
     ok = [o for o in outcomes if not isinstance(o, BaseException)]
     refused = [o for o in outcomes if isinstance(o, PaymentRequired)]
-    assert (len(ok), len(refused)) == (100, 100)
+    assert (len(ok), len(refused)) == (100, 100), {type(o).__name__: str(o) for o in outcomes}
     assert sum(to_nanos(o.usage.cost) for o in ok) == await metered.store.spent_total()
     assert await metered.store.spent_total() == await metered.store.credits_total()
 
@@ -145,3 +145,16 @@ async def test_free_model_passes_with_zero_balance_but_not_a_used_up_key(metered
     capped = await metered.key(limit_nanos=0)
     with pytest.raises(PaymentRequired):
         await metered.embed(capped, "gen-capped", price=Decimal(0))
+
+
+async def test_credits_added_later_apply_within_the_reread_interval(metered: Env) -> None:
+    import time
+
+    from embedrouter.accounts.admission import CREDITS_TTL_S
+
+    key = await metered.key()
+    with pytest.raises(PaymentRequired):
+        await metered.embed(key, "gen-a")
+    await grant(metered, "0.01")
+    time.sleep(CREDITS_TTL_S + 0.05)  # the read is cached at most this long (monotonic)
+    await metered.embed(key, "gen-b")

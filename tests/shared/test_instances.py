@@ -21,6 +21,7 @@ import psycopg
 import pytest
 import redis
 
+from embedrouter.accounts.admission import CREDITS_TTL_S
 from embedrouter.accounts.money import from_nanos, to_nanos
 from tests.api.conftest import DEFAULT_MODEL
 from tests.store.backends import pg_url  # noqa: F401  (fixture: a scratch PostgreSQL schema)
@@ -109,6 +110,7 @@ def test_exactly_the_balance_is_spent_across_three_instances(
     with instances(3, tmp_path, onnx_cache_dir, env) as servers:
         cost = one_request_cost(servers[0])
         add_credits(pg_url, cost * 100)
+        time.sleep(CREDITS_TTL_S + 0.2)  # instances re-read credits at most this often
         responses = asyncio.run(fire(servers, servers[0].api_key, 200))
         statuses = [r.status_code for r in responses]
         assert (statuses.count(200), statuses.count(402)) == (100, 100), statuses

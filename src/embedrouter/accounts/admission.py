@@ -11,6 +11,7 @@ charged for.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -30,6 +31,8 @@ from embedrouter.store.records import GenerationRecord
 from embedrouter.types import EmbeddingResult, Quote, Reserve
 
 log = logging.getLogger("embedrouter.accounts")
+
+CREDITS_TTL_S = 1.0
 
 
 def _usd(nanos: int) -> str:
@@ -84,7 +87,7 @@ class Gate:
         key = self._key
         now_ms = acc.now_ms()
         amount = to_nanos(quote.cost)
-        credits = await acc.store.credits_total() if cfg.enforce_credits else None
+        credits = await acc.credits() if cfg.enforce_credits else None
         minute, reset_ms = rate_window(now_ms)
         rpm = key.rpm if key.rpm is not None else cfg.requests_per_minute
         tpm = key.tpm if key.tpm is not None else cfg.tokens_per_minute
@@ -169,9 +172,31 @@ class Accounts:
         self.reclaims = reclaims  # the counters reclaim expired holds from the ledger (Redis)
         self.writer = LedgerWriter(store.record_generations)
         self._clock = clock
+        self._credits = 0
+        self._credits_until = 0.0
+        self._credits_fetch: asyncio.Future[int] | None = None
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+    async def credits(self) -> int:
+        """The account's credits, re-read at most every ``CREDITS_TTL_S``.
+
+        Grants only ever add, so a value up to that old can only refuse a request that a
+        fresh one would admit, never admit one it would refuse: the budget stays exact, and
+        ``credits add`` takes effect within that time on every instance.
+        """
+        if time.monotonic() < self._credits_until:
+            return self._credits
+        # One read at a time; concurrent callers share it (never the stale value meanwhile).
+        if self._credits_fetch is None or self._credits_fetch.done():
+            self._credits_fetch = asyncio.ensure_future(self._fetch_credits())
+        return await asyncio.shield(self._credits_fetch)
+
+    async def _fetch_credits(self) -> int:
+        value = await self.store.credits_total()
+        self._credits, self._credits_until = value, time.monotonic() + CREDITS_TTL_S
+        return value
 
     async def start(self) -> None:
         await self.counters.start()

@@ -48,10 +48,14 @@ class CountersUnavailable(ServiceUnavailable):
 class RedisCounters:
     def __init__(self, url: str, ledger: Ledger, generations: GenerationLookup, *,
                  prefix: str = "embedrouter:", on_error: Callable[[], None] | None = None,
-                 socket_timeout_s: float = 2.0) -> None:
-        self._redis = aioredis.from_url(url, socket_timeout=socket_timeout_s,
-                                        socket_connect_timeout=socket_timeout_s,
-                                        decode_responses=True)
+                 socket_timeout_s: float = 2.0, max_connections: int = 64) -> None:
+        # Blocking: a burst waits (bounded) for a pooled connection instead of failing with
+        # "too many connections" while Redis itself is fine.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=socket_timeout_s,
+            socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s,
+            decode_responses=True)
+        self._redis = aioredis.Redis(connection_pool=pool)
         self._ledger = ledger
         self._generations = generations
         self._p = prefix
@@ -182,3 +186,4 @@ class RedisCounters:
 
     async def close(self) -> None:
         await self._redis.aclose()
+        await self._redis.connection_pool.disconnect()
