@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 LIMIT_RESETS = ("daily", "weekly", "monthly")
 RATE_WINDOW_MS = 60_000
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +22,9 @@ class Window:
     id: str
     start_ms: int
     end_ms: int | None  # None: the all-time window of a limit without reset
+
+
+_ALL_TIME = Window("all", 0, None)
 
 
 def _ms(dt: datetime) -> int:
@@ -38,9 +43,15 @@ def period_starts(now_ms: int) -> tuple[int, int, int]:
 def spend_window(reset: str | None, now_ms: int) -> Window:
     """The window a key's spend limit counts in right now."""
     if reset is None:
-        return Window("all", 0, None)
-    now = datetime.fromtimestamp(now_ms / 1000, UTC)
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return _ALL_TIME
+    return _day_window(reset, now_ms // DAY_MS)
+
+
+@lru_cache(maxsize=64)
+def _day_window(reset: str, day_number: int) -> Window:
+    # Every window starts and ends on a UTC midnight, so it is a function of the day alone:
+    # cached, the datetime arithmetic runs once a day per reset kind, not once a request.
+    day = datetime.fromtimestamp(day_number * DAY_MS / 1000, UTC)
     if reset == "daily":
         start, end = day, day + timedelta(days=1)
     elif reset == "weekly":

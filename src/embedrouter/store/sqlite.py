@@ -197,14 +197,14 @@ class SQLiteStore:
             self._ledger = conn
         return self._ledger
 
-    def _record_sync(self, rows: list[GenerationRecord]) -> None:
+    def _record_sync(self, rows: list[tuple[Any, ...]]) -> None:
         conn = self._ledger_conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable() from exc
         try:
-            conn.executemany(sql.INSERT_GENERATION, [gen_values(r) for r in rows])
+            conn.executemany(sql.INSERT_GENERATION, rows)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -213,7 +213,8 @@ class SQLiteStore:
 
     async def record_generations(self, rows: list[GenerationRecord]) -> None:
         """One fsynced transaction in a worker thread (the caller serialises calls)."""
-        await asyncio.to_thread(self._record_sync, rows)
+        # Parameters built here: the worker thread should hold the GIL as little as possible.
+        await asyncio.to_thread(self._record_sync, [gen_values(r) for r in rows])
 
     async def get_generation(self, generation_id: str) -> GenerationRecord | None:
         rows = self._read(sql.GET_GENERATION, (generation_id,))
