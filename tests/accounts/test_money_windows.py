@@ -32,8 +32,9 @@ def test_parse_usd_refuses(bad: object) -> None:
 
 
 def test_costs_round_up_to_the_next_nano_dollar() -> None:
-    assert to_nanos(Decimal("0.02") * 10 / 1_000_000) == 1  # 0.2 nano-dollars
-    assert to_nanos(Decimal("0.13") * 7 / 1_000_000) == 1  # 0.91
+    assert to_nanos(Decimal("0.02") * 10 / 1_000_000) == 200  # exact
+    assert to_nanos(Decimal("0.0001") / 1_000_000) == 1  # 0.1 nano-dollars, rounded up
+    assert to_nanos(Decimal("0.0015") * 3 / 1_000_000) == 5  # 4.5
     assert to_nanos(Decimal("0.13") * 1000 / 1_000_000) == 130_000  # exact: no rounding
 
 
