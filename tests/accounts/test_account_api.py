@@ -175,3 +175,15 @@ def test_no_key_appears_in_the_server_log(server: tuple[LiveServer, dict[str, st
     for key in [*created, live.api_key, live.management_key]:
         assert key not in log
         assert key.removeprefix("sk-er-v1-") not in log
+
+
+def test_metrics_count_ledger_commits_and_counter_errors(
+        server: tuple[LiveServer, dict[str, str]]) -> None:
+    live, _ = server
+    assert embed(live, live.api_key).status_code == 200
+    text = httpx.get(f"{live.root}/metrics").text
+    values = dict(line.split(" ", 1) for line in text.splitlines()
+                  if line.startswith("embedrouter_accounts_"))
+    assert int(values["embedrouter_accounts_ledger_rows"]) >= 1
+    assert int(values["embedrouter_accounts_ledger_commits"]) >= 1
+    assert values["embedrouter_accounts_counter_errors"] == "0"

@@ -220,7 +220,8 @@ class Accounts:
         return result
 
     def stats(self) -> dict[str, Any]:
-        return {"ledger_commits": self.writer.commits, "ledger_rows": self.writer.rows}
+        return {"ledger_commits": self.writer.commits, "ledger_rows": self.writer.rows,
+                "counter_errors": getattr(self.counters, "errors", 0)}
 
     async def close(self) -> None:
         await self.writer.close()

@@ -295,7 +295,9 @@ class App:
         return (200 if ready else 503), body, {}
 
     async def _metrics(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
-        return 200, self.metrics.render(self._svc.router.stats()), {}
+        accounts = self._svc.accounts
+        return 200, self.metrics.render(self._svc.router.stats(),
+                                        accounts.stats() if accounts is not None else None), {}
 
     async def _openapi(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
         return 200, self._openapi_bytes, {}

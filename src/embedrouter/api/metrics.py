@@ -19,7 +19,8 @@ class RequestMetrics:
         self._seconds[route] += seconds
         self._observed[route] += 1
 
-    def render(self, engine: Mapping[str, Mapping[str, float]]) -> bytes:
+    def render(self, engine: Mapping[str, Mapping[str, float]],
+               accounts: Mapping[str, float] | None = None) -> bytes:
         lines = ["# TYPE embedrouter_requests_total counter"]
         for (route, status), n in sorted(self._count.items()):
             lines.append(f'embedrouter_requests_total{{route="{route}",status="{status}"}} {n}')
@@ -35,4 +36,9 @@ class RequestMetrics:
             for model, stats in sorted(engine.items()):
                 if name in stats:
                     lines.append(f'embedrouter_batcher_{name}{{model="{model}"}} {stats[name]}')
+        # Ledger commits and rows (rows / commits = charges per group commit), and in shared
+        # mode how often Redis failed (each failure refused a metered request with 503).
+        for name, value in sorted((accounts or {}).items()):
+            lines.append(f"# TYPE embedrouter_accounts_{name} counter")
+            lines.append(f"embedrouter_accounts_{name} {value}")
         return ("\n".join(lines) + "\n").encode()
