@@ -158,3 +158,35 @@ async def test_credits_added_later_apply_within_the_reread_interval(metered: Env
     await grant(metered, "0.01")
     time.sleep(CREDITS_TTL_S + 0.05)  # the read is cached at most this long (monotonic)
     await metered.embed(key, "gen-b")
+
+
+async def test_a_request_cancelled_while_charging_is_charged_exactly_once(unmetered: Env) -> None:
+    env = unmetered
+    key = await env.key(limit_nanos=parse_usd("0.02"))
+    writer = env.accounts.writer
+    flush, writing, release_flush = writer._flush, asyncio.Event(), asyncio.Event()
+
+    async def held_flush(rows):  # type: ignore[no-untyped-def]
+        writing.set()
+        await release_flush.wait()
+        await flush(rows)
+
+    writer._flush = held_flush
+    task = asyncio.create_task(env.embed(key, "gen-cancelled"))
+    try:
+        # Until the charge is being written (the provider has answered).
+        await asyncio.wait_for(writing.wait(), timeout=30)
+        task.cancel()  # the client went away while the charge was being written
+    finally:
+        release_flush.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(500):
+        if await env.store.get_generation("gen-cancelled") is not None:
+            break
+        await asyncio.sleep(0.01)
+    writer._flush = flush
+    assert await env.store.get_generation("gen-cancelled") is not None
+    await env.embed(key, "gen-after")  # the limit has exactly one cent left
+    with pytest.raises(PaymentRequired):
+        await env.embed(key, "gen-over")

@@ -65,8 +65,7 @@ def refusal(r: Refused, quote: Quote, amount: int, now_ms: int) -> Exception:
 class Gate:
     """One request's passage through admission; not reusable."""
 
-    __slots__ = ("_accounts", "_hold", "_key", "_now_ms", "_quote", "_settled", "_uncertain",
-                 "generation_id")
+    __slots__ = ("_accounts", "_hold", "_key", "_now_ms", "_quote", "_settled", "generation_id")
 
     def __init__(self, accounts: Accounts, key: KeyRecord, generation_id: str) -> None:
         self._accounts = accounts
@@ -76,7 +75,6 @@ class Gate:
         self._quote: Quote | None = None
         self._now_ms = 0
         self._settled = False
-        self._uncertain = False
 
     async def reserve(self, quote: Quote) -> None:
         """Hold the quote's cost and tokens, or raise PaymentRequired / RateLimited."""
@@ -125,7 +123,12 @@ class Gate:
         tokens = result.usage.prompt_tokens
         acc = self._accounts
         ttl_ms = int(acc.config.reservation_ttl_s * 1000)
-        if not await acc.counters.confirm(hold, acc.now_ms() + ttl_ms):
+        try:
+            confirmed = await acc.counters.confirm(hold, acc.now_ms() + ttl_ms)
+        except BaseException:
+            await self.release()
+            raise
+        if not confirmed:
             # Slower than the reservation's lifetime: another instance took the hold for a
             # dead one's and released it. Charging now could spend that balance twice.
             self._settled = True
@@ -136,11 +139,20 @@ class Gate:
             id=self.generation_id, key_hash=self._key.key_hash, model=quote.model,
             upstream_model=result.model, provider=result.provider, tokens=tokens,
             cost_nanos=cost, created_ms=self._now_ms, latency_ms=round(latency_s * 1000))
-        self._uncertain = True  # from here a failure may or may not have committed
-        await self._accounts.writer.write(row)
-        self._settled = True
+        self._settled = True  # from here this method alone decides what happens to the hold
         try:
-            await self._accounts.counters.settle(hold, cost, tokens)
+            await acc.writer.write(row)
+        except BaseException:
+            if acc.reclaims:
+                # The outcome of a failed commit is unknown: the reclaimer settles or releases
+                # the hold from what the ledger holds once it expires.
+                log.warning("charging %s failed; its reservation is reclaimed from the ledger "
+                            "after it expires", self.generation_id)
+            else:
+                await self._release_counters(hold)
+            raise
+        try:
+            await acc.counters.settle(hold, cost, tokens)
         except Exception:  # the charge is durable; the reclaimer applies it from the ledger
             log.warning("settling %s in the counters failed; it is reclaimed from the ledger "
                         "after the reservation expires", self.generation_id)
@@ -152,8 +164,9 @@ class Gate:
         if hold is None or self._settled:
             return
         self._settled = True
-        if self._uncertain and self._accounts.reclaims:
-            return  # the ledger write's outcome is unknown: the reclaimer decides from it
+        await self._release_counters(hold)
+
+    async def _release_counters(self, hold: Hold) -> None:
         try:
             await self._accounts.counters.release(hold)
         except Exception:
@@ -213,9 +226,13 @@ class Accounts:
         started = time.perf_counter()
         try:
             result = await embed(gate.reserve)
-            charged = await gate.settle(result, time.perf_counter() - started)
-        finally:
+        except BaseException:
             await gate.release()
+            raise
+        # Shielded: once a provider has answered, the charge and the counters are settled
+        # even if this request is cancelled meanwhile (client gone, shutdown); settle handles
+        # its own failures.
+        charged = await asyncio.shield(gate.settle(result, time.perf_counter() - started))
         result.usage = replace(result.usage, cost=charged)
         return result
 
