@@ -1,4 +1,5 @@
-"""Command line: `embedrouter serve | keys | embed | batch`. Thin: the packages own the logic."""
+"""Command line: `embedrouter serve | keys | credits | usage | embed | batch`. Thin: the packages
+own the logic."""
 
 from __future__ import annotations
 
@@ -37,22 +38,38 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(_settings(args, host=args.host, port=args.port))
 
 
-async def _with_keys(args: argparse.Namespace, action: Any) -> Any:
-    from embedrouter.accounts import KeyService
+async def _with_store(args: argparse.Namespace, action: Any) -> Any:
     from embedrouter.store import open_store
 
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(settings.resolved_database_url)
     try:
-        return await action(KeyService(store))
+        return await action(store, settings)
     finally:
         await store.close()
 
 
+async def _with_keys(args: argparse.Namespace, action: Any) -> Any:
+    from embedrouter.accounts import KeyService
+
+    return await _with_store(args, lambda store, _: action(KeyService(store)))
+
+
+def _usd_arg(text: str) -> int:
+    from embedrouter.accounts.money import parse_usd
+
+    try:
+        return parse_usd(text, field="USD")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_keys_create(args: argparse.Namespace) -> int:
     async def act(keys: Any) -> str:
-        plaintext, _ = await keys.create(args.label, management=args.management)
+        plaintext, _ = await keys.create(args.label, management=args.management,
+                                         limit_nanos=args.limit, limit_reset=args.limit_reset,
+                                         rpm=args.rpm, tpm=args.tpm)
         return plaintext
 
     print(asyncio.run(_with_keys(args, act)))
@@ -89,6 +106,85 @@ def _cmd_keys_disable(args: argparse.Namespace) -> int:
         print(f"embedrouter: {exc.message}", file=sys.stderr)
         return 1
     print(f"disabled {record.display} ({record.label})")
+    return 0
+
+
+def _cmd_credits_add(args: argparse.Namespace) -> int:
+    import secrets
+    import time
+
+    from embedrouter.accounts.money import MAX_NANOS, from_nanos
+
+    async def act(store: Any, _: Any) -> int:
+        if await store.credits_total() + args.amount > MAX_NANOS:
+            raise ValueError(f"the balance may not exceed {from_nanos(MAX_NANOS)} USD")
+        return int(await store.add_credits(f"grant-{secrets.token_hex(8)}", args.amount,
+                                           int(time.time() * 1000), args.note or ""))
+
+    total = asyncio.run(_with_store(args, act))
+    print(f"added ${from_nanos(args.amount)}; total credits ${from_nanos(total)}")
+    return 0
+
+
+def _cmd_credits_show(args: argparse.Namespace) -> int:
+    from embedrouter.accounts.money import from_nanos
+    from embedrouter.accounts.usage import balance
+
+    async def act(store: Any, settings: Any) -> Any:
+        return await balance(store), settings.accounts
+
+    b, cfg = asyncio.run(_with_store(args, act))
+    if not cfg.enabled:
+        mode = "accounting off ([accounts] enabled = false): nothing is recorded"
+    elif cfg.enforce_credits:
+        mode = "enforced: requests the balance cannot pay for get 402"
+    else:
+        mode = ("unmetered: usage is recorded, nothing is refused for money "
+                "(set [accounts] enforce_credits = true to enforce)")
+    print(f"credits   ${from_nanos(b.credits)}")
+    print(f"used      ${from_nanos(b.spent)}")
+    print(f"balance   ${from_nanos(b.available)}")
+    print(f"mode      {mode}")
+    return 0
+
+
+def _since_ms(text: str | None) -> int:
+    from datetime import UTC, datetime
+
+    if not text:
+        return 0
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"embedrouter: --since: expected a date like 2026-01-31, got {text!r}"
+                         ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def _cmd_usage(args: argparse.Namespace) -> int:
+    from embedrouter.accounts import KeyService
+    from embedrouter.accounts.money import from_nanos
+
+    since = _since_ms(args.since)
+
+    async def act(store: Any, _: Any) -> Any:
+        keys = {k.key_hash: k for k in await store.list_keys()}
+        key_hash = (await KeyService(store).get(args.key)).key_hash if args.key else None
+        return keys, await store.usage_report(key_hash, since)
+
+    keys, rows = asyncio.run(_with_store(args, act))
+    print(f"{'KEY':<22} {'LABEL':<20} {'MODEL':<44} {'REQUESTS':>9} {'TOKENS':>12} COST (USD)")
+    total = 0
+    for r in rows:
+        key = keys.get(r.key_hash)
+        shown, label = (key.display, key.label) if key else (r.key_hash[:16], "(deleted)")
+        print(f"{shown:<22} {label[:20]:<20} {r.model[:44]:<44} {r.requests:>9} "
+              f"{r.tokens:>12} {from_nanos(r.cost_nanos)}")
+        total += r.cost_nanos
+    print(f"{'total':<22} {'':<20} {'':<44} {sum(r.requests for r in rows):>9} "
+          f"{sum(r.tokens for r in rows):>12} {from_nanos(total)}")
     return 0
 
 
@@ -174,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = keys.add_parser("create", help="create a key and print it (shown only once)")
     p.add_argument("--label", required=True)
     p.add_argument("--management", action="store_true", help="an admin key (cannot embed)")
+    p.add_argument("--limit", type=_usd_arg, default=None, metavar="USD",
+                   help="spend limit in USD (default: none)")
+    p.add_argument("--limit-reset", choices=["daily", "weekly", "monthly"], default=None,
+                   help="the limit counts per UTC day, week or month (default: all time)")
+    p.add_argument("--rpm", type=int, default=None, help="requests per minute for this key")
+    p.add_argument("--tpm", type=int, default=None, help="tokens per minute for this key")
     _common(p)
     p.set_defaults(func=_cmd_keys_create)
     p = keys.add_parser("list", help="list keys (never their secret)")
@@ -184,6 +286,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("key", metavar="KEY_OR_HASH")
     _common(p)
     p.set_defaults(func=_cmd_keys_disable)
+
+    credits = sub.add_parser("credits", help="the account's credit balance").add_subparsers(
+        dest="credits_cmd", required=True)
+    p = credits.add_parser("add", help="add credits (USD)")
+    p.add_argument("amount", type=_usd_arg, metavar="USD")
+    p.add_argument("--note", default=None, help="kept with the grant in the ledger")
+    _common(p)
+    p.set_defaults(func=_cmd_credits_add)
+    p = credits.add_parser("show", help="credits, usage, balance and whether they are enforced")
+    _common(p)
+    p.set_defaults(func=_cmd_credits_show)
+
+    p = sub.add_parser("usage", help="requests, tokens and cost per key and model")
+    p.add_argument("--key", default=None, help="one key: the key, its hash or a hash prefix")
+    p.add_argument("--since", default=None, metavar="DATE", help="e.g. 2026-01-31 (UTC)")
+    _common(p)
+    p.set_defaults(func=_cmd_usage)
 
     p = sub.add_parser("providers", help="list remote providers: enabled or not, and why")
     p.add_argument("--json", action="store_true")

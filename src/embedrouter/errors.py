@@ -11,11 +11,13 @@ are written for the API caller: they never carry stack traces, secrets or key ma
     │   ├── UnsupportedInput      400  media part sent to a text-only model
     │   └── ContextLengthExceeded 400  an input has more tokens than the model's context
     ├── AuthenticationFailed      401
+    ├── PaymentRequired           402  balance or key limit too low (before any provider call)
     ├── PermissionDenied          403
     ├── NotFound                  404  unknown route, or model that is not an embeddings model
     ├── MethodNotAllowed          405
     ├── PayloadTooLarge           413  too many inputs or too big a body
     ├── Overloaded                429  local queue full (Retry-After)
+    │   └── RateLimited           429  a key's or model's RPM/TPM (X-RateLimit-* headers)
     ├── ServiceUnavailable        503
     ├── UpstreamError             400/429/502/503/504/524/529  every upstream attempt failed
     └── InternalError             500  anything unexpected (message masked)
@@ -85,6 +87,13 @@ class AuthenticationFailed(EmbedRouterError):
     """Missing, unknown or disabled key (401)."""
 
 
+class PaymentRequired(EmbedRouterError):
+    """Not enough credits, or the key's spend limit is used up (402)."""
+
+    def __init__(self, message: str, *, metadata: dict[str, Any] | None = None) -> None:
+        super().__init__(message, metadata={"error_type": "payment_required", **(metadata or {})})
+
+
 class PermissionDenied(EmbedRouterError):
     """The key is valid but may not do this (403)."""
 
@@ -115,6 +124,20 @@ class Overloaded(EmbedRouterError):
             headers={"retry-after": str(retry_after)},
         )
         self.retry_after = retry_after
+
+
+class RateLimited(Overloaded):
+    """A rate limit of this server (not an upstream's): 429 with the X-RateLimit-* headers.
+
+    ``reset_ms`` is when the window ends, in unix milliseconds (OpenRouter's unit).
+    """
+
+    def __init__(self, message: str, *, limit: int, remaining: int, reset_ms: int,
+                 retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.headers.update({"x-ratelimit-limit": str(limit),
+                             "x-ratelimit-remaining": str(remaining),
+                             "x-ratelimit-reset": str(reset_ms)})
 
 
 class ServiceUnavailable(EmbedRouterError):

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from embedrouter.api.app import App, Services
 from embedrouter.api.parse import Limits
@@ -120,6 +121,30 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
     return dispatcher
 
 
+async def build_accounts(settings: Settings, store: Any) -> Any:
+    """Admission over the store: Redis counters when EMBEDROUTER_REDIS_URL is set (several
+    instances), in-process ones otherwise; None when ``[accounts] enabled = false``."""
+    from embedrouter.accounts.admission import Accounts
+    from embedrouter.accounts.counters import MemoryCounters
+
+    if not settings.accounts.enabled:
+        return None
+    if settings.redis_url:
+        from embedrouter.accounts.redis_counters import RedisCounters
+
+        counters: Any = RedisCounters(settings.redis_url, store, store,
+                                      prefix=settings.redis_prefix)
+        accounts = Accounts(store, counters, settings.accounts, reclaims=True)
+    else:
+        accounts = Accounts(store, MemoryCounters(store), settings.accounts)
+    try:
+        await accounts.start()
+    except BaseException:
+        await accounts.close()
+        raise
+    return accounts
+
+
 async def build_services(settings: Settings) -> Services:
     from embedrouter.accounts import KeyService
     from embedrouter.store import open_store
@@ -127,22 +152,35 @@ async def build_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(settings.resolved_database_url)
     cache = None
+    accounts = None
     try:
         cache = await build_cache(settings.cache, settings.data_dir)
+        accounts = await build_accounts(settings, store)
         router = await build_router(settings, cache)
     except BaseException:
         if cache is not None:
             await cache.close()
+        if accounts is not None:
+            await accounts.close()
         await store.close()
         raise
+    reclaimer = None
+    if accounts is not None and accounts.reclaims:
+        reclaimer = asyncio.create_task(
+            accounts.counters.run_reclaimer(settings.accounts.reclaim_every_s))
 
     async def close() -> None:
+        if reclaimer is not None:
+            reclaimer.cancel()
         await router.close()
         if cache is not None:
             await cache.close()
+        if accounts is not None:
+            await accounts.close()
         await store.close()
 
     return Services(router=router, catalog=router.catalog, keys=KeyService(store),
+                    accounts=accounts, store=store,
                     max_body_bytes=settings.max_body_bytes,
                     limits=Limits(max_inputs=settings.max_inputs,
                                   max_input_chars=settings.max_input_chars),

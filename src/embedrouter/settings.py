@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -47,6 +48,20 @@ TOKEN_ID_MODES = ("cl100k", "o200k", "native", "reject")
 
 
 @dataclass(frozen=True, slots=True)
+class AccountsConfig:
+    """``[accounts]`` and ``[limits]`` of the config file."""
+
+    enabled: bool = True  # false: no ledger, no limits, no generation records at all
+    enforce_credits: bool = False  # false: unmetered (usage still recorded)
+    requests_per_minute: int | None = None  # instance default per key
+    tokens_per_minute: int | None = None
+    # slug -> (rpm, tpm): one window per model, shared by every key
+    model_limits: Mapping[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    reservation_ttl_s: float = 300.0  # a hold older than this belonged to a dead instance
+    reclaim_every_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -82,6 +97,11 @@ class Settings:
     # [telemetry] otlp_endpoint, or OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT: where traces go
     # (OTLP/HTTP). None: no tracing, and the otel extra is never imported.
     otlp_endpoint: str | None = None
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
+    # Shared mode: counters and reservations in Redis (env EMBEDROUTER_REDIS_URL); None keeps
+    # them in-process, which is right for exactly one instance per database.
+    redis_url: str | None = None
+    redis_prefix: str = "embedrouter:"
 
     @property
     def resolved_database_url(self) -> str:
@@ -190,7 +210,8 @@ def _token_ids(value: Any, key: str) -> str:
 _SECTION_KEYS = {
     "server": {"host", "port", "max_body_bytes", "max_inputs", "max_input_chars", "truncate",
                "header_timeout_s", "body_timeout_s", "keepalive_timeout_s", "max_connections"},
-    "storage": {"database_url"},
+    "storage": {"database_url", "redis_url", "redis_prefix"},
+    "accounts": {"enabled", "enforce_credits", "reservation_ttl_s", "reclaim_every_s"},
     "engine": {"threads", "max_batch_tokens", "max_batch_size", "max_queue_items"},
     "default_model": {"enabled", "price_per_million", "token_ids"},
     "telemetry": {"otlp_endpoint"},
@@ -241,6 +262,40 @@ def _model(raw: Any, i: int) -> ModelConfig:
     )
 
 
+def _rates(table: Any, where: str) -> tuple[int | None, int | None]:
+    if not isinstance(table, dict):
+        raise SettingsError(f"{where}: expected a table")
+    unknown = set(table) - {"requests_per_minute", "tokens_per_minute"}
+    if unknown:
+        raise SettingsError(f"{where}: unknown keys {sorted(unknown)}")
+    rpm, tpm = table.get("requests_per_minute"), table.get("tokens_per_minute")
+    return (None if rpm is None else _int(rpm, f"{where}.requests_per_minute", minimum=1),
+            None if tpm is None else _int(tpm, f"{where}.tokens_per_minute", minimum=1))
+
+
+def _accounts(accounts: dict[str, Any], limits: Any) -> AccountsConfig:
+    """``[accounts]`` and ``[limits]`` (instance defaults per key, ``[limits.models."slug"]``
+    per model)."""
+    if not isinstance(limits, dict):
+        raise SettingsError("[limits]: expected a table")
+    models = limits.get("models", {})
+    if not isinstance(models, dict):
+        raise SettingsError("[limits.models]: expected a table of model slugs")
+    rpm, tpm = _rates({k: v for k, v in limits.items() if k != "models"}, "limits")
+    return AccountsConfig(
+        enabled=_bool(accounts.get("enabled", True), "accounts.enabled"),
+        enforce_credits=_bool(accounts.get("enforce_credits", False),
+                              "accounts.enforce_credits"),
+        requests_per_minute=rpm, tokens_per_minute=tpm,
+        model_limits={slug.lower(): _rates(v, f'limits.models."{slug}"')
+                      for slug, v in models.items()},
+        reservation_ttl_s=_seconds(accounts.get("reservation_ttl_s", 300.0),
+                                   "accounts.reservation_ttl_s"),
+        reclaim_every_s=_seconds(accounts.get("reclaim_every_s", 10.0),
+                                 "accounts.reclaim_every_s"),
+    )
+
+
 def load_settings(
     config_file: Path | None = None,
     *,
@@ -257,7 +312,8 @@ def load_settings(
             raise SettingsError(f"config file {config_file} does not exist") from exc
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config file {config_file}: {exc}") from exc
-    unknown_sections = set(raw) - set(_SECTION_KEYS) - {"models", "providers", "routing", "cache"}
+    unknown_sections = (set(raw) - set(_SECTION_KEYS)
+                        - {"models", "providers", "routing", "cache", "limits"})
     if unknown_sections:
         raise SettingsError(f"unknown config sections {sorted(unknown_sections)}")
     for section, keys in _SECTION_KEYS.items():
@@ -327,7 +383,11 @@ def load_settings(
         raise SettingsError("routing.deadline_s: expected a positive number of seconds")
     cache = _cache_config(raw.get("cache"), env)
     s = replace(s, providers=tuple(states), remote_models=tuple(remote),
-                request_deadline_s=float(deadline), cache=cache)
+                request_deadline_s=float(deadline), cache=cache,
+                accounts=_accounts(raw.get("accounts", {}), raw.get("limits", {})),
+                redis_url=storage.get("redis_url"),
+                redis_prefix=_str(storage.get("redis_prefix", "embedrouter:"),
+                                  "storage.redis_prefix"))
     local = {m.slug for m in s.all_models()}
     clash = sorted(local & {m.slug for m in remote})
     if clash:
@@ -342,6 +402,10 @@ def load_settings(
         s = replace(s, data_dir=Path(env["EMBEDROUTER_DATA_DIR"]))
     if env.get("EMBEDROUTER_DATABASE_URL"):
         s = replace(s, database_url=env["EMBEDROUTER_DATABASE_URL"])
+    if env.get("EMBEDROUTER_REDIS_URL"):
+        s = replace(s, redis_url=env["EMBEDROUTER_REDIS_URL"])
+    if env.get("EMBEDROUTER_REDIS_PREFIX"):
+        s = replace(s, redis_prefix=env["EMBEDROUTER_REDIS_PREFIX"])
     if env.get("EMBEDROUTER_CACHE_DIR"):
         s = replace(s, cache_dir=Path(env["EMBEDROUTER_CACHE_DIR"]))
     if env.get("EMBEDROUTER_DEFAULT_MODEL_PRICE"):

@@ -6,7 +6,7 @@ between the layers are these small frozen structures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -90,3 +90,22 @@ class EmbeddingResult:
     input_tokens: Sequence[int] | None = None
     input_tokens_exact: bool = False
     cache: str | None = None  # hit | miss | partial, when the cache took part
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The most a request can cost, known before any provider is called.
+
+    ``tokens`` and ``cost`` are upper bounds: exact for a local model (its own tokenizer has
+    counted), and for a remote one the UTF-8 byte count (plus a few special tokens per input)
+    at the highest price among the endpoints the plan may try.
+    """
+
+    model: str  # the catalog slug
+    tokens: int
+    cost: Decimal
+
+
+# Called by the router exactly once per request, after the quote is known and before any
+# provider is called; raising refuses the request (402, 429) with nothing spent.
+Reserve = Callable[[Quote], Awaitable[None]]

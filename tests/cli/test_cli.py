@@ -101,3 +101,30 @@ def test_providers_lists_every_provider_and_why(tmp_path: Path) -> None:
                             str(config), "--data-dir", str(tmp_path / "d")],
                            capture_output=True, text=True, env=env, timeout=60).stdout
     assert table.splitlines()[0].split() == ["PROVIDER", "KIND", "STATE", "MODELS", "WHY"]
+
+
+def test_accounts_commands_take_limits_and_show_money(tmp_path: Path) -> None:
+    out = cli(tmp_path, "keys", "create", "--label", "team", "--limit", "2.5", "--limit-reset",
+              "monthly", "--rpm", "60", "--tpm", "100000")
+    assert out.returncode == 0, out.stderr
+    assert re.fullmatch(r"sk-er-v1-[0-9a-f]{64}\n", out.stdout)  # still the key alone
+    added = cli(tmp_path, "credits", "add", "10.25")
+    assert added.returncode == 0 and "total credits $10.25" in added.stdout
+    cli(tmp_path, "credits", "add", "0.000000001")
+    shown = cli(tmp_path, "credits", "show").stdout
+    assert "credits   $10.250000001" in shown and "balance   $10.250000001" in shown
+    assert "unmetered" in shown  # the mode in force is stated
+    usage = cli(tmp_path, "usage", "--since", "2026-01-01")
+    assert usage.returncode == 0 and "REQUESTS" in usage.stdout
+    for bad in (("credits", "add", "-1"), ("credits", "add", "ten"),
+                ("keys", "create", "--label", "x", "--limit-reset", "yearly"),
+                ("usage", "--since", "yesterday")):
+        refused = cli(tmp_path, *bad)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr, bad
+
+
+def test_credits_show_states_enforcement(tmp_path: Path) -> None:
+    config = tmp_path / "er.toml"
+    config.write_text("[accounts]\nenforce_credits = true\n")
+    shown = cli(tmp_path, "credits", "show", "--config", str(config)).stdout
+    assert "enforced" in shown

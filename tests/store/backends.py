@@ -12,7 +12,7 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -95,6 +95,22 @@ async def scratch_postgres() -> AsyncIterator[str]:
         yield url
     finally:
         await _drop_schema(schema)
+
+
+@contextlib.contextmanager
+def scratch_postgres_sync() -> Iterator[str]:
+    """:func:`scratch_postgres` for code without an event loop (module-scoped fixtures)."""
+    require_postgres()
+    schema = f"{SCHEMA_PREFIX}{int(time.time())}_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                sql.Identifier(schema)))
 
 
 @pytest.fixture(params=BACKENDS)

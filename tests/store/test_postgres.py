@@ -34,8 +34,9 @@ async def test_survives_pooled_connections_being_killed(pg_url: str) -> None:
             cur = await admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE application_name = %s", (app_name,))
-            assert (await cur.fetchone()) == (1,)
-        assert await store.get_key(rec(1).key_hash) == rec(1)  # reads retry once, fresh
+            row = await cur.fetchone()
+            assert row is not None and row[0] >= 1  # the pool may hold more than one
+        assert await store.get_key(rec(1).key_hash) == rec(1)  # the pool replaces dead ones
         assert await store.set_key_disabled(rec(1).key_hash, True)
     finally:
         await store.close()
@@ -54,7 +55,7 @@ async def test_database_gone_mid_request_is_masked_store_unavailable(pg_url: str
     store = await open_store(f"{pg_url}&application_name={app_name}")
     try:
         # Every later connection attempt fails, as if the server went away.
-        store._pool._conninfo = make_conninfo(DEAD_URL)  # type: ignore[attr-defined]
+        store._pool.conninfo = make_conninfo(DEAD_URL)  # type: ignore[attr-defined]
         async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
             await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                 "WHERE application_name = %s", (app_name,))

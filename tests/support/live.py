@@ -59,8 +59,13 @@ def start_server(
     env: dict[str, str] | None = None,
     timeout: float = 120.0,
     preexec_fn: Callable[[], None] | None = None,
+    announces_keys: bool = True,
 ) -> LiveServer:
-    """Launch the CLI exactly as a user would and wait for its ready line."""
+    """Launch the CLI exactly as a user would and wait for its ready line.
+
+    ``announces_keys=False``: a later instance on a database that already has keys (it prints
+    none; its LiveServer carries empty keys).
+    """
     cmd = [sys.executable, "-m", "embedrouter", "serve", "--port", "0", "--data-dir",
            str(data_dir)]
     if config is not None:
@@ -81,6 +86,8 @@ def start_server(
             if m := KEYS_FILE_LINE.search(line):
                 keys.update(read_keys_file(Path(m.group(1))))
             if m := READY.search(line):
+                if not announces_keys:
+                    return LiveServer(m.group(1), "", "", data_dir, proc, lines)
                 if "inference" not in keys:
                     proc.terminate()
                     raise RuntimeError("server started without announcing bootstrap keys")

@@ -14,7 +14,10 @@ import logging
 import re
 import secrets
 import time
+from typing import Any
 
+from embedrouter.accounts.money import MAX_NANOS
+from embedrouter.accounts.windows import LIMIT_RESETS
 from embedrouter.errors import AuthenticationFailed, InvalidRequest, NotFound
 from embedrouter.store import KeyRecord, Store
 
@@ -82,6 +85,21 @@ def _check_label(label: str) -> str:
     return label
 
 
+def check_limits(limits: dict[str, Any]) -> dict[str, Any]:
+    """Validate key limit fields (None clears one); InvalidRequest names the bad field."""
+    for name in ("limit_nanos", "rpm", "tpm"):
+        value = limits.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 0 or value > MAX_NANOS):
+            raise InvalidRequest(f"{name.removesuffix('_nanos')}: expected a non-negative "
+                                 "number", metadata={"field": name.removesuffix("_nanos")})
+    reset = limits.get("limit_reset")
+    if reset is not None and reset not in LIMIT_RESETS:
+        raise InvalidRequest(f"limit_reset: expected one of {', '.join(LIMIT_RESETS)} or null",
+                             metadata={"field": "limit_reset"})
+    return limits
+
+
 class KeyService:
     """Keys over a :class:`~embedrouter.store.Store`; holds no state of its own.
 
@@ -92,15 +110,21 @@ class KeyService:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def _new_record(self, key: str, label: str, *, management: bool) -> KeyRecord:
+    def _new_record(self, key: str, label: str, *, management: bool,
+                    **limits: Any) -> KeyRecord:
         return KeyRecord(key_hash=hash_key(key), label=label, is_management=management,
-                         disabled=False, created_at=int(time.time()), display=display_key(key))
+                         disabled=False, created_at=int(time.time()), display=display_key(key),
+                         **limits)
 
-    async def create(self, label: str, *, management: bool = False) -> tuple[str, KeyRecord]:
+    async def create(self, label: str, *, management: bool = False,
+                     limit_nanos: int | None = None, limit_reset: str | None = None,
+                     rpm: int | None = None, tpm: int | None = None) -> tuple[str, KeyRecord]:
         """Create a key; returns its plaintext (shown once, never stored) and its record."""
         label = _check_label(label)
+        limits = check_limits({"limit_nanos": limit_nanos, "limit_reset": limit_reset,
+                               "rpm": rpm, "tpm": tpm})
         key = generate_key()
-        record = self._new_record(key, label, management=management)
+        record = self._new_record(key, label, management=management, **limits)
         await self._store.insert_key(record)
         log.info("created %s key %s (%s)", "management" if management else "inference",
                  record.display, label)
@@ -173,6 +197,30 @@ class KeyService:
         if updated is None:  # nothing deletes keys today; stay correct if something does
             raise NotFound("No key matches that key or hash")
         return updated
+
+    async def get(self, key_or_hash: str) -> KeyRecord:
+        """The key named by its plaintext, full hash or unique hash prefix; NotFound if none."""
+        return await self._resolve(key_or_hash)
+
+    async def update(self, key_hash: str, changes: dict[str, Any]) -> KeyRecord:
+        """Change label, disabled, limit_nanos, limit_reset, rpm or tpm of the key with this
+        full hash. Every instance sees it on the key's next request (nothing is cached)."""
+        if "label" in changes:
+            changes["label"] = _check_label(str(changes["label"]))
+        changes = {**changes, **check_limits({k: v for k, v in changes.items()
+                                              if k in ("limit_nanos", "limit_reset", "rpm",
+                                                       "tpm")})}
+        record = await self._store.update_key(key_hash, changes)
+        if record is None:
+            raise NotFound("No key with that hash")
+        log.info("updated key %s (%s): %s", record.display, record.label, sorted(changes))
+        return record
+
+    async def delete(self, key_hash: str) -> None:
+        """Delete the key with this full hash; its generation records stay in the ledger."""
+        if not await self._store.delete_key(key_hash):
+            raise NotFound("No key with that hash")
+        log.info("deleted key %s…", key_hash[:12])
 
     async def list(self) -> list[KeyRecord]:
         """Every key, oldest first (records carry hashes and display forms only)."""

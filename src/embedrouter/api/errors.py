@@ -12,6 +12,7 @@ from embedrouter import errors as e
 STATUS_TABLE: tuple[tuple[type[e.EmbedRouterError], int], ...] = (
     (e.InvalidRequest, 400),
     (e.AuthenticationFailed, 401),
+    (e.PaymentRequired, 402),
     (e.PermissionDenied, 403),
     (e.NotFound, 404),
     (e.MethodNotAllowed, 405),

@@ -83,6 +83,20 @@ class _CacheCollector(Collector):
             yield family
 
 
+class _AccountsCollector(Collector):
+    """Ledger commits and rows (rows / commits = charges per group commit), and in shared mode
+    how often Redis failed (each failure refused a metered request with 503)."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, float]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Any]:
+        for name, value in sorted(self._stats().items()):
+            family = CounterMetricFamily(f"embedrouter_accounts_{name}", f"accounts: {name}")
+            family.add_metric([], float(value))
+            yield family
+
+
 class RequestMetrics:
     """The app's metrics; ``observe`` runs once per response, on the event loop."""
 
@@ -112,6 +126,10 @@ class RequestMetrics:
         if self._engine is None:
             self._engine = _EngineCollector(stats, histograms)
             self.registry.register(self._engine)
+
+    def watch_accounts(self, stats: Callable[[], Mapping[str, float]]) -> None:
+        """Export the ledger's and counters' figures from now on (when accounting is on)."""
+        self.registry.register(_AccountsCollector(stats))
 
     def watch_cache(self, stats: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
         """Export the vector cache's figures from now on (when a cache is configured)."""

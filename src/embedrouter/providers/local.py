@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from embedrouter.catalog import ModelSpec
@@ -54,7 +54,10 @@ class LocalProvider:
         inputs: Sequence[TextInput | TokenInput],
         *,
         input_type: str | None,
+        before_compute: Callable[[int], Awaitable[None]] | None = None,
     ) -> ProviderResult:
+        """``before_compute`` gets the exact token count once the inputs are tokenized and
+        before any inference: admission reserves the exact cost there."""
         loaded = self._models[model.slug]
         engine = loaded.model
         prefix = self._prefix(model, input_type)
@@ -99,6 +102,8 @@ class LocalProvider:
                 seqs[i] = engine.truncate(seq, limit)
                 truncated += 1
         counts = list(map(len, seqs))
+        if before_compute is not None:
+            await before_compute(sum(counts))
         vectors = await loaded.batcher.embed(seqs)
         return ProviderResult(vectors=vectors, prompt_tokens=sum(counts), truncated=truncated,
                               input_tokens=counts)

@@ -13,6 +13,7 @@ from embedrouter.catalog import Catalog, ModelSpec
 from embedrouter.errors import InvalidRequest, NotFound, UnknownModel, UnsupportedInput
 from embedrouter.providers.base import Provider
 from embedrouter.router.dispatch import Dispatcher
+from embedrouter.router.quote import bounded_quote, local_quote, remote_quote
 from embedrouter.router.selection import Plan, plan, split_variant
 from embedrouter.router.token_ids import INLINE_DECODE_IDS, needs_decoding, translate
 from embedrouter.router.vectors import shorten
@@ -23,6 +24,7 @@ from embedrouter.types import (
     Input,
     MediaPart,
     MultimodalInput,
+    Reserve,
     TextInput,
     TokenInput,
     Usage,
@@ -98,8 +100,11 @@ class Router:
         self._rng = random.Random()  # the price-weighted draw; seeding one per request costs
 
     async def embed(self, request: EmbeddingRequest, *,
-                    cache: CacheMode | None = None) -> EmbeddingResult:
-        """``cache``: what this request may do with the vector cache (None: nothing)."""
+                    cache: CacheMode | None = None,
+                    reserve: Reserve | None = None) -> EmbeddingResult:
+        """``cache``: what this request may do with the vector cache (None: nothing).
+        ``reserve`` (accounts' admission) is awaited once with the request's quote after the
+        plan is made and before any provider is called; if it raises, nothing is sent."""
         started = time.perf_counter()
         slug, variant = split_variant(request.model)
         spec = resolve_model(self.catalog, slug)
@@ -119,23 +124,35 @@ class Router:
         if self.cache is not None and cache is not None and cache.active:
             keys = self.cache.keys(spec, inputs, width=width, input_type=request.input_type)
             if keys is not None:
+                if reserve is not None:
+                    # Which inputs will hit is known only as the cache answers, so the hold
+                    # covers them all, at full price, before anything is computed; settling
+                    # charges what was actually computed (and the hit fraction).
+                    await reserve(bounded_quote(
+                        spec, (ep for ep in chosen.attempts
+                               if spec.is_local or self.dispatcher.serves(ep.provider)),
+                        [x.text if isinstance(x, TextInput) else x.ids for x in inputs]))
                 result = await self._embed_cached(spec, chosen, request, inputs, cut_to, keys,
                                                   cache)
                 result.timings["total"] = time.perf_counter() - started
                 return result
-        result = await self._compute(spec, chosen, request, inputs, cut_to)
+        result = await self._compute(spec, chosen, request, inputs, cut_to, reserve)
         result.timings["total"] = time.perf_counter() - started
         return result
 
     async def _compute(self, spec: ModelSpec, chosen: Plan, request: EmbeddingRequest,
                        inputs: Sequence[TextInput | TokenInput],
-                       cut_to: int | None) -> EmbeddingResult:
+                       cut_to: int | None, reserve: Reserve | None = None) -> EmbeddingResult:
         """Vectors for ``inputs`` from the model's provider or endpoints, priced."""
         if spec.is_local:
             # The plan's filters still apply (404 constraint_filtered); the local endpoint is
             # never rate limited, so there is nothing else to choose.
+            before = None
+            if reserve is not None:
+                async def before(tokens: int) -> None:
+                    await reserve(local_quote(spec, tokens))
             result = await self._providers[spec.provider].embed(
-                spec, inputs, input_type=request.input_type)
+                spec, inputs, input_type=request.input_type, before_compute=before)
             vectors, tokens = result.vectors, result.prompt_tokens
             model, provider, cost = spec.upstream_id, spec.provider_name, spec.cost(tokens)
             truncated, estimated = result.truncated, False
@@ -143,6 +160,10 @@ class Router:
         else:
             items = [x.text if isinstance(x, TextInput) else list(x.ids) for x in inputs]
             spans = SPANS.get()  # traced requests only: the upstream round trip as "inference"
+            if reserve is not None:
+                await reserve(remote_quote(spec.slug, (ep for ep in chosen.attempts
+                                                       if self.dispatcher.serves(ep.provider)),
+                                           items))
             sent_ns = time.time_ns() if spans is not None else 0
             sent = await self.dispatcher.run(chosen, items, slug=spec.slug,
                                              width=cut_to or spec.dimensions,

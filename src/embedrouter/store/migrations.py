@@ -18,6 +18,9 @@ from dataclasses import dataclass
 VERSION_TABLE = "embedrouter_schema_version"
 KEYS_TABLE = "embedrouter_keys"
 MARKERS_TABLE = "embedrouter_markers"
+ACCOUNT_TABLE = "embedrouter_account"
+GRANTS_TABLE = "embedrouter_credit_grants"
+GENERATIONS_TABLE = "embedrouter_generations"
 
 CREATE_VERSION_TABLE = f"""
 CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (
@@ -59,6 +62,50 @@ MIGRATIONS: tuple[Migration, ...] = (
                 name TEXT PRIMARY KEY,
                 created_at BIGINT NOT NULL
             )""",
+        ),
+    ),
+    Migration(
+        2,
+        "key limits, credit ledger, generation records",
+        (
+            f"ALTER TABLE {KEYS_TABLE} ADD COLUMN limit_nanos BIGINT",
+            f"ALTER TABLE {KEYS_TABLE} ADD COLUMN limit_reset TEXT",
+            f"ALTER TABLE {KEYS_TABLE} ADD COLUMN rpm BIGINT",
+            f"ALTER TABLE {KEYS_TABLE} ADD COLUMN tpm BIGINT",
+            f"ALTER TABLE {KEYS_TABLE} ADD COLUMN updated_at BIGINT",
+            # One row: the running total of every grant, updated in the grant's transaction,
+            # so admission reads the balance's credit side with one primary-key lookup.
+            f"""
+            CREATE TABLE IF NOT EXISTS {ACCOUNT_TABLE} (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                credits_nanos BIGINT NOT NULL
+            )""",
+            f"INSERT INTO {ACCOUNT_TABLE} (id, credits_nanos) VALUES (1, 0)",
+            f"""
+            CREATE TABLE IF NOT EXISTS {GRANTS_TABLE} (
+                id TEXT PRIMARY KEY,
+                amount_nanos BIGINT NOT NULL,
+                created_ms BIGINT NOT NULL,
+                note TEXT NOT NULL DEFAULT ''
+            )""",
+            # A charge is a generation row: the primary key makes charging one request twice
+            # impossible, and the account's spend is the sum of cost_nanos.
+            f"""
+            CREATE TABLE IF NOT EXISTS {GENERATIONS_TABLE} (
+                id TEXT PRIMARY KEY,
+                key_hash TEXT NOT NULL,
+                model TEXT NOT NULL,
+                upstream_model TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                tokens BIGINT NOT NULL,
+                cost_nanos BIGINT NOT NULL,
+                created_ms BIGINT NOT NULL,
+                latency_ms BIGINT NOT NULL
+            )""",
+            f"CREATE INDEX IF NOT EXISTS {GENERATIONS_TABLE}_key_time "
+            f"ON {GENERATIONS_TABLE} (key_hash, created_ms)",
+            f"CREATE INDEX IF NOT EXISTS {GENERATIONS_TABLE}_time "
+            f"ON {GENERATIONS_TABLE} (created_ms)",
         ),
     ),
 )

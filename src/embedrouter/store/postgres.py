@@ -1,9 +1,11 @@
 """PostgreSQL backend: the same schema and semantics as SQLite, for several instances.
 
-Point several servers at one database and they share keys: a key disabled anywhere is refused
-everywhere on the next request, because every lookup reads the table (no cache of positive
-lookups). To keep embedrouter's tables in their own schema, put it in the URL:
-``postgresql://host/db?options=-csearch_path%3Dembedrouter`` (the schema must exist).
+Point several servers at one database and they share keys, credits and the ledger: a key
+disabled anywhere is refused everywhere on the next request, because every lookup reads the
+table (no cache of positive lookups). To keep embedrouter's tables in their own schema, put it
+in the URL: ``postgresql://host/db?options=-csearch_path%3Dembedrouter`` (the schema must
+exist). Connections come from ``psycopg_pool``, in autocommit mode so that a single-statement
+read is its own transaction and never holds a snapshot between requests.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from embedrouter.store._pgpool import ConnectionPool
+from embedrouter.store import sql
 from embedrouter.store.base import DuplicateKey, StoreUnavailable
 from embedrouter.store.migrations import (
     CREATE_VERSION_TABLE,
@@ -25,12 +28,16 @@ from embedrouter.store.migrations import (
     VERSION_TABLE,
     pending,
 )
-from embedrouter.store.records import KeyRecord
+from embedrouter.store.records import GenerationRecord, KeyRecord, UsageRow
+from embedrouter.store.sql import check_update, gen_record, gen_values, key_record, key_values
 
 BOOTSTRAP_MARKER = "bootstrap"
 DEFAULT_POOL_SIZE = 10
-
-_KEY_COLUMNS = "key_hash, label, is_management, disabled, created_at, display"
+# A database that does not answer within this many seconds is reported as unavailable rather
+# than hanging the request; the URL may override it with ?connect_timeout=N.
+DEFAULT_CONNECT_TIMEOUT_S = 5
+# How long a request waits for a free pooled connection before it is a 503.
+POOL_WAIT_S = 5.0
 
 # Advisory locks are per database, not per schema; folding the schema into the key lets test
 # runs (or tenants) in different schemas migrate without queueing behind each other.
@@ -41,6 +48,7 @@ _MIGRATION_LOCK = (
 
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[Any]
+_DOWN = (psycopg.OperationalError, PoolTimeout)
 
 
 def _target(url: str) -> str:
@@ -53,35 +61,40 @@ def _target(url: str) -> str:
     return f"{host}:{port}/{params.get('dbname', '')}"
 
 
-def _record(row: tuple[Any, ...]) -> KeyRecord:
-    key_hash, label, is_management, disabled, created_at, display = row
-    return KeyRecord(key_hash=key_hash, label=label, is_management=is_management,
-                     disabled=disabled, created_at=int(created_at), display=display)
+async def _configure(conn: Conn) -> None:
+    await conn.set_autocommit(True)
 
 
 class PostgresStore:
     """:class:`~embedrouter.store.base.Store` over a PostgreSQL database."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> PostgresStore:
         """Connect and migrate; raises StoreUnavailable if the database cannot be reached."""
-        store = cls(ConnectionPool(url, max_size=pool_size))
+        conninfo = url
+        if "connect_timeout" not in conninfo_to_dict(url):
+            conninfo = make_conninfo(url, connect_timeout=DEFAULT_CONNECT_TIMEOUT_S)
         try:
-            async with store._pool.connection() as conn:
-                await store._migrate(conn)
+            # Migrated on a connection of its own, so that an unreachable server fails fast
+            # with the driver's reason instead of a pool's generic timeout.
+            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                await cls._migrate(conn)
         except psycopg.OperationalError as exc:
-            await store.close()
             # Unlike a failure mid-request, this one is read by the operator starting the
             # server, so it names the target and the driver's reason (which never includes the
             # password) instead of the masked API message.
             raise StoreUnavailable(f"Cannot open the PostgreSQL store at {_target(url)}: "
-                                   f"{str(exc).strip()}") from exc
-        except BaseException:
-            await store.close()
-            raise
+                                   f"{str(exc).strip() or type(exc).__name__}") from exc
+        # check: a pooled connection that died quietly (server restart, idle timeout) is
+        # replaced before a request gets it, so reads need no retry of their own.
+        pool = AsyncConnectionPool(conninfo, min_size=1, max_size=pool_size, open=False,
+                                   configure=_configure, timeout=POOL_WAIT_S,
+                                   check=AsyncConnectionPool.check_connection)
+        await pool.open()
+        store = cls(pool)
         return store
 
     @staticmethod
@@ -102,38 +115,43 @@ class PostgresStore:
                     (migration.version, migration.description, int(time.time())),
                 )
 
-    async def _read(self, work: Callable[[Conn], Awaitable[T]]) -> T:
-        """Run an idempotent read; retried once on a fresh connection, because a pooled one
-        may have died quietly (server restart, idle timeout) since it was last used."""
+    async def _run(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run ``work`` on a pooled connection; a lost database is a 503, never a 500.
+
+        Nothing is retried here: a write whose connection dropped mid-commit has an unknown
+        outcome, and retrying it blindly could apply it twice.
+        """
         try:
             async with self._pool.connection() as conn:
                 return await work(conn)
-        except psycopg.OperationalError:
-            pass
-        try:
-            async with self._pool.connection(fresh=True) as conn:
-                return await work(conn)
-        except psycopg.OperationalError as exc:
+        except _DOWN as exc:
             raise StoreUnavailable() from exc
 
-    async def _write(self, work: Callable[[Conn], Awaitable[T]]) -> T:
-        """Run a write once: if the connection drops mid-commit its outcome is unknown, so
-        retrying blindly could apply it twice."""
-        try:
-            async with self._pool.connection() as conn:
-                return await work(conn)
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailable() from exc
+    async def _one(self, statement: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        async def work(conn: Conn) -> tuple[Any, ...] | None:
+            cur = await conn.execute(sql.pg(statement), params)
+            return await cur.fetchone()
+
+        return await self._run(work)
+
+    async def _all(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        async def work(conn: Conn) -> list[tuple[Any, ...]]:
+            cur = await conn.execute(sql.pg(statement), params)
+            return await cur.fetchall()
+
+        return await self._run(work)
+
+    async def _count(self, statement: str, params: tuple[Any, ...] = ()) -> int:
+        async def work(conn: Conn) -> int:
+            cur = await conn.execute(sql.pg(statement), params)
+            return cur.rowcount
+
+        return await self._run(work)
 
     @staticmethod
     async def _insert(conn: Conn, rec: KeyRecord) -> None:
         try:
-            await conn.execute(
-                f"INSERT INTO {KEYS_TABLE} ({_KEY_COLUMNS}, inserted_ns) "
-                f"VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (rec.key_hash, rec.label, rec.is_management, rec.disabled, rec.created_at,
-                 rec.display, time.time_ns()),
-            )
+            await conn.execute(sql.pg(sql.INSERT_KEY), key_values(rec))
         except pg_errors.UniqueViolation as exc:
             raise DuplicateKey("a key with this hash already exists") from exc
 
@@ -143,7 +161,7 @@ class PostgresStore:
         async def work(conn: Conn) -> None:
             await self._insert(conn, rec)
 
-        await self._write(work)
+        await self._run(work)
 
     async def insert_key_if_empty(self, rec: KeyRecord) -> bool:
         """Store ``rec`` only if no key exists and no bootstrap happened; True if stored."""
@@ -169,50 +187,84 @@ class PostgresStore:
                 return True
             return False  # reached only through the Rollback above
 
-        return await self._write(work)
+        return await self._run(work)
 
     async def get_key(self, key_hash: str) -> KeyRecord | None:
         """The key with this full hash, read from the database on every call."""
-
-        async def work(conn: Conn) -> KeyRecord | None:
-            cur = await conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM {KEYS_TABLE} WHERE key_hash = %s", (key_hash,))
-            row = await cur.fetchone()
-            return _record(row) if row is not None else None
-
-        return await self._read(work)
+        row = await self._one(sql.GET_KEY, (key_hash,))
+        return key_record(row) if row is not None else None
 
     async def list_keys(self) -> list[KeyRecord]:
         """Every key, oldest first."""
-
-        async def work(conn: Conn) -> list[KeyRecord]:
-            cur = await conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM {KEYS_TABLE} "
-                "ORDER BY created_at, inserted_ns, key_hash")
-            return [_record(row) for row in await cur.fetchall()]
-
-        return await self._read(work)
+        return [key_record(row) for row in await self._all(sql.LIST_KEYS)]
 
     async def set_key_disabled(self, key_hash: str, disabled: bool) -> bool:
         """Disable or re-enable a key; False if no such key."""
-
-        async def work(conn: Conn) -> bool:
-            cur = await conn.execute(
-                f"UPDATE {KEYS_TABLE} SET disabled = %s WHERE key_hash = %s",
-                (disabled, key_hash))
-            return cur.rowcount == 1
-
-        return await self._write(work)
+        return await self._count(f"UPDATE {KEYS_TABLE} SET disabled = ? WHERE key_hash = ?",
+                                 (disabled, key_hash)) == 1
 
     async def count_keys(self) -> int:
         """How many keys exist, disabled ones included."""
+        row = await self._one(f"SELECT COUNT(*) FROM {KEYS_TABLE}")
+        return int(row[0]) if row is not None else 0
 
+    async def update_key(self, key_hash: str, changes: dict[str, object]) -> KeyRecord | None:
+        fields = check_update(changes)
+        updated = await self._count(sql.update_key(fields),
+                                    (*changes.values(), int(time.time()), key_hash))
+        return await self.get_key(key_hash) if updated == 1 else None
+
+    async def delete_key(self, key_hash: str) -> bool:
+        return await self._count(sql.DELETE_KEY, (key_hash,)) == 1
+
+    async def credits_total(self) -> int:
+        row = await self._one(sql.CREDITS_TOTAL)
+        return int(row[0]) if row is not None else 0
+
+    async def add_credits(self, grant_id: str, amount_nanos: int, created_ms: int,
+                          note: str) -> int:
         async def work(conn: Conn) -> int:
-            cur = await conn.execute(f"SELECT COUNT(*) FROM {KEYS_TABLE}")
-            row = await cur.fetchone()
-            return int(row[0]) if row is not None else 0
+            async with conn.transaction():
+                await conn.execute(sql.pg(sql.INSERT_GRANT),
+                                   (grant_id, amount_nanos, created_ms, note))
+                cur = await conn.execute(sql.pg(sql.ADD_CREDITS), (amount_nanos,))
+                row = await cur.fetchone()
+                return int(row[0]) if row is not None else 0
 
-        return await self._read(work)
+        return await self._run(work)
+
+    async def record_generations(self, rows: list[GenerationRecord]) -> None:
+        """One transaction; committed (and so durable) when this returns."""
+
+        async def work(conn: Conn) -> None:
+            async with conn.transaction(), conn.cursor() as cur:
+                await cur.executemany(sql.pg(sql.INSERT_GENERATION),
+                                      [gen_values(r) for r in rows])
+
+        await self._run(work)
+
+    async def get_generation(self, generation_id: str) -> GenerationRecord | None:
+        row = await self._one(sql.GET_GENERATION, (generation_id,))
+        return gen_record(row) if row is not None else None
+
+    async def spent_total(self) -> int:
+        row = await self._one(sql.SPENT_TOTAL)
+        return int(row[0]) if row is not None else 0
+
+    async def spent_since(self, key_hash: str, since_ms: int) -> int:
+        row = await self._one(sql.SPENT_BY_KEY_SINCE, (key_hash, since_ms))
+        return int(row[0]) if row is not None else 0
+
+    async def key_usage(self, key_hash: str, day_ms: int, week_ms: int,
+                        month_ms: int) -> tuple[int, int, int, int]:
+        row = await self._one(sql.KEY_USAGE, (day_ms, week_ms, month_ms, key_hash))
+        assert row is not None  # an aggregate always returns one row
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+    async def usage_report(self, key_hash: str | None, since_ms: int) -> list[UsageRow]:
+        params: tuple[Any, ...] = (since_ms, key_hash) if key_hash else (since_ms,)
+        rows = await self._all(sql.usage_report(key_hash is not None), params)
+        return [UsageRow(str(k), str(m), int(n), int(t), int(c)) for k, m, n, t, c in rows]
 
     async def close(self) -> None:
         """Close the pool's connections; idempotent."""

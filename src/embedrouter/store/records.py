@@ -10,7 +10,9 @@ class KeyRecord:
     """One API key as stored: never the key itself, only its SHA-256 hash.
 
     ``display`` is a recognisable but useless fragment (``sk-er-v1-3f9…a1c``) for lists and
-    messages; ``created_at`` is unix seconds.
+    messages; ``created_at`` is unix seconds. ``limit_nanos`` is the spend limit in
+    nano-dollars (None: unlimited), counted per ``limit_reset`` window (None: all time);
+    ``rpm`` / ``tpm`` override the instance's default rate limits for this key.
     """
 
     key_hash: str
@@ -19,6 +21,11 @@ class KeyRecord:
     disabled: bool
     created_at: int
     display: str
+    limit_nanos: int | None = None
+    limit_reset: str | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    updated_at: int | None = None
 
     @property
     def can_embed(self) -> bool:
@@ -33,3 +40,37 @@ class KeyRecord:
     def can_manage(self) -> bool:
         """Whether admin endpoints (credits, key management) may accept this key."""
         return self.is_management and not self.disabled
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRecord:
+    """One served embeddings request: the ledger's charge and what ``/generation`` shows.
+
+    The charge is ``cost_nanos``; the account's spend is the sum of these rows, so a request
+    is charged exactly when its row exists (the id is unique: never twice).
+    """
+
+    id: str
+    key_hash: str
+    model: str  # the catalog slug asked for
+    upstream_model: str  # the id the serving provider knows it by
+    provider: str
+    tokens: int
+    cost_nanos: int
+    created_ms: int  # admission time
+    latency_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """One line of a usage report: a key's requests to one model."""
+
+    key_hash: str
+    model: str
+    requests: int
+    tokens: int
+    cost_nanos: int
+
+
+# Fields a key update may set (the management API's PATCH and the CLI).
+KEY_UPDATE_FIELDS = ("label", "disabled", "limit_nanos", "limit_reset", "rpm", "tpm")

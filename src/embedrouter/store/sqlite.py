@@ -1,9 +1,12 @@
 """SQLite backend: one file, WAL mode, shared safely by the server and CLI processes.
 
-Every call runs on the event loop thread. That is deliberate: lookups by primary key take
-microseconds, and WAL readers never wait for writers, so the hot path (``get_key`` per request)
-never blocks in practice. Writes are admin operations (create/disable a key, first start); one
-may wait up to ``BUSY_TIMEOUT_MS`` if another process holds the write lock. Nothing is cached:
+Every call but one runs on the event loop thread. That is deliberate: lookups by primary key
+take microseconds, and WAL readers never wait for writers, so the hot path (``get_key`` per
+request) never blocks in practice. Admin writes (create/disable a key, first start) may wait up
+to ``BUSY_TIMEOUT_MS`` if another process holds the write lock. The exception is the ledger:
+``record_generations`` runs in a worker thread on its own connection with
+``synchronous = FULL`` (an fsync per commit, so a charge survives a power cut), and its callers
+batch many charges into one commit. Nothing is cached:
 each ``get_key`` reads the file, so a key disabled by ``embedrouter keys disable`` in another
 process is refused on the server's very next request.
 """
@@ -18,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from embedrouter.store import sql
 from embedrouter.store.base import DuplicateKey, StoreUnavailable
 from embedrouter.store.migrations import (
     CREATE_VERSION_TABLE,
@@ -26,26 +30,14 @@ from embedrouter.store.migrations import (
     VERSION_TABLE,
     pending,
 )
-from embedrouter.store.records import KeyRecord
+from embedrouter.store.records import GenerationRecord, KeyRecord, UsageRow
+from embedrouter.store.sql import check_update, gen_record, gen_values, key_record, key_values
 
 # Long enough to ride out another process's short write transaction, short enough that a
 # wedged database surfaces as a 503 instead of a hung server.
 BUSY_TIMEOUT_MS = 5000
 BOOTSTRAP_MARKER = "bootstrap"
 
-_KEY_COLUMNS = "key_hash, label, is_management, disabled, created_at, display"
-
-
-def _record(row: tuple[Any, ...]) -> KeyRecord:
-    key_hash, label, is_management, disabled, created_at, display = row
-    return KeyRecord(
-        key_hash=str(key_hash),
-        label=str(label),
-        is_management=bool(is_management),  # SQLite stores booleans as 0/1
-        disabled=bool(disabled),
-        created_at=int(created_at),
-        display=str(display),
-    )
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -59,6 +51,7 @@ class SQLiteStore:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        self._ledger: sqlite3.Connection | None = None  # opened by the first ledger write
 
     @classmethod
     def open_sync(cls, path: Path) -> SQLiteStore:
@@ -125,12 +118,7 @@ class SQLiteStore:
     @staticmethod
     def _insert(conn: sqlite3.Connection, rec: KeyRecord) -> None:
         try:
-            conn.execute(
-                f"INSERT INTO {KEYS_TABLE} ({_KEY_COLUMNS}, inserted_ns) "
-                f"VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (rec.key_hash, rec.label, rec.is_management, rec.disabled, rec.created_at,
-                 rec.display, time.time_ns()),
-            )
+            conn.execute(sql.INSERT_KEY, key_values(rec))
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey("a key with this hash already exists") from exc
 
@@ -158,15 +146,13 @@ class SQLiteStore:
 
     async def get_key(self, key_hash: str) -> KeyRecord | None:
         """The key with this full hash, read from the file on every call."""
-        rows = self._read(f"SELECT {_KEY_COLUMNS} FROM {KEYS_TABLE} WHERE key_hash = ?",
-                          (key_hash,))
-        return _record(rows[0]) if rows else None
+        rows = self._read(sql.GET_KEY, (key_hash,))
+        return key_record(rows[0]) if rows else None
 
     async def list_keys(self) -> list[KeyRecord]:
         """Every key, oldest first."""
-        rows = self._read(f"SELECT {_KEY_COLUMNS} FROM {KEYS_TABLE} "
-                          "ORDER BY created_at, inserted_ns, key_hash")
-        return [_record(row) for row in rows]
+        rows = self._read(sql.LIST_KEYS)
+        return [key_record(row) for row in rows]
 
     async def set_key_disabled(self, key_hash: str, disabled: bool) -> bool:
         """Disable or re-enable a key; False if no such key."""
@@ -179,9 +165,82 @@ class SQLiteStore:
         """How many keys exist, disabled ones included."""
         return int(self._read(f"SELECT COUNT(*) FROM {KEYS_TABLE}")[0][0])
 
+    async def update_key(self, key_hash: str, changes: dict[str, object]) -> KeyRecord | None:
+        """Set the given fields; None if no such key."""
+        fields = check_update(changes)
+        with self._write() as conn:
+            cur = conn.execute(sql.update_key(fields),
+                               (*changes.values(), int(time.time()), key_hash))
+            if cur.rowcount != 1:
+                return None
+        return await self.get_key(key_hash)
+
+    async def delete_key(self, key_hash: str) -> bool:
+        with self._write() as conn:
+            return conn.execute(sql.DELETE_KEY, (key_hash,)).rowcount == 1
+
+    async def credits_total(self) -> int:
+        return int(self._read(sql.CREDITS_TOTAL)[0][0])
+
+    async def add_credits(self, grant_id: str, amount_nanos: int, created_ms: int,
+                          note: str) -> int:
+        with self._write() as conn:
+            conn.execute(sql.INSERT_GRANT, (grant_id, amount_nanos, created_ms, note))
+            return int(conn.execute(sql.ADD_CREDITS, (amount_nanos,)).fetchone()[0])
+
+    def _ledger_conn(self) -> sqlite3.Connection:
+        if self._ledger is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # Per connection: this one fsyncs every commit; the hot-path reader does not write.
+            conn.execute("PRAGMA synchronous = FULL")
+            self._ledger = conn
+        return self._ledger
+
+    def _record_sync(self, rows: list[tuple[Any, ...]]) -> None:
+        conn = self._ledger_conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable() from exc
+        try:
+            conn.executemany(sql.INSERT_GENERATION, rows)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    async def record_generations(self, rows: list[GenerationRecord]) -> None:
+        """One fsynced transaction in a worker thread (the caller serialises calls)."""
+        # Parameters built here: the worker thread should hold the GIL as little as possible.
+        await asyncio.to_thread(self._record_sync, [gen_values(r) for r in rows])
+
+    async def get_generation(self, generation_id: str) -> GenerationRecord | None:
+        rows = self._read(sql.GET_GENERATION, (generation_id,))
+        return gen_record(rows[0]) if rows else None
+
+    async def spent_total(self) -> int:
+        return int(self._read(sql.SPENT_TOTAL)[0][0])
+
+    async def spent_since(self, key_hash: str, since_ms: int) -> int:
+        return int(self._read(sql.SPENT_BY_KEY_SINCE, (key_hash, since_ms))[0][0])
+
+    async def key_usage(self, key_hash: str, day_ms: int, week_ms: int,
+                        month_ms: int) -> tuple[int, int, int, int]:
+        row = self._read(sql.KEY_USAGE, (day_ms, week_ms, month_ms, key_hash))[0]
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+    async def usage_report(self, key_hash: str | None, since_ms: int) -> list[UsageRow]:
+        params: tuple[Any, ...] = (since_ms, key_hash) if key_hash else (since_ms,)
+        rows = self._read(sql.usage_report(key_hash is not None), params)
+        return [UsageRow(str(k), str(m), int(n), int(t), int(c)) for k, m, n, t, c in rows]
+
     async def close(self) -> None:
-        """Close the connection; idempotent."""
+        """Close the connections; idempotent."""
         self._conn.close()
+        if self._ledger is not None:
+            self._ledger.close()
 
 
 async def open_sqlite(path: Path) -> SQLiteStore:

@@ -1,0 +1,214 @@
+"""What accounting costs: requests/s and p99 through the full admission path against
+accounting off, on SQLite and on PostgreSQL + Redis, in one run.
+
+    python bench/accounts_bench.py [--requests 2000] [--repeats 3] [--concurrency 32]
+
+Servers (all started once, then measured in interleaved rounds so drift hits each alike):
+
+  sqlite-off   SQLite store, ``[accounts] enabled = false``: no admission, no ledger
+  sqlite-on    SQLite + in-process counters: enforced credits, a key limit, RPM/TPM limits
+  pg-off       PostgreSQL store, accounting off
+  pg+redis-on  PostgreSQL ledger + Redis counters (one Lua round trip per step), as sqlite-on
+
+"Full admission path" means every check runs for every request: the key has a spend limit
+(daily reset) and RPM/TPM limits far above the load, and credits are enforced with a large
+balance, so nothing is refused and every request is reserved, charged (group commit, fsync)
+and settled.
+
+Two workloads, each at ``--concurrency`` keep-alive connections: one short input to the local
+model (priced), and one input to a remote model served by a fixed-vector upstream on
+127.0.0.1 (proxy_bench.py's). PostgreSQL and Redis are the local servers (a scratch schema and
+a scratch key prefix, removed afterwards). Everything shares the machine's cores with the
+client: compare within one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import http_bench as hb  # sibling scripts, not a package
+import orjson
+import proxy_bench as pb
+
+PG_URL = os.environ.get("EMBEDROUTER_BENCH_POSTGRES_URL",
+                        "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("EMBEDROUTER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+LOCAL = hb.MODEL
+REMOTE = "bench/fixed"
+TARGETS = {"sqlite-on": ("sqlite-off", 0.15), "pg+redis-on": ("pg-off", 0.25)}
+TARGET_P99_ADDED_MS = 5.0
+
+
+def config(upstream: str, accounts_on: bool) -> str:
+    accounts = ("[accounts]\nenforce_credits = true\n" if accounts_on
+                else "[accounts]\nenabled = false\n")
+    return textwrap.dedent(f'''
+        [default_model]
+        price_per_million = "0.02"
+
+        [[providers]]
+        name = "up"
+        kind = "openai"
+        base_url = "{upstream}"
+        api_key_env = "BENCH_UPSTREAM_KEY"
+        max_concurrency = 256
+
+        [[models]]
+        slug = "{REMOTE}"
+        dimensions = 384
+        context_length = 8192
+          [[models.endpoints]]
+          provider = "up"
+          upstream_model = "fixed"
+          price_per_million = "0.13"
+        ''') + accounts
+
+
+def cli(env: dict[str, str], cfg: Path, *args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "embedrouter", *args, "--config", str(cfg)],
+                          env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def start(name: str, tmp: Path, upstream: str, extra_env: dict[str, str]) -> tuple[Any, str]:
+    cfg = tmp / f"{name}.toml"
+    cfg.write_text(config(upstream, name.endswith("-on")))
+    env = {**os.environ, "BENCH_UPSTREAM_KEY": "sk-bench",
+           "EMBEDROUTER_DATA_DIR": str(tmp / name), **extra_env}
+    key = cli(env, cfg, "keys", "create", "--label", "bench", "--limit", "1000000",
+              "--limit-reset", "daily", "--rpm", "10000000", "--tpm", "1000000000")
+    cli(env, cfg, "credits", "add", "1000000")
+    port = pb.free_port()
+    proc = pb.spawn([sys.executable, "-m", "embedrouter", "serve", "--config", str(cfg),
+                     "--port", str(port)], env=env)
+    wait_ready(f"http://127.0.0.1:{port}/health")
+    return proc, key, port  # type: ignore[return-value]
+
+
+def wait_ready(url: str, timeout: float = 180.0) -> None:
+    """Until /health says 200 (it answers 503 while the models load)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, urllib.error.HTTPError), \
+                urllib.request.urlopen(url, timeout=2) as resp:
+            if resp.status == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready in {timeout} s")
+
+
+async def measure(port: int, key: str, model: str, n: int, conc: int) -> dict[str, float]:
+    base = f"http://127.0.0.1:{port}/api/v1"
+    body = orjson.dumps({"model": model, "input": hb.SHORT, "encoding_format": "base64"})
+    conns = await hb.open_conns("raw", base, key, conc, body)
+    try:
+        result = await hb.run_load(conns, [(body, 1)] * n)
+    finally:
+        await hb.close_conns(conns)
+    lat = [x * 1000 for x in result.latencies_s]
+    return {"rps": result.requests / result.wall_s, "p50": hb.percentile(lat, 50),
+            "p99": hb.percentile(lat, 99)}
+
+
+def report(results: dict[tuple[str, str], list[dict[str, float]]], names: list[str]) -> bool:
+    ok = True
+    print(f"\n{'workload':<8} {'server':<12} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'vs off':>8} {'p99 added':>9}  runs (req/s)")
+    for workload in ("local", "remote"):
+        med: dict[str, dict[str, float]] = {}
+        for name in names:
+            runs = results[(workload, name)]
+            med[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        for name in names:
+            m = med[name]
+            ratio = added = ""
+            if name in TARGETS:
+                base, limit = TARGETS[name]
+                cost = 1 - m["rps"] / med[base]["rps"]
+                p99_added = m["p99"] - med[base]["p99"]
+                good = cost <= limit and p99_added <= TARGET_P99_ADDED_MS
+                ok &= good
+                ratio = f"{-cost:+.1%}"
+                added = f"{p99_added:+.2f}"
+                verdict = "PASS" if good else "FAIL"
+            else:
+                verdict = ""
+            runs = ", ".join(f"{r['rps']:.0f}" for r in results[(workload, name)])
+            print(f"{workload:<8} {name:<12} {m['rps']:>8.0f} {m['p50']:>7.2f} {m['p99']:>7.2f} "
+                  f"{ratio:>8} {added:>9}  {runs} {verdict}")
+    print(f"\ntargets: throughput cost <= 15% (SQLite) and <= 25% (PostgreSQL + Redis) against "
+          f"accounting off on the same store; p99 added <= {TARGET_P99_ADDED_MS} ms")
+    return ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=2000, help="per round and server")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--concurrency", type=int, default=32)
+    args = ap.parse_args()
+    import psycopg
+    import redis
+
+    schema = f"er_bench_{int(time.time())}_{secrets.token_hex(3)}"
+    prefix = f"erbench:{secrets.token_hex(4)}:"
+    procs: list[Any] = []
+    with tempfile.TemporaryDirectory() as tmpdir, contextlib.ExitStack() as stack:
+        tmp = Path(tmpdir)
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+
+        def cleanup() -> None:
+            for p in procs:
+                pb.stop(p)
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            client = redis.Redis.from_url(REDIS_URL)
+            for k in client.scan_iter(match=f"{prefix}*"):
+                client.delete(k)
+
+        stack.callback(cleanup)
+        up_port = pb.free_port()
+        procs.append(pb.spawn([sys.executable, "-c", pb.UPSTREAM, str(up_port)]))
+        upstream = f"http://127.0.0.1:{up_port}/v1"
+        time.sleep(1.0)
+        pg = {"EMBEDROUTER_DATABASE_URL": f"{PG_URL}?options=-csearch_path%3D{schema}"}
+        envs = {"sqlite-off": {}, "sqlite-on": {}, "pg-off": pg,
+                "pg+redis-on": {**pg, "EMBEDROUTER_REDIS_URL": REDIS_URL,
+                                "EMBEDROUTER_REDIS_PREFIX": prefix}}
+        servers = {}
+        for name, env in envs.items():
+            hb.log(f"starting {name}")
+            proc, key, port = start(name, tmp, upstream, env)  # type: ignore[misc]
+            procs.append(proc)
+            servers[name] = (port, key)
+        results: dict[tuple[str, str], list[dict[str, float]]] = {}
+        for workload, model in (("local", LOCAL), ("remote", REMOTE)):
+            for port, key in servers.values():  # warm-up: pools, caches, counters
+                asyncio.run(measure(port, key, model, 200, args.concurrency))
+            for r in range(args.repeats):
+                for name, (port, key) in servers.items():
+                    out = asyncio.run(measure(port, key, model, args.requests, args.concurrency))
+                    results.setdefault((workload, name), []).append(out)
+                    hb.log(f"{workload} round {r + 1} {name}: {out['rps']:.0f} req/s, "
+                           f"p99 {out['p99']:.2f} ms")
+        ok = report(results, list(servers))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

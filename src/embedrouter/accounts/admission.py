@@ -1,0 +1,245 @@
+"""Admission: reserve before any provider is called, settle after, nothing on failure.
+
+The API layer opens one :class:`Gate` per embeddings request and hands ``gate.reserve`` to the
+router, which calls it once with the request's :class:`~embedrouter.types.Quote`. The gate turns
+the quote into one :class:`~embedrouter.accounts.counters.Claim` (balance, key limit, rate
+windows) and either holds it or refuses with 402 / 429. After the router returns, ``settle``
+writes the charge to the ledger (durably, group-committed) and only then moves the hold to
+spent; the response is built from what was charged. ``release`` undoes a hold nothing was
+charged for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+from embedrouter.accounts.counters import Claim, Counters, Hold, RateScope, Refused
+from embedrouter.accounts.ledger import LedgerWriter
+from embedrouter.accounts.money import from_nanos, to_nanos
+from embedrouter.accounts.windows import rate_window, spend_window
+from embedrouter.errors import InternalError, PaymentRequired, RateLimited, ServiceUnavailable
+from embedrouter.settings import AccountsConfig
+from embedrouter.store import KeyRecord, Store
+from embedrouter.store.records import GenerationRecord
+from embedrouter.types import EmbeddingResult, Quote, Reserve
+
+log = logging.getLogger("embedrouter.accounts")
+
+CREDITS_TTL_S = 1.0
+
+
+def _usd(nanos: int) -> str:
+    return f"${from_nanos(nanos)}"
+
+
+def refusal(r: Refused, quote: Quote, amount: int, now_ms: int) -> Exception:
+    """The API error for a refused claim: 402 for money, 429 for rates."""
+    if r.kind == "credits":
+        return PaymentRequired(
+            f"Insufficient credits: this request may cost up to {_usd(amount)} and the "
+            f"account has {_usd(r.remaining)} available. Add more with "
+            "`embedrouter credits add USD`",
+            metadata={"limit": "credits", "available": float(from_nanos(r.remaining))})
+    if r.kind == "key_limit":
+        return PaymentRequired(
+            f"Key limit exceeded: this request may cost up to {_usd(amount)} and the key has "
+            f"{_usd(r.remaining)} of its {_usd(r.limit)} limit left",
+            metadata={"limit": "key_limit", "limit_remaining": float(from_nanos(r.remaining))})
+    unit = "requests" if r.kind == "rpm" else "tokens"
+    retry_after = max(1, math.ceil(r.reset_ms / 1000))
+    alone = r.kind == "tpm" and quote.tokens > r.limit
+    message = (f"Rate limit exceeded: {r.limit} {unit} per minute"
+               + (f"; this request alone has up to {quote.tokens} tokens" if alone else "")
+               + f". Retry after {retry_after} s")
+    return RateLimited(message, limit=r.limit, remaining=r.remaining,
+                       reset_ms=now_ms + r.reset_ms, retry_after=retry_after)
+
+
+class Gate:
+    """One request's passage through admission; not reusable."""
+
+    __slots__ = ("_accounts", "_hold", "_key", "_now_ms", "_quote", "_settled", "generation_id")
+
+    def __init__(self, accounts: Accounts, key: KeyRecord, generation_id: str) -> None:
+        self._accounts = accounts
+        self._key = key
+        self.generation_id = generation_id
+        self._hold: Hold | None = None
+        self._quote: Quote | None = None
+        self._now_ms = 0
+        self._settled = False
+
+    async def reserve(self, quote: Quote) -> None:
+        """Hold the quote's cost and tokens, or raise PaymentRequired / RateLimited."""
+        if self._hold is not None:
+            raise InternalError("reserve called twice for one request")
+        acc = self._accounts
+        cfg = acc.config
+        key = self._key
+        now_ms = acc.now_ms()
+        amount = to_nanos(quote.cost)
+        credits = await acc.credits() if cfg.enforce_credits else None
+        minute, reset_ms = rate_window(now_ms)
+        rpm = key.rpm if key.rpm is not None else cfg.requests_per_minute
+        tpm = key.tpm if key.tpm is not None else cfg.tokens_per_minute
+        scopes = []
+        if rpm is not None or tpm is not None:
+            scopes.append(RateScope(f"key:{key.key_hash}", rpm, tpm))
+        model = cfg.model_limits.get(quote.model)
+        if model is not None:
+            scopes.append(RateScope(f"model:{quote.model}", *model))
+        claim = Claim(
+            hold_id=self.generation_id, amount=amount, tokens=quote.tokens, credits=credits,
+            key_hash=key.key_hash, key_limit=key.limit_nanos,
+            key_window=spend_window(key.limit_reset, now_ms)
+            if key.limit_nanos is not None else None,
+            scopes=tuple(scopes), minute=minute, reset_ms=reset_ms,
+            expires_ms=now_ms + int(cfg.reservation_ttl_s * 1000))
+        try:
+            self._hold = await acc.counters.claim(claim)
+        except Refused as r:
+            raise refusal(r, quote, amount, now_ms) from None
+        self._quote, self._now_ms = quote, now_ms
+
+    async def settle(self, result: EmbeddingResult, latency_s: float) -> Decimal:
+        """Charge the actual cost (at most what was held), durably; return what was charged."""
+        hold, quote = self._hold, self._quote
+        if hold is None or quote is None:
+            raise InternalError("a request reached settle without a reservation")
+        cost = to_nanos(result.usage.cost)
+        if cost > hold.amount:
+            # The bound was wrong (an upstream counted more tokens than bytes): the budget
+            # wins, and the response says what was charged.
+            log.warning("generation %s cost %s over its reservation %s; charged the "
+                        "reservation", self.generation_id, cost, hold.amount)
+            cost = hold.amount
+        tokens = result.usage.prompt_tokens
+        acc = self._accounts
+        ttl_ms = int(acc.config.reservation_ttl_s * 1000)
+        try:
+            confirmed = await acc.counters.confirm(hold, acc.now_ms() + ttl_ms)
+        except BaseException:
+            await self.release()
+            raise
+        if not confirmed:
+            # Slower than the reservation's lifetime: another instance took the hold for a
+            # dead one's and released it. Charging now could spend that balance twice.
+            self._settled = True
+            raise ServiceUnavailable(
+                "The request outlived its credit reservation "
+                f"({acc.config.reservation_ttl_s:g} s) and was not charged; retry it")
+        row = GenerationRecord(
+            id=self.generation_id, key_hash=self._key.key_hash, model=quote.model,
+            upstream_model=result.model, provider=result.provider, tokens=tokens,
+            cost_nanos=cost, created_ms=self._now_ms, latency_ms=round(latency_s * 1000))
+        self._settled = True  # from here this method alone decides what happens to the hold
+        try:
+            await acc.writer.write(row)
+        except BaseException:
+            if acc.reclaims:
+                # The outcome of a failed commit is unknown: the reclaimer settles or releases
+                # the hold from what the ledger holds once it expires.
+                log.warning("charging %s failed; its reservation is reclaimed from the ledger "
+                            "after it expires", self.generation_id)
+            else:
+                await self._release_counters(hold)
+            raise
+        try:
+            await acc.counters.settle(hold, cost, tokens)
+        except Exception:  # the charge is durable; the reclaimer applies it from the ledger
+            log.warning("settling %s in the counters failed; it is reclaimed from the ledger "
+                        "after the reservation expires", self.generation_id)
+        return from_nanos(cost)
+
+    async def release(self) -> None:
+        """Give back a hold nothing was charged for; a no-op after settle or without a hold."""
+        hold = self._hold
+        if hold is None or self._settled:
+            return
+        self._settled = True
+        await self._release_counters(hold)
+
+    async def _release_counters(self, hold: Hold) -> None:
+        try:
+            await self._accounts.counters.release(hold)
+        except Exception:
+            log.warning("releasing %s failed; it is reclaimed after it expires",
+                        self.generation_id)
+
+
+class Accounts:
+    """Admission, the ledger writer and the account views over one store and one counter set."""
+
+    def __init__(self, store: Store, counters: Counters, config: AccountsConfig, *,
+                 reclaims: bool = False, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.counters = counters
+        self.config = config
+        self.reclaims = reclaims  # the counters reclaim expired holds from the ledger (Redis)
+        self.writer = LedgerWriter(store.record_generations)
+        self._clock = clock
+        self._credits = 0
+        self._credits_until = 0.0
+        self._credits_fetch: asyncio.Future[int] | None = None
+
+    def now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    async def credits(self) -> int:
+        """The account's credits, re-read at most every ``CREDITS_TTL_S``.
+
+        Grants only ever add, so a value up to that old can only refuse a request that a
+        fresh one would admit, never admit one it would refuse: the budget stays exact, and
+        ``credits add`` takes effect within that time on every instance.
+        """
+        if time.monotonic() < self._credits_until:
+            return self._credits
+        # One read at a time; concurrent callers share it (never the stale value meanwhile).
+        if self._credits_fetch is None or self._credits_fetch.done():
+            self._credits_fetch = asyncio.ensure_future(self._fetch_credits())
+        return await asyncio.shield(self._credits_fetch)
+
+    async def _fetch_credits(self) -> int:
+        value = await self.store.credits_total()
+        self._credits, self._credits_until = value, time.monotonic() + CREDITS_TTL_S
+        return value
+
+    async def start(self) -> None:
+        await self.counters.start()
+
+    def gate(self, key: KeyRecord, generation_id: str) -> Gate:
+        return Gate(self, key, generation_id)
+
+    async def metered(self, key: KeyRecord, generation_id: str,
+                      embed: Callable[[Reserve], Awaitable[EmbeddingResult]]) -> EmbeddingResult:
+        """Run ``embed`` (the router, given the reserve hook) through admission: reserved
+        before any provider call, charged durably after, released on any failure. The result's
+        ``usage.cost`` is what was charged."""
+        gate = self.gate(key, generation_id)
+        started = time.perf_counter()
+        try:
+            result = await embed(gate.reserve)
+        except BaseException:
+            await gate.release()
+            raise
+        # Shielded: once a provider has answered, the charge and the counters are settled
+        # even if this request is cancelled meanwhile (client gone, shutdown); settle handles
+        # its own failures.
+        charged = await asyncio.shield(gate.settle(result, time.perf_counter() - started))
+        result.usage = replace(result.usage, cost=charged)
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        return {"ledger_commits": self.writer.commits, "ledger_rows": self.writer.rows,
+                "counter_errors": getattr(self.counters, "errors", 0)}
+
+    async def close(self) -> None:
+        await self.writer.close()
+        await self.counters.close()

@@ -1,0 +1,189 @@
+"""Counters shared by every instance through Redis: one Lua script per step, one round trip.
+
+Several ``embedrouter serve`` processes pointed at the same Redis (and the same database)
+enforce one balance, one limit per key and one rate window per scope between them: a claim is
+checked and applied inside Redis, atomically, so limits never multiply by the instance count.
+
+If Redis cannot be reached, claims fail with a 503 (nothing is served unmetered) and the error
+is logged and counted; a settle that fails after its charge was committed leaves the hold in
+Redis, and the reclaimer (any instance, every ``reclaim_every_s``) applies it from the ledger
+later: nothing is lost or charged twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
+
+from embedrouter.accounts import redis_lua
+from embedrouter.accounts.counters import Claim, Hold, Ledger, Refused, rate_name
+from embedrouter.errors import ServiceUnavailable
+
+log = logging.getLogger("embedrouter.accounts")
+
+DONE_TTL_S = 7 * 86400  # longer than any hold can live
+KEY_WINDOW_GRACE_S = 86400  # a key window's counter outlives its window by this much
+RECLAIM_BATCH = 100
+UNAVAILABLE = "The credit and rate-limit counters are unavailable; try again shortly"
+
+
+class GenerationLookup(Protocol):
+    async def get_generation(self, generation_id: str) -> Any: ...
+
+
+class CountersUnavailable(ServiceUnavailable):
+    """Redis did not answer: refuse rather than serve unmetered (503)."""
+
+    def __init__(self) -> None:
+        super().__init__(UNAVAILABLE)
+
+
+class RedisCounters:
+    def __init__(self, url: str, ledger: Ledger, generations: GenerationLookup, *,
+                 prefix: str = "embedrouter:", on_error: Callable[[], None] | None = None,
+                 socket_timeout_s: float = 2.0, max_connections: int = 64) -> None:
+        # Blocking: a burst waits (bounded) for a pooled connection instead of failing with
+        # "too many connections" while Redis itself is fine.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=socket_timeout_s,
+            socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s,
+            decode_responses=True)
+        self._redis = aioredis.Redis(connection_pool=pool)
+        self._ledger = ledger
+        self._generations = generations
+        self._p = prefix
+        self._on_error = on_error
+        self._claim = self._redis.register_script(redis_lua.CLAIM)
+        self._seed = self._redis.register_script(redis_lua.SEED)
+        self._settle = self._redis.register_script(redis_lua.SETTLE)
+        self._release = self._redis.register_script(redis_lua.RELEASE)
+        self._confirm = self._redis.register_script(redis_lua.CONFIRM)
+        self._last_logged = 0.0
+        self.errors = 0  # for /metrics
+
+    def _failed(self, exc: BaseException, what: str) -> CountersUnavailable:
+        self.errors += 1
+        if self._on_error is not None:
+            self._on_error()
+        now = time.monotonic()
+        if now - self._last_logged > 5.0:  # one line per burst, not one per request
+            self._last_logged = now
+            log.error("Redis unavailable (%s failed: %s); metered requests get 503 until it "
+                      "answers again", what, type(exc).__name__)
+        return CountersUnavailable()
+
+    async def _call(self, what: str, work: Awaitable[Any]) -> Any:
+        try:
+            return await work
+        except (RedisError, OSError) as exc:
+            raise self._failed(exc, what) from exc
+
+    @property
+    def _acct(self) -> str:
+        return f"{self._p}acct"
+
+    def _kw(self, key_hash: str, window_id: str) -> str:
+        return f"{self._p}kw:{key_hash}:{window_id}"
+
+    async def start(self) -> None:
+        await self._call("ping", self._redis.ping())
+
+    async def _seed_acct(self) -> None:
+        spent = await self._ledger.spent_total()
+        await self._call("seed", self._seed(keys=[self._acct], args=[spent, 0]))
+
+    async def _seed_kw(self, claim: Claim) -> None:
+        window = claim.key_window
+        assert window is not None
+        spent = await self._ledger.spent_since(claim.key_hash, window.start_ms)
+        ttl = 0 if window.end_ms is None else \
+            max(1, (window.end_ms - int(time.time() * 1000)) // 1000 + KEY_WINDOW_GRACE_S)
+        await self._call("seed", self._seed(keys=[self._kw(claim.key_hash, window.id)],
+                                            args=[spent, ttl]))
+
+    async def claim(self, claim: Claim) -> Hold:
+        limited = claim.key_limit is not None and claim.key_window is not None
+        kw = self._kw(claim.key_hash, claim.key_window.id) if limited and claim.key_window \
+            else f"{self._p}kw:none"
+        names = tuple(f"{self._p}rl:{rate_name(s, claim.minute)}" for s in claim.scopes)
+        args: list[Any] = [claim.amount, 1 if claim.credits is not None else 0,
+                           claim.credits or 0, claim.key_limit if limited else -1,
+                           claim.tokens, claim.expires_ms, claim.hold_id, claim.reset_ms, 0]
+        for s in claim.scopes:
+            args += [-1 if s.rpm is None else s.rpm, -1 if s.tpm is None else s.tpm]
+        keys = [self._acct, kw, f"{self._p}holds", f"{self._p}hold:{claim.hold_id}", *names]
+        for _ in range(3):  # at most: seed the account, seed the key window, claim
+            out = await self._call("claim", self._claim(keys=keys, args=args))
+            if out[0] == 1:
+                return Hold(claim.hold_id, claim.amount, claim.tokens, claim.key_hash,
+                            claim.key_window.id if limited and claim.key_window else None,
+                            names)
+            if out[0] == 0:
+                raise Refused(str(out[1]), int(out[2]), int(out[3]), int(out[4]))
+            if out[0] == -1:
+                await self._seed_acct()
+            else:
+                await self._seed_kw(claim)
+        raise CountersUnavailable()
+
+    async def confirm(self, hold: Hold, expires_ms: int) -> bool:
+        return bool(await self._call("confirm", self._confirm(
+            keys=[f"{self._p}holds", f"{self._p}hold:{hold.id}"], args=[hold.id, expires_ms])))
+
+    async def _settle_script(self, hold_id: str, cost: int, tokens: int, kw: str) -> None:
+        await self._call("settle", self._settle(
+            keys=[self._acct, f"{self._p}holds", f"{self._p}hold:{hold_id}",
+                  f"{self._p}done:{hold_id}"],
+            args=[hold_id, cost, tokens, DONE_TTL_S, kw]))
+
+    async def settle(self, hold: Hold, cost: int, tokens: int) -> None:
+        kw = self._kw(hold.key_hash, hold.window_id) if hold.window_id else ""
+        await self._settle_script(hold.id, cost, tokens, kw)
+
+    async def release(self, hold: Hold) -> None:
+        await self._call("release", self._release(
+            keys=[self._acct, f"{self._p}holds", f"{self._p}hold:{hold.id}"], args=[hold.id]))
+
+    async def reclaim(self, now_ms: int | None = None) -> int:
+        """Undo the holds past their expiry (their instance died mid-request).
+
+        A hold whose charge reached the ledger is settled from it; one without a charge is
+        released. Returns how many holds were reclaimed.
+        """
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        ids = await self._call("reclaim", self._redis.zrangebyscore(
+            f"{self._p}holds", "-inf", now_ms, start=0, num=RECLAIM_BATCH))
+        for hold_id in ids:
+            charged = await self._generations.get_generation(hold_id)
+            if charged is not None:
+                await self._settle_script(hold_id, charged.cost_nanos, -1, "")
+            else:
+                await self._call("release", self._release(
+                    keys=[self._acct, f"{self._p}holds", f"{self._p}hold:{hold_id}"],
+                    args=[hold_id]))
+        if ids:
+            log.warning("reclaimed %d expired reservations", len(ids))
+        return len(ids)
+
+    async def run_reclaimer(self, every_s: float) -> None:
+        """Reclaim forever (a background task of each instance); failures are logged."""
+        while True:
+            with contextlib.suppress(ServiceUnavailable):
+                await self.reclaim()
+            await asyncio.sleep(every_s)
+
+    async def snapshot(self) -> dict[str, int]:
+        """The account counter as Redis holds it (for tests and ``/metrics``)."""
+        raw = await self._call("read", self._redis.hgetall(self._acct))
+        return {k: int(v) for k, v in raw.items()}
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+        await self._redis.connection_pool.disconnect()

@@ -1,0 +1,189 @@
+"""The account endpoints: ``/key``, ``/credits``, ``/generation`` and the ``/keys`` management
+API (management keys only), shaped like OpenRouter's so its SDK parses every one.
+
+Handlers take the app (for its services and body reader) and the request, and return
+``(status, body, headers)`` like every other route.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from embedrouter import errors as e
+from embedrouter.accounts.money import parse_usd
+from embedrouter.accounts.usage import balance, key_usage
+from embedrouter.api import account_views as views
+from embedrouter.store import KeyRecord
+
+if TYPE_CHECKING:
+    from embedrouter.api.app import App, Request
+
+Reply = tuple[int, bytes, dict[str, str]]
+_HASH = re.compile(r"[0-9a-f]{64}")
+MANAGEMENT_ONLY = "Only management keys can perform this operation"
+
+
+async def _key(app: App, request: Request) -> KeyRecord:
+    key = await app._svc.keys.authenticate(request.headers.get("authorization"))
+    assert isinstance(key, KeyRecord)
+    return key
+
+
+async def _manager(app: App, request: Request) -> KeyRecord:
+    key = await _key(app, request)
+    if not key.can_manage:
+        raise e.PermissionDenied(MANAGEMENT_ONLY)
+    return key
+
+
+def _now_ms(app: App) -> int:
+    accounts = app._svc.accounts
+    if accounts is not None:
+        return int(accounts.now_ms())
+    import time
+
+    return int(time.time() * 1000)
+
+
+def _json(status: int, data: Any) -> Reply:
+    return status, orjson.dumps(data), {}
+
+
+async def current_key(app: App, request: Request) -> Reply:
+    """``GET /key``: any key, management or inference."""
+    key = await _key(app, request)
+    svc = app._svc
+    cfg = svc.accounts.config if svc.accounts is not None else None
+    rpm = key.rpm if key.rpm is not None else (cfg.requests_per_minute if cfg else None)
+    tpm = key.tpm if key.tpm is not None else (cfg.tokens_per_minute if cfg else None)
+    usage = await key_usage(svc.store, key, _now_ms(app))
+    return _json(200, views.current_key(key, usage, views.rate_limits(key, rpm, tpm)))
+
+
+async def credits(app: App, request: Request) -> Reply:
+    await _manager(app, request)
+    return _json(200, views.credits_view(await balance(app._svc.store)))
+
+
+async def generation(app: App, request: Request) -> Reply:
+    """``GET /generation?id=``: a key sees its own generations; a management key sees all."""
+    key = await _key(app, request)
+    gen_id = request.query.get("id", "")
+    if not gen_id:
+        raise e.InvalidRequest("id: required, the `id` of an embeddings response",
+                               metadata={"field": "id"})
+    record = await app._svc.store.get_generation(gen_id[:200])
+    # Someone else's generation is "not found", exactly like a missing one: its existence is
+    # not disclosed to a key that may not read it.
+    if record is None or (record.key_hash != key.key_hash and not key.can_manage):
+        raise e.NotFound(f"Generation {gen_id[:200]!r} not found")
+    return _json(200, views.generation_view(record))
+
+
+async def _key_reply(app: App, record: KeyRecord, status: int = 200,
+                     extra: dict[str, Any] | None = None) -> Reply:
+    usage = await key_usage(app._svc.store, record, _now_ms(app))
+    return _json(status, {"data": views.key_object(record, usage), **(extra or {})})
+
+
+def _changes(body: Any, *, creating: bool) -> dict[str, Any]:
+    """Key fields from a create / update body; OpenRouter's names plus rpm and tpm."""
+    if not isinstance(body, dict):
+        raise e.InvalidRequest("Expected a JSON object")
+    allowed = {"name", "limit", "limit_reset", "include_byok_in_limit", "expires_at",
+               "workspace_id", "creator_user_id", "external", "disabled",
+               "requests_per_minute", "tokens_per_minute"}
+    unknown = set(body) - allowed
+    if unknown:
+        raise e.InvalidRequest(f"Unknown fields {sorted(unknown)[:5]}",
+                               metadata={"field": sorted(unknown)[0]})
+    if body.get("expires_at") is not None:
+        raise e.InvalidRequest("expires_at: keys do not expire on this server",
+                               metadata={"field": "expires_at"})
+    out: dict[str, Any] = {}
+    if "name" in body:
+        if not isinstance(body["name"], str):
+            raise e.InvalidRequest("name: expected a string", metadata={"field": "name"})
+        out["label"] = body["name"]
+    elif creating:
+        raise e.InvalidRequest("name: required", metadata={"field": "name"})
+    if "limit" in body:
+        try:
+            out["limit_nanos"] = None if body["limit"] is None else parse_usd(body["limit"],
+                                                                                field="limit")
+        except ValueError as exc:
+            raise e.InvalidRequest(str(exc), metadata={"field": "limit"}) from None
+    if "limit_reset" in body:
+        out["limit_reset"] = body["limit_reset"]
+    if "disabled" in body:
+        if creating or not isinstance(body["disabled"], bool):
+            raise e.InvalidRequest("disabled: expected true or false on update",
+                                   metadata={"field": "disabled"})
+        out["disabled"] = body["disabled"]
+    for wire, name in (("requests_per_minute", "rpm"), ("tokens_per_minute", "tpm")):
+        if wire in body:
+            out[name] = body[wire]
+    return out
+
+
+async def _body(app: App, request: Request) -> Any:
+    raw = await app._read_body(request)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise e.InvalidRequest("Request body is not valid JSON") from None
+
+
+async def list_keys(app: App, request: Request) -> Reply:
+    await _manager(app, request)
+    offset = request.query.get("offset") or "0"
+    if not offset.isdigit():
+        raise e.InvalidRequest("offset: expected a non-negative integer",
+                               metadata={"field": "offset"})
+    include_disabled = request.query.get("include_disabled", "false").lower() == "true"
+    records = [r for r in await app._svc.keys.list() if include_disabled or not r.disabled]
+    page = records[int(offset):int(offset) + 100]
+    now = _now_ms(app)
+    data = [views.key_object(r, await key_usage(app._svc.store, r, now)) for r in page]
+    return _json(200, {"data": data})
+
+
+async def create_key(app: App, request: Request) -> Reply:
+    await _manager(app, request)
+    changes = _changes(await _body(app, request), creating=True)
+    label = changes.pop("label")
+    plaintext, record = await app._svc.keys.create(label, **changes)
+    # The only time the key itself is ever sent: it is stored hashed.
+    return await _key_reply(app, record, 201, {"key": plaintext})
+
+
+def _hash_param(value: str) -> str:
+    if not _HASH.fullmatch(value):
+        raise e.NotFound("No key with that hash (expected 64 lowercase hex characters)")
+    return value
+
+
+async def get_key(app: App, request: Request, key_hash: str) -> Reply:
+    await _manager(app, request)
+    record = await app._svc.store.get_key(_hash_param(key_hash))
+    if record is None:
+        raise e.NotFound("No key with that hash")
+    return await _key_reply(app, record)
+
+
+async def update_key(app: App, request: Request, key_hash: str) -> Reply:
+    await _manager(app, request)
+    changes = _changes(await _body(app, request), creating=False)
+    record = await app._svc.keys.update(_hash_param(key_hash), changes)
+    return await _key_reply(app, record)
+
+
+async def delete_key(app: App, request: Request, key_hash: str) -> Reply:
+    manager = await _manager(app, request)
+    if key_hash == manager.key_hash:
+        raise e.InvalidRequest("A management key cannot delete itself")
+    await app._svc.keys.delete(_hash_param(key_hash))
+    return _json(200, {"deleted": True})

@@ -1,0 +1,189 @@
+"""The account endpoints through the real `openrouter` SDK, against a real server on each
+backend: SQLite with in-process counters, and PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from openrouter import OpenRouter, errors
+
+from tests.api.conftest import DEFAULT_MODEL
+from tests.store.backends import scratch_postgres_sync
+from tests.support.live import LiveServer, start_server
+from tests.support.redis_scratch import REDIS_URL, scratch_prefix
+
+# SDK 1.3.84 requires `is_provisioning_key` and `rate_limit` in /key and warns that it
+# deprecated them whenever it parses them: its warning, not this server's.
+pytestmark = pytest.mark.filterwarnings("ignore:.*DEPRECATED.*:DeprecationWarning")
+
+CONFIG = """
+[default_model]
+price_per_million = "1000"
+
+[accounts]
+enforce_credits = true
+"""
+COST = Decimal("0.004")  # "hello world": 4 tokens at $1000 per million
+
+
+@pytest.fixture(scope="module", params=["sqlite", "pg+redis"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           onnx_cache_dir: Path) -> Iterator[tuple[LiveServer, dict[str, str]]]:
+    import contextlib
+
+    data = tmp_path_factory.mktemp("accounts-api")
+    config = data / "embedrouter.toml"
+    config.write_text(CONFIG)
+    env: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        if request.param == "pg+redis":
+            url = stack.enter_context(scratch_postgres_sync())
+            env = {"EMBEDROUTER_DATABASE_URL": url, "EMBEDROUTER_REDIS_URL": REDIS_URL,
+                   "EMBEDROUTER_REDIS_PREFIX": stack.enter_context(scratch_prefix())}
+        live = start_server(data, cache_dir=onnx_cache_dir, config=config, env=env)
+        stack.callback(live.stop)
+        cli(live, env, "credits", "add", "1")
+        yield live, env
+
+
+def cli(live: LiveServer, env: dict[str, str], *args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "embedrouter", *args, "--data-dir",
+                          str(live.data_dir), "--config", str(live.data_dir / "embedrouter.toml")],
+                         capture_output=True, text=True, timeout=60, env={**os.environ, **env},
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def sdk(live: LiveServer, key: str) -> OpenRouter:
+    return OpenRouter(api_key=key, server_url=live.base_url)
+
+
+def embed(live: LiveServer, key: str, text: str = "hello world") -> httpx.Response:
+    return httpx.post(f"{live.base_url}/embeddings", json={"model": DEFAULT_MODEL, "input": [text]},
+                      headers={"authorization": f"Bearer {key}"}, timeout=60)
+
+
+def exact_cost(resp: httpx.Response) -> Decimal:
+    return Decimal(str(json.loads(resp.text, parse_float=Decimal)["usage"]["cost"]))
+
+
+def test_key_endpoint_reports_usage_and_limits(server: tuple[LiveServer, dict[str, str]]) -> None:
+    live, env = server
+    key = cli(live, env, "keys", "create", "--label", "budgeted", "--limit", "0.01",
+              "--limit-reset", "daily", "--rpm", "50").strip()
+    assert embed(live, key).status_code == 200
+    data = sdk(live, key).api_keys.get_current_key_metadata().data
+    assert data.label == "budgeted" and data.is_management_key is False
+    assert data.limit == 0.01 and data.limit_reset == "daily"
+    assert Decimal(str(data.usage)) == COST and Decimal(str(data.usage_daily)) == COST
+    assert Decimal(str(data.limit_remaining)) == Decimal("0.01") - COST
+    assert data.rate_limit.requests == 50
+    assert data.effective_budget is not None and data.effective_budget.scope == "key_limit"
+    manager = sdk(live, live.management_key).api_keys.get_current_key_metadata().data
+    assert manager.is_management_key is True and manager.limit is None
+
+
+def test_key_limit_gives_402_the_sdk_maps(server: tuple[LiveServer, dict[str, str]]) -> None:
+    live, env = server
+    key = cli(live, env, "keys", "create", "--label", "tiny", "--limit", "0.005").strip()
+    assert embed(live, key).status_code == 200
+    with pytest.raises(errors.PaymentRequiredResponseError) as info:
+        sdk(live, key).embeddings.generate(model=DEFAULT_MODEL, input=["hello world"])
+    assert "Key limit exceeded" in info.value.message
+
+
+def test_credits_need_a_management_key(server: tuple[LiveServer, dict[str, str]]) -> None:
+    live, _ = server
+    credits = sdk(live, live.management_key).credits.get_credits().data
+    assert credits.total_credits == 1.0
+    assert 0 < credits.total_usage < 1
+    with pytest.raises(errors.ForbiddenResponseError) as info:
+        sdk(live, live.api_key).credits.get_credits()
+    assert info.value.message == "Only management keys can perform this operation"
+
+
+def test_generation_is_visible_to_its_key_and_managers_only(
+        server: tuple[LiveServer, dict[str, str]]) -> None:
+    live, env = server
+    resp = embed(live, live.api_key, "a generation record")
+    assert resp.status_code == 200
+    gen_id = resp.json()["id"]
+    gen = sdk(live, live.api_key).generations.get_generation(id=gen_id).data
+    assert gen.id == gen_id and gen.api_type == "embeddings" and gen.model == DEFAULT_MODEL
+    assert gen.tokens_prompt == resp.json()["usage"]["prompt_tokens"]
+    assert Decimal(str(gen.total_cost)) == exact_cost(resp)
+    assert gen.provider_name == "Local" and gen.latency is not None
+    other = cli(live, env, "keys", "create", "--label", "nosy").strip()
+    with pytest.raises(errors.NotFoundResponseError):
+        sdk(live, other).generations.get_generation(id=gen_id)
+    assert sdk(live, live.management_key).generations.get_generation(id=gen_id).data.id == gen_id
+
+
+def test_keys_management_api_round_trip(server: tuple[LiveServer, dict[str, str]]) -> None:
+    live, _ = server
+    admin = sdk(live, live.management_key)
+    created = admin.api_keys.create(name="from the api", limit=0.5, limit_reset="weekly")
+    new_key, key_hash = created.key, created.data.hash
+    assert created.data.name == "from the api" and created.data.limit == 0.5
+    assert embed(live, new_key).status_code == 200
+    assert admin.api_keys.get(hash=key_hash).data.limit_reset == "weekly"
+    assert key_hash in {k.hash for k in admin.api_keys.list().data}
+    updated = admin.api_keys.update(hash=key_hash, name="renamed", limit=None)
+    assert updated.data.name == "renamed" and updated.data.limit is None
+    admin.api_keys.update(hash=key_hash, disabled=True)
+    assert embed(live, new_key).status_code == 401  # refused at once
+    assert key_hash not in {k.hash for k in admin.api_keys.list().data}
+    assert key_hash in {k.hash for k in admin.api_keys.list(include_disabled=True).data}
+    admin.api_keys.update(hash=key_hash, disabled=False)
+    assert embed(live, new_key).status_code == 200
+    assert admin.api_keys.delete(hash=key_hash).DELETED is True
+    assert embed(live, new_key).status_code == 401
+    with pytest.raises(errors.NotFoundResponseError):
+        admin.api_keys.get(hash=key_hash)
+
+
+def test_management_routes_refuse_inference_keys(
+        server: tuple[LiveServer, dict[str, str]]) -> None:
+    live, _ = server
+    auth = {"authorization": f"Bearer {live.api_key}"}
+    some_hash = "0" * 64
+    for method, path in (("GET", "/credits"), ("GET", "/keys"), ("POST", "/keys"),
+                         ("GET", f"/keys/{some_hash}"), ("PATCH", f"/keys/{some_hash}"),
+                         ("DELETE", f"/keys/{some_hash}")):
+        resp = httpx.request(method, f"{live.base_url}{path}", headers=auth, json={"name": "x"})
+        assert resp.status_code == 403, (method, path, resp.text)
+        assert resp.json()["error"]["code"] == 403
+
+
+def test_no_key_appears_in_the_server_log(server: tuple[LiveServer, dict[str, str]]) -> None:
+    live, env = server
+    created = [cli(live, env, "keys", "create", "--label", f"log-{i}").strip() for i in range(3)]
+    for key in created:
+        embed(live, key)
+        httpx.get(f"{live.base_url}/key", headers={"authorization": f"Bearer {key}"})
+    httpx.get(f"{live.base_url}/key", headers={"authorization": "Bearer " + "sk-er-v1-" + "f" * 64})
+    log = "".join(live.output)
+    for key in [*created, live.api_key, live.management_key]:
+        assert key not in log
+        assert key.removeprefix("sk-er-v1-") not in log
+
+
+def test_metrics_count_ledger_commits_and_counter_errors(
+        server: tuple[LiveServer, dict[str, str]]) -> None:
+    live, _ = server
+    assert embed(live, live.api_key).status_code == 200
+    text = httpx.get(f"{live.root}/metrics").text
+    values = dict(line.split(" ", 1) for line in text.splitlines()
+                  if line.startswith("embedrouter_accounts_"))
+    assert float(values["embedrouter_accounts_ledger_rows_total"]) >= 1
+    assert float(values["embedrouter_accounts_ledger_commits_total"]) >= 1
+    assert float(values["embedrouter_accounts_counter_errors_total"]) == 0

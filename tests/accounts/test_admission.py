@@ -1,0 +1,192 @@
+"""Credits, key limits and reservations through admission, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from embedrouter.accounts.money import parse_usd, to_nanos
+from embedrouter.errors import PaymentRequired
+from embedrouter.settings import AccountsConfig
+from tests.accounts.harness import BACKENDS, Env, enforced, make_env
+
+CENT = Decimal("0.01")  # 10 tokens at $1000 per million: the harness's default request
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def unmetered(backend: str, tmp_path: Path) -> AsyncIterator[Env]:
+    async with make_env(backend, tmp_path, AccountsConfig()) as env:
+        yield env
+
+
+@pytest.fixture
+async def metered(backend: str, tmp_path: Path) -> AsyncIterator[Env]:
+    async with make_env(backend, tmp_path, enforced()) as env:
+        yield env
+
+
+async def grant(env: Env, usd: str) -> None:
+    await env.store.add_credits(f"g-{usd}-{env.clock.now}", parse_usd(usd), 0, "test")
+
+
+async def test_unmetered_records_every_charge_and_reports_it(unmetered: Env) -> None:
+    key = await unmetered.key()
+    result = await unmetered.embed(key, "gen-a")
+    assert result.usage.cost == CENT
+    row = await unmetered.store.get_generation("gen-a")
+    assert row is not None and row.cost_nanos == to_nanos(CENT) and row.key_hash == key.key_hash
+    assert row.model == "acme/model" and row.tokens == 10
+    assert await unmetered.store.spent_total() == to_nanos(CENT)
+
+
+async def test_enforced_with_no_credits_refuses_before_the_provider(metered: Env) -> None:
+    key = await metered.key()
+    with pytest.raises(PaymentRequired) as info:
+        await metered.embed(key, "gen-a")
+    assert "Insufficient credits" in info.value.message
+    assert metered.provider_calls == 0
+    assert await metered.store.get_generation("gen-a") is None
+
+
+async def test_balance_pays_for_exactly_what_it_covers(metered: Env) -> None:
+    await grant(metered, "0.05")
+    key = await metered.key()
+    for i in range(5):
+        await metered.embed(key, f"gen-{i}")
+    with pytest.raises(PaymentRequired):
+        await metered.embed(key, "gen-5")
+    assert metered.provider_calls == 5
+    assert await metered.store.spent_total() == parse_usd("0.05")
+
+
+async def test_concurrent_burst_never_overspends(metered: Env) -> None:
+    await grant(metered, "1")  # pays for exactly 100 requests
+    key = await metered.key()
+    outcomes = await asyncio.gather(*(metered.embed(key, f"gen-{i}") for i in range(200)),
+                                    return_exceptions=True)
+    ok = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, PaymentRequired)]
+    assert (len(ok), len(refused)) == (100, 100), {type(o).__name__: str(o) for o in outcomes}
+    assert sum(to_nanos(o.usage.cost) for o in ok) == await metered.store.spent_total()
+    assert await metered.store.spent_total() == await metered.store.credits_total()
+
+
+async def test_failure_charges_nothing_and_frees_the_hold(metered: Env) -> None:
+    await grant(metered, "0.01")
+    key = await metered.key()
+    with pytest.raises(RuntimeError):
+        await metered.embed(key, "gen-a", fail=True)
+    assert await metered.store.spent_total() == 0
+    await metered.embed(key, "gen-b")  # the whole cent is available again
+
+
+async def test_actual_below_quote_charges_actual_and_frees_the_rest(metered: Env) -> None:
+    await grant(metered, "0.01")
+    key = await metered.key()
+    result = await metered.embed(key, "gen-a", actual_tokens=4)  # quoted 10
+    assert result.usage.cost == Decimal("0.004")
+    await metered.embed(key, "gen-b", tokens=6)  # exactly what is left
+    with pytest.raises(PaymentRequired):
+        await metered.embed(key, "gen-c", tokens=1)
+
+
+async def test_actual_above_quote_is_capped_at_the_reservation(unmetered: Env) -> None:
+    key = await unmetered.key()
+    result = await unmetered.embed(key, "gen-a", tokens=10, actual_tokens=15)
+    assert result.usage.cost == CENT
+    row = await unmetered.store.get_generation("gen-a")
+    assert row is not None and row.cost_nanos == to_nanos(CENT)
+
+
+async def test_key_limit_applies_without_enforcement_and_resets_daily(unmetered: Env) -> None:
+    env = unmetered
+    env.clock.now = 1_767_225_600 + 3600  # 2026-01-01 01:00 UTC
+    key = await env.key(limit_nanos=parse_usd("0.02"), limit_reset="daily")
+    other = await env.key()
+    await env.embed(key, "gen-1")
+    await env.embed(key, "gen-2")
+    with pytest.raises(PaymentRequired) as info:
+        await env.embed(key, "gen-3")
+    assert "Key limit exceeded" in info.value.message
+    await env.embed(other, "gen-o")  # another key is not affected
+    env.clock.now += 86400  # the next UTC day
+    await env.embed(key, "gen-4")
+
+
+async def test_key_limit_without_reset_counts_all_time(unmetered: Env) -> None:
+    key = await unmetered.key(limit_nanos=parse_usd("0.01"))
+    await unmetered.embed(key, "gen-1")
+    unmetered.clock.now += 40 * 86400
+    with pytest.raises(PaymentRequired):
+        await unmetered.embed(key, "gen-2")
+
+
+async def test_key_limit_counts_spend_from_before_the_limit_was_set(unmetered: Env) -> None:
+    key = await unmetered.key()
+    await unmetered.embed(key, "gen-1")
+    limited = await unmetered.store.update_key(key.key_hash, {"limit_nanos": parse_usd("0.01")})
+    assert limited is not None
+    with pytest.raises(PaymentRequired):
+        await unmetered.embed(limited, "gen-2")
+
+
+async def test_free_model_passes_with_zero_balance_but_not_a_used_up_key(metered: Env) -> None:
+    key = await metered.key()
+    await metered.embed(key, "gen-free", price=Decimal(0))
+    capped = await metered.key(limit_nanos=0)
+    with pytest.raises(PaymentRequired):
+        await metered.embed(capped, "gen-capped", price=Decimal(0))
+
+
+async def test_credits_added_later_apply_within_the_reread_interval(metered: Env) -> None:
+    import time
+
+    from embedrouter.accounts.admission import CREDITS_TTL_S
+
+    key = await metered.key()
+    with pytest.raises(PaymentRequired):
+        await metered.embed(key, "gen-a")
+    await grant(metered, "0.01")
+    time.sleep(CREDITS_TTL_S + 0.05)  # the read is cached at most this long (monotonic)
+    await metered.embed(key, "gen-b")
+
+
+async def test_a_request_cancelled_while_charging_is_charged_exactly_once(unmetered: Env) -> None:
+    env = unmetered
+    key = await env.key(limit_nanos=parse_usd("0.02"))
+    writer = env.accounts.writer
+    flush, writing, release_flush = writer._flush, asyncio.Event(), asyncio.Event()
+
+    async def held_flush(rows):  # type: ignore[no-untyped-def]
+        writing.set()
+        await release_flush.wait()
+        await flush(rows)
+
+    writer._flush = held_flush
+    task = asyncio.create_task(env.embed(key, "gen-cancelled"))
+    try:
+        # Until the charge is being written (the provider has answered).
+        await asyncio.wait_for(writing.wait(), timeout=30)
+        task.cancel()  # the client went away while the charge was being written
+    finally:
+        release_flush.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(500):
+        if await env.store.get_generation("gen-cancelled") is not None:
+            break
+        await asyncio.sleep(0.01)
+    writer._flush = flush
+    assert await env.store.get_generation("gen-cancelled") is not None
+    await env.embed(key, "gen-after")  # the limit has exactly one cent left
+    with pytest.raises(PaymentRequired):
+        await env.embed(key, "gen-over")

@@ -1,0 +1,131 @@
+"""Shared-mode specifics: holds of a dead instance are reclaimed from the ledger exactly once,
+and a Redis that does not answer refuses metered requests with a 503 (logged and counted)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from embedrouter.accounts.counters import Hold
+from embedrouter.accounts.money import parse_usd, to_nanos
+from embedrouter.accounts.redis_counters import CountersUnavailable, RedisCounters
+from embedrouter.errors import PaymentRequired
+from embedrouter.store.records import GenerationRecord
+from embedrouter.types import Quote
+from tests.accounts.harness import MODEL, Env, enforced, make_env
+
+QUOTE = Quote(model=MODEL, tokens=10, cost=Decimal("0.01"))
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    async with make_env("pg+redis", tmp_path, enforced(reservation_ttl_s=30)) as e:
+        await e.store.add_credits("g", parse_usd("0.02"), 0, "")
+        yield e
+
+
+def counters(env: Env) -> RedisCounters:
+    c = env.accounts.counters
+    assert isinstance(c, RedisCounters)
+    return c
+
+
+async def crashed_reservation(env: Env, gen_id: str) -> None:
+    """A request that reserved and then lost its instance (no settle, no release)."""
+    gate = env.accounts.gate(await env.key(), gen_id)
+    await gate.reserve(QUOTE)
+
+
+async def test_uncharged_hold_of_a_dead_instance_is_released_after_expiry(env: Env) -> None:
+    await crashed_reservation(env, "gen-dead")
+    assert (await counters(env).snapshot())["held"] == to_nanos(QUOTE.cost)
+    now_ms = env.accounts.now_ms()
+    assert await counters(env).reclaim(now_ms) == 0  # not expired yet: never taken early
+    assert await counters(env).reclaim(now_ms + 31_000) == 1
+    assert await counters(env).snapshot() == {"spent": 0, "held": 0}
+    key = await env.key()
+    await env.embed(key, "gen-1")
+    await env.embed(key, "gen-2")  # the whole balance is usable again
+
+
+async def test_charged_hold_of_a_dead_instance_is_settled_from_the_ledger(env: Env) -> None:
+    await crashed_reservation(env, "gen-dead")
+    cost = to_nanos(Decimal("0.006"))
+    # The instance committed the charge, then died before settling the counters.
+    await env.store.record_generations([GenerationRecord(
+        "gen-dead", "k", MODEL, "up", "Fake", 6, cost, env.accounts.now_ms(), 1)])
+    assert await counters(env).reclaim(env.accounts.now_ms() + 31_000) == 1
+    assert await counters(env).snapshot() == {"spent": cost, "held": 0}
+    assert await counters(env).reclaim(env.accounts.now_ms() + 62_000) == 0  # only once
+
+
+async def test_settle_after_reclaim_counts_the_charge_once(env: Env) -> None:
+    key = await env.key()
+    gate = env.accounts.gate(key, "gen-slow")
+    await gate.reserve(QUOTE)
+    hold = gate._hold
+    assert isinstance(hold, Hold)
+    # The reclaimer found no charge yet and released the hold; then the request finished.
+    assert await counters(env).reclaim(env.accounts.now_ms() + 31_000) == 1
+    await counters(env).settle(hold, to_nanos(QUOTE.cost), 10)
+    await counters(env).settle(hold, to_nanos(QUOTE.cost), 10)  # a repeat is a no-op
+    assert await counters(env).snapshot() == {"spent": to_nanos(QUOTE.cost), "held": 0}
+
+
+async def test_counters_rebuild_from_the_ledger_when_redis_lost_them(env: Env) -> None:
+    key = await env.key()
+    await env.embed(key, "gen-1")
+    client = counters(env)._redis
+    await client.delete(f"{counters(env)._p}acct")  # as after a Redis restart
+    await env.embed(key, "gen-2")  # seeded from the ledger: one cent spent, one left
+    with pytest.raises(PaymentRequired):
+        await env.embed(key, "gen-3")
+
+
+async def test_redis_down_refuses_with_503_logs_once_and_counts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with make_env("pg+redis", tmp_path, enforced()) as env:
+        dead = RedisCounters("redis://127.0.0.1:1/0", env.store, env.store,
+                             socket_timeout_s=0.5)
+        env.accounts.counters = dead
+        key = await env.key()
+        caplog.set_level(logging.ERROR, logger="embedrouter.accounts")
+        for i in range(3):
+            with pytest.raises(CountersUnavailable):
+                await env.embed(key, f"gen-{i}")
+        await dead.close()
+    assert env.provider_calls == 0  # nothing served unmetered
+    assert dead.errors == 3
+    lines = [r.getMessage() for r in caplog.records if "Redis unavailable" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "503" in lines[0]
+
+
+async def test_a_request_whose_hold_was_reclaimed_is_not_charged(env: Env) -> None:
+    from embedrouter.errors import ServiceUnavailable
+
+    key = await env.key()
+
+    async def slow(reserve):  # type: ignore[no-untyped-def]
+        await reserve(QUOTE)
+        # Meanwhile another instance decided this one was dead and reclaimed the hold.
+        await counters(env).reclaim(env.accounts.now_ms() + 31_000)
+        return _result()
+
+    with pytest.raises(ServiceUnavailable):
+        await env.accounts.metered(key, "gen-late", slow)
+    assert await env.store.get_generation("gen-late") is None
+    assert await counters(env).snapshot() == {"spent": 0, "held": 0}
+
+
+def _result():  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from embedrouter.types import EmbeddingResult, Usage
+
+    return EmbeddingResult(np.zeros((1, 2), np.float32), "up", "Fake",
+                           Usage(10, 10, cost=QUOTE.cost))
