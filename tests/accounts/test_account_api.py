@@ -30,6 +30,10 @@ price_per_million = "1000"
 
 [accounts]
 enforce_credits = true
+
+# These tests count money per computed request; hits (free by default) are the cache suite's.
+[cache]
+enabled = false
 """
 COST = Decimal("0.004")  # "hello world": 4 tokens at $1000 per million
 
@@ -97,7 +101,8 @@ def test_key_limit_gives_402_the_sdk_maps(server: tuple[LiveServer, dict[str, st
     key = cli(live, env, "keys", "create", "--label", "tiny", "--limit", "0.005").strip()
     assert embed(live, key).status_code == 200
     with pytest.raises(errors.PaymentRequiredResponseError) as info:
-        sdk(live, key).embeddings.generate(model=DEFAULT_MODEL, input=["hello world"])
+        # Another text: "hello world" again would be a vector-cache hit, which costs nothing.
+        sdk(live, key).embeddings.generate(model=DEFAULT_MODEL, input=["goodbye world"])
     assert "Key limit exceeded" in info.value.message
 
 

@@ -38,6 +38,10 @@ price_per_million = "1000"
 enforce_credits = true
 reservation_ttl_s = {ttl}
 reclaim_every_s = 1
+
+# These tests count money per computed request; hits (free by default) are the cache suite's.
+[cache]
+enabled = false
 """
 
 

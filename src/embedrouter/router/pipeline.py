@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from embedrouter.catalog import Catalog, ModelSpec
+from embedrouter.catalog.endpoints import EndpointSpec
 from embedrouter.errors import InvalidRequest, NotFound, UnknownModel, UnsupportedInput
 from embedrouter.providers.base import Provider
 from embedrouter.router.dispatch import Dispatcher
@@ -24,6 +25,7 @@ from embedrouter.types import (
     Input,
     MediaPart,
     MultimodalInput,
+    Quote,
     Reserve,
     TextInput,
     TokenInput,
@@ -32,6 +34,10 @@ from embedrouter.types import (
 
 if TYPE_CHECKING:  # built by the server and handed in; the router only calls it
     from embedrouter.cache import CacheMode, VectorCache
+
+
+def _item(x: TextInput | TokenInput) -> str | Sequence[int]:
+    return x.text if isinstance(x, TextInput) else x.ids
 
 
 def resolve_model(catalog: Catalog, slug: str) -> ModelSpec:
@@ -124,16 +130,8 @@ class Router:
         if self.cache is not None and cache is not None and cache.active:
             keys = self.cache.keys(spec, inputs, width=width, input_type=request.input_type)
             if keys is not None:
-                if reserve is not None:
-                    # Which inputs will hit is known only as the cache answers, so the hold
-                    # covers them all, at full price, before anything is computed; settling
-                    # charges what was actually computed (and the hit fraction).
-                    await reserve(bounded_quote(
-                        spec, (ep for ep in chosen.attempts
-                               if spec.is_local or self.dispatcher.serves(ep.provider)),
-                        [x.text if isinstance(x, TextInput) else x.ids for x in inputs]))
                 result = await self._embed_cached(spec, chosen, request, inputs, cut_to, keys,
-                                                  cache)
+                                                  cache, reserve)
                 result.timings["total"] = time.perf_counter() - started
                 return result
         result = await self._compute(spec, chosen, request, inputs, cut_to, reserve)
@@ -161,9 +159,7 @@ class Router:
             items = [x.text if isinstance(x, TextInput) else list(x.ids) for x in inputs]
             spans = SPANS.get()  # traced requests only: the upstream round trip as "inference"
             if reserve is not None:
-                await reserve(remote_quote(spec.slug, (ep for ep in chosen.attempts
-                                                       if self.dispatcher.serves(ep.provider)),
-                                           items))
+                await reserve(remote_quote(spec.slug, self._quotable(spec, chosen), items))
             sent_ns = time.time_ns() if spans is not None else 0
             sent = await self.dispatcher.run(chosen, items, slug=spec.slug,
                                              width=cut_to or spec.dimensions,
@@ -196,15 +192,43 @@ class Router:
 
     async def _embed_cached(self, spec: ModelSpec, chosen: Plan, request: EmbeddingRequest,
                             inputs: Sequence[TextInput | TokenInput], cut_to: int | None,
-                            keys: list[bytes], mode: CacheMode) -> EmbeddingResult:
+                            keys: list[bytes], mode: CacheMode,
+                            reserve: Reserve | None = None) -> EmbeddingResult:
         assert self.cache is not None
+        fraction = self.cache.hit_price_fraction
+        held = False
+
+        async def hold(quote: Quote, computed: list[int]) -> None:
+            # Admission holds once per request: with the first computation's own quote (exact
+            # for a local model), plus a bound for the inputs the cache answers when hits are
+            # priced. A second computation (its inputs' single-flight leader failed) is charged
+            # within that hold: settling never exceeds it.
+            nonlocal held
+            if reserve is None or held:
+                return
+            held = True
+            rest = sorted(set(range(len(inputs))) - set(computed))
+            if fraction and rest:
+                extra = bounded_quote(spec, self._quotable(spec, chosen),
+                                      [_item(inputs[i]) for i in rest])
+                quote = Quote(quote.model, quote.tokens + extra.tokens,
+                              quote.cost + extra.cost * fraction)
+            await reserve(quote)
 
         async def compute(positions: list[int]) -> EmbeddingResult:
+            async def reserve_part(quote: Quote) -> None:
+                await hold(quote, positions)
             return await self._compute(spec, chosen, request, [inputs[i] for i in positions],
-                                       cut_to)
+                                       cut_to, reserve_part if reserve is not None else None)
 
         served = await self.cache.serve(keys, width=cut_to or spec.dimensions, mode=mode,
                                         compute=compute)
+        if reserve is not None and not held:
+            # Every input came from the cache: no provider was called; the hold (and the rate
+            # limits' count) is what the hits cost.
+            held = True
+            await reserve(Quote(spec.slug, served.cached_tokens,
+                                spec.cost(served.cached_tokens) * fraction))
         # Charged: what the computed inputs cost, plus the configured fraction of the price of
         # the cached ones (0 by default: hits are free).
         cost = sum((r.usage.cost for r in served.computed), Decimal(0))
@@ -223,6 +247,11 @@ class Router:
             truncated=sum(r.truncated for r in served.computed),
             cache=served.status,
         )
+
+    def _quotable(self, spec: ModelSpec, chosen: Plan) -> list[EndpointSpec]:
+        """The endpoints a quote prices: those of the plan that this router can call."""
+        return [ep for ep in chosen.attempts
+                if spec.is_local or self.dispatcher.serves(ep.provider)]
 
     def stats(self) -> dict[str, dict[str, float]]:
         """Gauges of every provider's models, keyed by model slug."""
