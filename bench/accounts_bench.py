@@ -58,6 +58,11 @@ def config(upstream: str, accounts_on: bool) -> str:
         [default_model]
         price_per_million = "0.02"
 
+        # Repeated bodies would be vector-cache hits (free, no admission work to speak of):
+        # this measures admission on computed requests.
+        [cache]
+        enabled = false
+
         [[providers]]
         name = "up"
         kind = "openai"

@@ -263,6 +263,9 @@ class RawConnection:
         self.host, self.port, prefix = m.group(1), int(m.group(2)), m.group(3)
         self.head = (f"POST {prefix}/embeddings HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
                      f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+                     # The corpus repeats across passes: without no-store the vector cache
+                     # would answer from the second pass on, and this measures the engine.
+                     "Cache-Control: no-store\r\n"
                      "Content-Length: ").encode()
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
@@ -324,7 +327,8 @@ class HttpxConnection:
         self.client = httpx.AsyncClient(
             base_url=base_url, timeout=120.0,
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                     "Cache-Control": "no-store"},  # measure the engine, not the vector cache
         )
 
     async def post(self, body: bytes) -> tuple[int, bytes]:
