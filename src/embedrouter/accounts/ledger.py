@@ -8,11 +8,19 @@ commits alone (no added wait); under load one fsync covers many charges.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from embedrouter.store.records import GenerationRecord
 
 MAX_BATCH = 512
+log = logging.getLogger("embedrouter.accounts")
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("a usage record of a free request was not written: %s",
+                    type(future.exception()).__name__)
 
 Flush = Callable[[list[GenerationRecord]], Awaitable[None]]
 
@@ -38,6 +46,22 @@ class LedgerWriter:
         # Shielded: a caller that is cancelled (client gone) must not cancel a commit that
         # other requests' charges share; its own row is committed regardless.
         await asyncio.shield(future)
+
+    def write_behind(self, row: GenerationRecord) -> None:
+        """Queue ``row`` without waiting for its commit: for a record that charges nothing,
+        where no money can be lost or doubled, an fsync per request is latency for nothing.
+        A failed commit is logged; ``settled`` and ``close`` wait for queued rows."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_log_failure)
+        self._queue.append((row, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    async def settled(self) -> None:
+        """Return once every row queued so far is committed (read-your-writes on this
+        instance for rows written behind)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
 
     async def _run(self) -> None:
         while self._queue:

@@ -75,6 +75,8 @@ async def generation(app: App, request: Request) -> Reply:
     if not gen_id:
         raise e.InvalidRequest("id: required, the `id` of an embeddings response",
                                metadata={"field": "id"})
+    if app._svc.accounts is not None:
+        await app._svc.accounts.writer.settled()  # free requests' records are written behind
     record = await app._svc.store.get_generation(gen_id[:200])
     # Someone else's generation is "not found", exactly like a missing one: its existence is
     # not disclosed to a key that may not read it.
