@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from embedrouter.store.records import GenerationRecord
 
 MAX_BATCH = 512
+# How long rows written behind (free requests) wait to be gathered into one commit.
+BEHIND_DELAY_S = 0.05
 log = logging.getLogger("embedrouter.accounts")
 
 
@@ -31,6 +33,7 @@ class LedgerWriter:
         self._max_batch = max_batch
         self._queue: list[tuple[GenerationRecord, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self.commits = 0  # for /metrics: rows per commit = rows / commits
         self.rows = 0
 
@@ -51,15 +54,26 @@ class LedgerWriter:
         """Queue ``row`` without waiting for its commit: for a record that charges nothing,
         where no money can be lost or doubled, an fsync per request is latency for nothing.
         A failed commit is logged; ``settled`` and ``close`` wait for queued rows."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         future.add_done_callback(_log_failure)
         self._queue.append((row, future))
-        if self._task is None or self._task.done():
+        # Gathered for a moment first: a commit per free request, even off the response's
+        # path, is a worker thread contending for the GIL with the loop once per request.
+        if (self._task is None or self._task.done()) and self._timer is None:
+            self._timer = loop.call_later(BEHIND_DELAY_S, self._start)
+
+    def _start(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._queue and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._run())
 
     async def settled(self) -> None:
         """Return once every row queued so far is committed (read-your-writes on this
         instance for rows written behind)."""
+        self._start()
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
 
@@ -81,5 +95,6 @@ class LedgerWriter:
 
     async def close(self) -> None:
         """Wait for rows already handed in to be written."""
+        self._start()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
