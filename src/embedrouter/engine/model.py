@@ -21,6 +21,7 @@ from tokenizers import Tokenizer
 from embedrouter.engine import onnx_cache
 from embedrouter.engine.errors import ModelLoadError
 from embedrouter.engine.model_dir import ModelSpec, read_model_dir
+from embedrouter.engine.quantize import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,10 @@ class LocalModel:
     """Tokenizer + encoder for one BERT-family sentence-transformers model."""
 
     def __init__(self, spec: ModelSpec, tokenizer: Tokenizer, session: ort.InferenceSession, *,
-                 weights_sha256: str, onnx_path: Path, built_onnx: bool) -> None:
+                 weights_sha256: str, onnx_path: Path, built_onnx: bool,
+                 precision: str = "fp32") -> None:
         self.spec = spec
+        self.precision = precision
         self.model_dir = spec.path
         self.dim: int = spec.config.hidden_size
         self.max_seq_length: int = spec.max_seq_length
@@ -111,12 +114,26 @@ class LocalModel:
 
     @classmethod
     def load(cls, model_dir: Path, *, cache_dir: Path, threads: int | None = None,
-             flavour: str = DEFAULT_FLAVOUR) -> LocalModel:
+             flavour: str = DEFAULT_FLAVOUR, precision: str = "fp32") -> LocalModel:
+        """The model at ``precision`` (see quantize.PRECISIONS), its graph built and cached on
+        first use."""
         spec = read_model_dir(Path(model_dir))
-        cache_dir = Path(cache_dir)
         tokenizer = _load_tokenizer(spec.tokenizer_path)
+        return cls._open(spec, tokenizer, Path(cache_dir), threads, flavour, precision)
+
+    def with_precision(self, precision: str, *, cache_dir: Path, threads: int | None = None,
+                       flavour: str = DEFAULT_FLAVOUR) -> LocalModel:
+        """The same model at another precision, sharing this one's tokenizer."""
+        return self._open(self.spec, self._tok, Path(cache_dir), threads, flavour, precision)
+
+    @classmethod
+    def _open(cls, spec: ModelSpec, tokenizer: Tokenizer, cache_dir: Path, threads: int | None,
+              flavour: str, precision: str) -> LocalModel:
+        if precision not in PRECISIONS:
+            raise ModelLoadError(f"unknown precision {precision!r}; expected one of "
+                                 f"{', '.join(PRECISIONS)}")
         sha = onnx_cache.weights_sha256(spec.weights_path, cache_dir)
-        path, data = onnx_cache.ensure_graph(spec, sha, cache_dir, flavour)
+        path, data = onnx_cache.ensure_graph(spec, sha, cache_dir, flavour, precision)
         options = _session_options(threads)
         providers = ["CPUExecutionProvider"]
         if data is None:
@@ -127,11 +144,16 @@ class LocalModel:
                 # trusted: the weights are the source of truth.
                 log.warning("cached ONNX graph %s unusable (%s); rebuilding", path, exc)
                 path.unlink(missing_ok=True)
-                path, data = onnx_cache.ensure_graph(spec, sha, cache_dir, flavour)
+                path, data = onnx_cache.ensure_graph(spec, sha, cache_dir, flavour, precision)
+        built = data is not None
         if data is not None:
             session = ort.InferenceSession(data, options, providers=providers)
+            # Building (quantizing above all) leaves freed heap that glibc would otherwise keep.
+            del data
+            if _MALLOC_TRIM is not None:
+                _MALLOC_TRIM(0)
         return cls(spec, tokenizer, session, weights_sha256=sha, onnx_path=path,
-                   built_onnx=data is not None)
+                   built_onnx=built, precision=precision)
 
     # -- tokens ------------------------------------------------------------------------------
 

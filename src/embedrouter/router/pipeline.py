@@ -11,7 +11,7 @@ from embedrouter.catalog import Catalog, ModelSpec
 from embedrouter.errors import InvalidRequest, NotFound, UnknownModel, UnsupportedInput
 from embedrouter.providers.base import Provider
 from embedrouter.router.dispatch import Dispatcher
-from embedrouter.router.selection import plan, split_variant
+from embedrouter.router.selection import local_endpoint, plan, split_variant
 from embedrouter.router.token_ids import INLINE_DECODE_IDS, needs_decoding, translate
 from embedrouter.router.vectors import shorten
 from embedrouter.types import (
@@ -106,12 +106,14 @@ class Router:
         chosen = plan(spec.endpoints, request.provider, slug=spec.slug, variant=variant,
                       params=params, health=health.snapshot(), now=health.now(), rng=self._rng)
         if spec.is_local:
-            # The plan's filters still apply (404 constraint_filtered); the local endpoint is
-            # never rate limited, so there is nothing else to choose.
+            # The plan's filters still apply (404 constraint_filtered); local endpoints are never
+            # rate limited, so what is left to choose is the precision.
+            endpoint = local_endpoint(spec.endpoints, request.provider, chosen.attempts,
+                                      slug=spec.slug)
             result = await self._providers[spec.provider].embed(
-                spec, inputs, input_type=request.input_type)
+                spec, inputs, input_type=request.input_type, quantization=endpoint.quantization)
             vectors, tokens = result.vectors, result.prompt_tokens
-            model, provider, cost = spec.upstream_id, spec.provider_name, spec.cost(tokens)
+            model, provider, cost = spec.upstream_id, endpoint.display_name, endpoint.cost(tokens)
             truncated, estimated = result.truncated, False
         else:
             items = [x.text if isinstance(x, TextInput) else list(x.ids) for x in inputs]

@@ -238,3 +238,35 @@ def _resting_until(h: Health | None, now: float) -> float | None:
     if h is None or h.rate_limited_until is None or h.rate_limited_until <= now:
         return None
     return h.rate_limited_until
+
+
+def local_endpoint(endpoints: Sequence[EndpointSpec], prefs: Mapping[str, Any] | None,
+                   attempts: Sequence[EndpointSpec], *, slug: str) -> EndpointSpec:
+    """Which precision of a local model serves a request, from the plan's ``attempts``.
+
+    ``endpoints`` is the model's list, its default precision first. Only that one serves a
+    request unless the request allows another, by its ``quantization`` in
+    ``provider.quantizations`` or by its slug (``local/int8``) in ``order`` / ``only``: a lower
+    precision is never a silent fallback, because vectors of two precisions mixed in one index
+    degrade retrieval. Among those allowed, ``order`` decides, else the model's list does (the
+    plan's random draw between equally priced endpoints does not apply: a request must not get
+    one precision now and another next time).
+    """
+    prefs = prefs or {}
+    quantizations = set(prefs.get("quantizations") or ())
+    named = {n.strip().lower() for n in (*(prefs.get("order") or ()), *(prefs.get("only") or ()))}
+    default = endpoints[0] if endpoints else None
+    allowed = [ep for ep in attempts
+               if ep is default or ep.quantization in quantizations or ep.provider in named]
+    if not allowed:
+        raise NotFound(
+            f"No endpoint of model {slug!r} meets the request's provider preferences: its "
+            f"default precision ({default.quantization if default else '?'}) was excluded, and "
+            "another precision is used only when provider.quantizations names it",
+            metadata={"availability": {"code": "constraint_filtered", "retryable": False,
+                                       "requested_models": [slug],
+                                       "excluded_by": ["quantization"]}},
+        )
+    if not prefs.get("order"):
+        allowed.sort(key=lambda ep: endpoints.index(ep) if ep in endpoints else len(endpoints))
+    return allowed[0]
