@@ -102,20 +102,21 @@ class Router:
         params = frozenset(name for name, value in (("dimensions", request.dimensions),
                                                       ("input_type", request.input_type))
                            if value is not None)
-        health = self.dispatcher.health
-        chosen = plan(spec.endpoints, request.provider, slug=spec.slug, variant=variant,
-                      params=params, health=health.snapshot(), now=health.now(), rng=self._rng)
         if spec.is_local:
-            # The plan's filters still apply (404 constraint_filtered); local endpoints are never
-            # rate limited, so what is left to choose is the precision.
-            endpoint = local_endpoint(spec.endpoints, request.provider, chosen.attempts,
-                                      slug=spec.slug)
+            # Filters apply as for any model (404 constraint_filtered); what is left to choose is
+            # the precision, and never by chance or as a fallback.
+            endpoint = local_endpoint(spec.endpoints, request.provider, slug=spec.slug,
+                                      variant=variant, params=params)
             result = await self._providers[spec.provider].embed(
                 spec, inputs, input_type=request.input_type, quantization=endpoint.quantization)
             vectors, tokens = result.vectors, result.prompt_tokens
             model, provider, cost = spec.upstream_id, endpoint.display_name, endpoint.cost(tokens)
             truncated, estimated = result.truncated, False
         else:
+            health = self.dispatcher.health
+            chosen = plan(spec.endpoints, request.provider, slug=spec.slug, variant=variant,
+                          params=params, health=health.snapshot(), now=health.now(),
+                          rng=self._rng)
             items = [x.text if isinstance(x, TextInput) else list(x.ids) for x in inputs]
             sent = await self.dispatcher.run(chosen, items, slug=spec.slug,
                                              width=cut_to or spec.dimensions,
