@@ -44,13 +44,9 @@ def load_local_models(settings: Settings) -> dict[str, dict[str, object]]:
     for cfg in settings.all_models():
         if "embeddings" not in cfg.output_modalities:
             continue
-        first, *rest = cfg.quantizations
-        model = LocalModel.load(_model_dir(cfg), cache_dir=settings.onnx_cache_dir,
-                                threads=settings.engine_threads, precision=first)
-        loaded[cfg.slug] = {first: model}
-        for precision in rest:
-            loaded[cfg.slug][precision] = model.with_precision(
-                precision, cache_dir=settings.onnx_cache_dir, threads=settings.engine_threads)
+        loaded[cfg.slug] = dict(LocalModel.load_precisions(
+            _model_dir(cfg), cfg.quantizations, cache_dir=settings.onnx_cache_dir,
+            threads=settings.engine_threads))
     return loaded
 
 
@@ -76,6 +72,8 @@ def model_facts(settings: Settings, models: dict[str, dict[str, object]]
 async def build_router(settings: Settings) -> Router:
     """Load the models, start their batchers and wire the router (shared by serve and embed)."""
     from embedrouter.engine import Batcher
+    from embedrouter.engine.batcher import DEFAULT_MAX_BATCH_ATTENTION
+    from embedrouter.engine.quantize import ACTIVATION_FACTOR
     from embedrouter.providers.local import LoadedModel, LocalProvider
 
     models = await asyncio.to_thread(load_local_models, settings)
@@ -89,8 +87,11 @@ async def build_router(settings: Settings) -> Router:
     loaded: dict[str, dict[str, LoadedModel]] = {}
     for slug, by_precision in models.items():
         for precision, model in by_precision.items():
+            share = ACTIVATION_FACTOR[precision]
             batcher = Batcher(model,  # type: ignore[arg-type]
-                              max_batch_tokens=settings.max_batch_tokens,
+                              max_batch_tokens=max(settings.max_batch_tokens // share,
+                                                   model.max_seq_length),  # type: ignore[attr-defined]
+                              max_batch_attention=DEFAULT_MAX_BATCH_ATTENTION // share,
                               max_batch_size=settings.max_batch_size,
                               max_queue_items=settings.max_queue_items)
             await batcher.start()

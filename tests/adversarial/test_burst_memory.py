@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,13 @@ def rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS line")
 
 
+def idle_releases(server: LiveServer) -> int:
+    """How often the default model's batcher has released its idle memory (from /metrics)."""
+    text = httpx.get(f"{server.root}/metrics", timeout=30).text
+    m = re.search(rf'embedrouter_batcher_idle_releases{{model="{re.escape(MODEL)}"}} (\d+)', text)
+    return int(m.group(1)) if m else 0
+
+
 async def _burst(server: LiveServer, rng: random.Random, n: int, cancel: float) -> None:
     headers = {"authorization": f"Bearer {server.api_key}"}
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=0)
@@ -67,12 +75,12 @@ async def test_rss_after_cancelled_bursts_is_bounded(burst_server: LiveServer) -
     rng = random.Random(8)
     after: list[float] = []
     for _ in range(3):  # three bursts of 60 requests, 80% hung up
+        released = idle_releases(burst_server)
         await _burst(burst_server, rng, 60, 0.8)
-        # The server may take a moment to go idle; poll (bounded) for it to settle under target.
+        # The server hands memory back once idle; poll (bounded) until it has, so that every
+        # burst is measured at the same point (RSS read mid-release made the creep check flaky).
         deadline = time.monotonic() + 20
-        for _ in range(100):
-            if rss_mb(pid) <= TARGET_MB or time.monotonic() > deadline:
-                break
+        while idle_releases(burst_server) <= released and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         after.append(rss_mb(pid))
     assert max(after) <= TARGET_MB, after

@@ -91,6 +91,30 @@ def _libc_malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined
 _MALLOC_TRIM = _libc_malloc_trim()
 
 
+WORD_EMBEDDINGS = "word_embeddings"  # onnx_builder's name for the table
+
+
+def _word_embeddings(graph: tuple[Path, bytes | None]) -> ort.OrtValue:
+    """The word-embedding table of a built fp32 graph, as an OrtValue sessions can share."""
+    import gc
+
+    import onnx
+    from onnx import numpy_helper
+
+    path, data = graph
+    model = onnx.load_from_string(data) if data is not None else onnx.load(str(path))
+    table = next((numpy_helper.to_array(t) for t in model.graph.initializer
+                  if t.name == WORD_EMBEDDINGS), None)
+    del model, data
+    gc.collect()
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)  # the parsed graph was ~90 MB
+    if table is None:
+        raise ModelLoadError(f"{path}: no {WORD_EMBEDDINGS} initializer")
+    # OrtValue borrows the array's buffer; it keeps a reference to it for as long as it lives.
+    return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(table))
+
+
 def _load_tokenizer(path: Path) -> Tokenizer:
     try:
         tok = Tokenizer.from_file(str(path))
@@ -127,6 +151,7 @@ class LocalModel:
         self.built_onnx = built_onnx
         self._tok = tokenizer
         self._session = session
+        self._shared_table: ort.OrtValue | None = None
         self._shrink = _shrink_run_options()
         self.cls_id: int = _special_id(tokenizer, "[CLS]", spec.tokenizer_path)
         self.sep_id: int = _special_id(tokenizer, "[SEP]", spec.tokenizer_path)
@@ -153,14 +178,34 @@ class LocalModel:
         return self._open(self.spec, self._tok, Path(cache_dir), threads, flavour, precision)
 
     @classmethod
+    def load_precisions(cls, model_dir: Path, precisions: Sequence[str], *, cache_dir: Path,
+                        threads: int | None = None, flavour: str = DEFAULT_FLAVOUR
+                        ) -> dict[str, LocalModel]:
+        """The model at each of ``precisions``: one tokenizer, and one copy of the word-embedding
+        table for all of them (every precision keeps that table in fp32, 47 MB for
+        all-MiniLM-L6-v2; the quantizer leaves the Gather alone)."""
+        spec = read_model_dir(Path(model_dir))
+        tokenizer = _load_tokenizer(spec.tokenizer_path)
+        cache_dir = Path(cache_dir)
+        shared = None
+        if len(precisions) > 1:
+            sha = onnx_cache.weights_sha256(spec.weights_path, cache_dir)
+            shared = _word_embeddings(onnx_cache.ensure_graph(spec, sha, cache_dir, flavour))
+        return {p: cls._open(spec, tokenizer, cache_dir, threads, flavour, p, shared)
+                for p in precisions}
+
+    @classmethod
     def _open(cls, spec: ModelSpec, tokenizer: Tokenizer, cache_dir: Path, threads: int | None,
-              flavour: str, precision: str) -> LocalModel:
+              flavour: str, precision: str, shared: ort.OrtValue | None = None) -> LocalModel:
         if precision not in PRECISIONS:
             raise ModelLoadError(f"unknown precision {precision!r}; expected one of "
                                  f"{', '.join(PRECISIONS)}")
         sha = onnx_cache.weights_sha256(spec.weights_path, cache_dir)
         path, data = onnx_cache.ensure_graph(spec, sha, cache_dir, flavour, precision)
         options = _session_options(threads)
+        if shared is not None:
+            # The session reads the table from this buffer instead of its own copy.
+            options.add_initializer(WORD_EMBEDDINGS, shared)
         providers = ["CPUExecutionProvider"]
         if data is None:
             try:
@@ -178,8 +223,11 @@ class LocalModel:
             del data
             if _MALLOC_TRIM is not None:
                 _MALLOC_TRIM(0)
-        return cls(spec, tokenizer, session, weights_sha256=sha, onnx_path=path,
-                   built_onnx=built, precision=precision)
+        model = cls(spec, tokenizer, session, weights_sha256=sha, onnx_path=path,
+                    built_onnx=built, precision=precision)
+        # The session reads the shared table in place and does not own it: keep it alive.
+        model._shared_table = shared
+        return model
 
     # -- tokens ------------------------------------------------------------------------------
 
