@@ -13,6 +13,11 @@ FP32 = EndpointSpec(provider="local", display_name="Local", upstream_model="m",
                     quantization="fp32")
 INT8 = EndpointSpec(provider="local/int8", display_name="Local (int8)", upstream_model="m",
                     quantization="int8")
+# A pair where only the int8 endpoint promises not to keep inputs, so a filter leaves int8 alone.
+FP32_KEEPS = EndpointSpec(provider="local", display_name="Local", upstream_model="m",
+                          quantization="fp32", data_collection="allow")
+INT8_DENY = EndpointSpec(provider="local/int8", display_name="Local (int8)", upstream_model="m",
+                         quantization="int8", data_collection="deny")
 
 
 def chosen(endpoints: list[EndpointSpec], prefs: dict | None) -> str:
@@ -53,22 +58,13 @@ def test_operator_default_int8() -> None:
     ({"data_collection": "deny"}, "quantization"),
 ])
 def test_never_a_silent_fallback_to_another_precision(prefs: dict, reason: str) -> None:
-    # Here only the int8 endpoint promises not to keep inputs.
-    fp32 = EndpointSpec(provider="local", display_name="Local", upstream_model="m",
-                        quantization="fp32", data_collection="allow")
-    int8 = EndpointSpec(provider="local/int8", display_name="Local (int8)", upstream_model="m",
-                        quantization="int8", data_collection="deny")
     with pytest.raises(NotFound) as info:
-        chosen([fp32, int8], prefs)
+        chosen([FP32_KEEPS, INT8_DENY], prefs)
     availability = info.value.metadata["availability"]
     assert availability["code"] == "constraint_filtered"
     assert availability["excluded_by"] == [reason]
 
 
 def test_the_same_filters_with_int8_allowed() -> None:
-    fp32 = EndpointSpec(provider="local", display_name="Local", upstream_model="m",
-                        quantization="fp32", data_collection="allow")
-    int8 = EndpointSpec(provider="local/int8", display_name="Local (int8)", upstream_model="m",
-                        quantization="int8", data_collection="deny")
     prefs = {"data_collection": "deny", "quantizations": ["fp32", "int8"]}
-    assert chosen([fp32, int8], prefs) == "local/int8"
+    assert chosen([FP32_KEEPS, INT8_DENY], prefs) == "local/int8"
