@@ -37,25 +37,31 @@ def _model_dir(cfg: ModelConfig) -> Path:
     return Path(cfg.path).expanduser() if cfg.path else default_model_dir()
 
 
-def load_local_models(settings: Settings) -> dict[str, object]:
-    """Load (building the ONNX graph once, then from cache) every local embeddings model."""
+def load_local_models(settings: Settings) -> dict[str, dict[str, object]]:
+    """Load every local embeddings model at each of its precisions: slug -> precision -> model.
+
+    Each graph is built once (a lower precision from the fp32 graph), then read from the cache.
+    """
     from embedrouter.engine import LocalModel
 
-    loaded: dict[str, object] = {}
+    loaded: dict[str, dict[str, object]] = {}
     for cfg in settings.all_models():
         if "embeddings" not in cfg.output_modalities:
             continue
-        loaded[cfg.slug] = LocalModel.load(_model_dir(cfg), cache_dir=settings.onnx_cache_dir,
-                                           threads=settings.engine_threads)
+        loaded[cfg.slug] = dict(LocalModel.load_precisions(
+            _model_dir(cfg), cfg.quantizations, cache_dir=settings.onnx_cache_dir,
+            threads=settings.engine_threads))
     return loaded
 
 
-def model_facts(settings: Settings, models: dict[str, object]) -> dict[str, ModelFacts]:
+def model_facts(settings: Settings, models: dict[str, dict[str, object]]
+                ) -> dict[str, ModelFacts]:
     facts = {}
     for cfg in settings.all_models():
-        model = models.get(cfg.slug)
-        if model is None:
+        by_precision = models.get(cfg.slug)
+        if not by_precision:
             continue
+        model = next(iter(by_precision.values()))
         weights = _model_dir(cfg) / "model.safetensors"
         created = int(weights.stat().st_mtime) if weights.exists() else 0
         facts[cfg.slug] = ModelFacts(
@@ -84,6 +90,8 @@ async def build_router(settings: Settings, cache: VectorCache | None = None) -> 
     """Load the models, start their batchers and wire the router (shared by serve and embed).
     ``cache``: the vector cache the server built (the CLI's one-shot ``embed`` has none)."""
     from embedrouter.engine import Batcher
+    from embedrouter.engine.batcher import DEFAULT_MAX_BATCH_ATTENTION
+    from embedrouter.engine.quantize import ACTIVATION_FACTOR
     from embedrouter.providers.local import LoadedModel, LocalProvider
 
     models = await asyncio.to_thread(load_local_models, settings)
@@ -94,13 +102,19 @@ async def build_router(settings: Settings, cache: VectorCache | None = None) -> 
 
     for mode in {m.token_ids for m in catalog.embedding_models()} & set(tokens.ENCODINGS):
         await asyncio.to_thread(tokens.encoding, mode)
-    loaded = {}
-    for slug, model in models.items():
-        batcher = Batcher(model, max_batch_tokens=settings.max_batch_tokens,  # type: ignore[arg-type]
-                          max_batch_size=settings.max_batch_size,
-                          max_queue_items=settings.max_queue_items)
-        await batcher.start()
-        loaded[slug] = LoadedModel(model=model, batcher=batcher)  # type: ignore[arg-type]
+    loaded: dict[str, dict[str, LoadedModel]] = {}
+    for slug, by_precision in models.items():
+        for precision, model in by_precision.items():
+            share = ACTIVATION_FACTOR[precision]
+            batcher = Batcher(model,  # type: ignore[arg-type]
+                              max_batch_tokens=max(settings.max_batch_tokens // share,
+                                                   model.max_seq_length),  # type: ignore[attr-defined]
+                              max_batch_attention=DEFAULT_MAX_BATCH_ATTENTION // share,
+                              max_batch_size=settings.max_batch_size,
+                              max_queue_items=settings.max_queue_items)
+            await batcher.start()
+            loaded.setdefault(slug, {})[precision] = LoadedModel(
+                model=model, batcher=batcher)  # type: ignore[arg-type]
     return Router(catalog, {"local": LocalProvider(loaded, truncate=settings.truncate)},
                   build_dispatcher(settings), deadline_s=settings.request_deadline_s,
                   cache=cache)

@@ -19,6 +19,13 @@ if TYPE_CHECKING:  # catalog.models imports this module; the catalog is read at 
     from embedrouter.catalog.config import ProviderState, RemoteModel
 
 DEFAULT_MODEL_SLUG = "sentence-transformers/all-minilm-l6-v2"
+# Precisions the local engine can serve (engine.quantize.PRECISIONS; a test ties the two). Each one
+# a local model lists becomes an endpoint of that model with this `quantization`.
+LOCAL_QUANTIZATIONS = ("fp32", "int8")
+# The built-in model's endpoints when the config says nothing: int8 passes the quality gates on
+# it (tests/engine/test_precision.py). A declared [[models]] entry serves fp32 only unless it
+# lists more, since nothing has checked int8 on the operator's own model.
+DEFAULT_MODEL_QUANTIZATIONS = ("fp32", "int8")
 
 
 class SettingsError(ValueError):
@@ -42,6 +49,10 @@ class ModelConfig:
     # What token-id inputs mean for this model: ids of an OpenAI encoding (decoded to text, then
     # tokenized with the model's own tokenizer), the model's own ids, or refused.
     token_ids: str = "cl100k"
+    # One endpoint per precision, the first of them being `default_quantization`, which alone
+    # serves requests that do not name another in `provider.quantizations`.
+    quantizations: tuple[str, ...] = ("fp32",)
+    default_quantization: str = "fp32"
 
 
 TOKEN_ID_MODES = ("cl100k", "o200k", "native", "reject")
@@ -87,6 +98,8 @@ class Settings:
     default_model: bool = True
     default_model_price: Decimal = Decimal(0)
     default_model_token_ids: str = "cl100k"
+    default_model_quantizations: tuple[str, ...] = DEFAULT_MODEL_QUANTIZATIONS
+    default_model_default_quantization: str = "fp32"
     models: tuple[ModelConfig, ...] = ()
     # Remote providers (built-in catalog + [[providers]]), enabled or not, and the remote models
     # ([[models]] with endpoints) that enabled providers serve; see catalog/config.py.
@@ -126,6 +139,8 @@ class Settings:
                     price_per_million=self.default_model_price,
                     hugging_face_id="sentence-transformers/all-MiniLM-L6-v2",
                     token_ids=self.default_model_token_ids,
+                    quantizations=self.default_model_quantizations,
+                    default_quantization=self.default_model_default_quantization,
                 )
             )
         models.extend(self.models)
@@ -213,13 +228,36 @@ _SECTION_KEYS = {
     "storage": {"database_url", "redis_url", "redis_prefix"},
     "accounts": {"enabled", "enforce_credits", "reservation_ttl_s", "reclaim_every_s"},
     "engine": {"threads", "max_batch_tokens", "max_batch_size", "max_queue_items"},
-    "default_model": {"enabled", "price_per_million", "token_ids"},
+    "default_model": {"enabled", "price_per_million", "token_ids", "quantizations",
+                      "default_quantization"},
     "telemetry": {"otlp_endpoint"},
 }
 _MODEL_KEYS = {
     "slug", "path", "name", "description", "price_per_million", "matryoshka", "input_prefixes",
-    "context_length", "hugging_face_id", "output_modalities", "token_ids",
+    "context_length", "hugging_face_id", "output_modalities", "token_ids", "quantizations",
+    "default_quantization",
 }
+
+
+def _quantizations(table: dict[str, Any], key: str, default: tuple[str, ...]
+                   ) -> tuple[tuple[str, ...], str]:
+    """``quantizations`` and ``default_quantization`` of one model table, checked together."""
+    listed = table.get("quantizations", list(default))
+    if not isinstance(listed, list) or not listed or not all(isinstance(q, str) for q in listed):
+        raise SettingsError(f"{key}.quantizations: expected a non-empty list of strings, "
+                            f"a subset of {list(LOCAL_QUANTIZATIONS)}")
+    bad = [q for q in listed if q not in LOCAL_QUANTIZATIONS]
+    if bad:
+        raise SettingsError(f"{key}.quantizations: {bad[0]!r} is not served by the local "
+                            f"engine; expected a subset of {list(LOCAL_QUANTIZATIONS)}")
+    if len(set(listed)) != len(listed):
+        raise SettingsError(f"{key}.quantizations: each precision may be listed once")
+    chosen = table.get("default_quantization", "fp32" if "fp32" in listed else listed[0])
+    if chosen not in listed:
+        raise SettingsError(f"{key}.default_quantization: {chosen!r} is not in "
+                            f"{key}.quantizations {listed}")
+    # The default first: the catalog lists endpoints in this order.
+    return (chosen, *(q for q in listed if q != chosen)), chosen
 
 
 def _model(raw: Any, i: int) -> ModelConfig:
@@ -246,6 +284,8 @@ def _model(raw: Any, i: int) -> ModelConfig:
         raise SettingsError(f"{key}.path: a local embeddings model needs the path of its directory")
     context = raw.get("context_length")
     token_ids = _token_ids(raw.get("token_ids", "cl100k"), f"{key}.token_ids")
+    default = DEFAULT_MODEL_QUANTIZATIONS if slug.lower() == DEFAULT_MODEL_SLUG else ("fp32",)
+    quantizations, default_quantization = _quantizations(raw, key, default)
     return ModelConfig(
         slug=slug.lower(),
         path=_str(path, f"{key}.path") if path is not None else None,
@@ -259,6 +299,8 @@ def _model(raw: Any, i: int) -> ModelConfig:
         hugging_face_id=raw.get("hugging_face_id"),
         output_modalities=tuple(modalities),
         token_ids=token_ids,
+        quantizations=quantizations,
+        default_quantization=default_quantization,
     )
 
 
@@ -332,6 +374,8 @@ def load_settings(
     if not isinstance(models_raw, list):
         raise SettingsError("models: expected an array of tables ([[models]])")
 
+    default_quantizations, default_quantization = _quantizations(
+        default, "default_model", DEFAULT_MODEL_QUANTIZATIONS)
     s = Settings(
         host=_str(server.get("host", "127.0.0.1"), "server.host"),
         port=_port(server.get("port", 8000), "server.port"),
@@ -360,6 +404,8 @@ def load_settings(
                                      "default_model.price_per_million"),
         default_model_token_ids=_token_ids(default.get("token_ids", "cl100k"),
                                            "default_model.token_ids"),
+        default_model_quantizations=default_quantizations,
+        default_model_default_quantization=default_quantization,
         models=tuple(_model(m, i) for i, m in enumerate(models_raw)
                      if not (isinstance(m, dict) and "endpoints" in m)),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,13 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS line")
+
+
+def idle_releases(server: LiveServer) -> int:
+    """How often the default model's batcher has released its idle memory (from /metrics)."""
+    text = httpx.get(f"{server.root}/metrics", timeout=30).text
+    m = re.search(rf'embedrouter_batcher_idle_releases{{model="{re.escape(MODEL)}"}} (\d+)', text)
+    return int(m.group(1)) if m else 0
 
 
 async def _burst(server: LiveServer, rng: random.Random, n: int, cancel: float) -> None:

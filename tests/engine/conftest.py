@@ -26,3 +26,9 @@ def minilm(onnx_cache_dir: Path) -> LocalModel:
     """The real all-MiniLM-L6-v2, loaded once per run (first load builds the graph)."""
     return LocalModel.load(default_model_dir(), cache_dir=onnx_cache_dir, threads=2)
 
+
+
+@pytest.fixture(scope="session")
+def minilm_int8(minilm: LocalModel, onnx_cache_dir: Path) -> LocalModel:
+    """The int8 variant of ``minilm`` (the first use quantizes it into the session's cache)."""
+    return minilm.with_precision("int8", cache_dir=onnx_cache_dir, threads=2)

@@ -10,3 +10,15 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = np.atleast_2d(np.asarray(a, dtype=np.float64))
     b = np.atleast_2d(np.asarray(b, dtype=np.float64))
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def top_k_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+    """Mean share of each row's k nearest other rows (by cosine) under ``a`` kept under ``b``."""
+    picks = []
+    for m in (a, b):
+        m = np.asarray(m, dtype=np.float64)
+        m = m / np.linalg.norm(m, axis=1, keepdims=True)
+        sims = m @ m.T
+        np.fill_diagonal(sims, -np.inf)
+        picks.append(np.argpartition(-sims, k, axis=1)[:, :k])
+    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(*picks, strict=True)]))

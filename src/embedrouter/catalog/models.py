@@ -32,8 +32,9 @@ class ModelSpec:
     hugging_face_id: str | None = None
     path: str | None = None
     token_ids: str = "cl100k"  # settings.TOKEN_ID_MODES
-    # Who serves it: one implicit `local` endpoint for a local model, the enabled providers'
-    # endpoints for a remote one. All of them serve the same embedding space.
+    # Who serves it: a local model has one endpoint per precision it is served at, the default
+    # precision first; a remote one the enabled providers' endpoints. All of them serve the same
+    # model (for precisions, the same space up to rounding: see router.selection.local_endpoint).
     endpoints: tuple[EndpointSpec, ...] = ()
     # What fixes its output, for the vector cache's keys: a local model's graph, weights,
     # tokenizer and truncation policy; a remote model's upstream id. "" = never cached.
@@ -94,6 +95,20 @@ def _local_params(m: ModelConfig) -> frozenset[str]:
     return frozenset(params)
 
 
+def local_provider_slug(precision: str) -> str:
+    """``local`` for fp32 (as before precisions existed), ``local/int8`` for a variant: a base
+    slug matches every variant, so ``only: ["local"]`` keeps them all."""
+    return "local" if precision == "fp32" else f"local/{precision}"
+
+
+def _local_endpoint(m: ModelConfig, f: ModelFacts, precision: str) -> EndpointSpec:
+    return EndpointSpec(provider=local_provider_slug(precision),
+                        display_name="Local" if precision == "fp32" else f"Local ({precision})",
+                        upstream_model=f.upstream_id, price_per_million=m.price_per_million,
+                        supports_dimensions=m.matryoshka, quantization=precision,
+                        data_collection="deny", zdr=True, supported_params=_local_params(m))
+
+
 def _remote_spec(m: RemoteModel) -> ModelSpec:
     cheapest = min(ep.price_per_million for ep in m.endpoints)
     return ModelSpec(slug=m.slug, name=m.name, description=m.description, provider="remote",
@@ -136,12 +151,7 @@ def build_catalog(models: Iterable[ModelConfig], facts: Mapping[str, ModelFacts]
                 path=m.path,
                 token_ids=m.token_ids,
                 fingerprint=f.fingerprint,
-                endpoints=(EndpointSpec(provider="local", display_name="Local",
-                                        upstream_model=f.upstream_id,
-                                        price_per_million=m.price_per_million,
-                                        supports_dimensions=m.matryoshka, quantization="fp32",
-                                        data_collection="deny", zdr=True,
-                                        supported_params=_local_params(m)),)
+                endpoints=tuple(_local_endpoint(m, f, q) for q in m.quantizations)
                 if "embeddings" in m.output_modalities else (),
             )
         )

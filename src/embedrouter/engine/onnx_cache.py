@@ -2,8 +2,10 @@
 
 A graph is keyed by the sha256 of the weights file plus everything else the builder reads (config,
 pooling, normalisation, flavour) and ``BUILDER_VERSION``, so changing any of them - or the builder
-itself - yields a new file instead of a stale graph. Files are written to a temporary name and
-moved into place with ``os.replace``, so a concurrent start sees either no file or a whole one.
+itself - yields a new file instead of a stale graph. A lower-precision variant (``quantize.py``)
+is made from the fp32 graph and keyed like it, plus the precision and the quantizer's version.
+Files are written to a temporary name and moved into place with ``os.replace``, so a concurrent
+start sees either no file or a whole one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from embedrouter.engine.errors import ModelLoadError
 from embedrouter.engine.model_dir import ModelSpec, load_weights
 from embedrouter.engine.onnx_builder import build_model
+from embedrouter.engine.quantize import quantize, quantizer_version
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +88,8 @@ def weights_sha256(path: Path, cache_dir: Path) -> str:
     return sha
 
 
-def graph_key(spec: ModelSpec, weights_sha: str, flavour: str) -> str:
-    described = {
+def graph_key(spec: ModelSpec, weights_sha: str, flavour: str, precision: str = "fp32") -> str:
+    described: dict[str, object] = {
         "builder": BUILDER_VERSION,
         "flavour": flavour,
         "weights_sha256": weights_sha,
@@ -94,11 +97,16 @@ def graph_key(spec: ModelSpec, weights_sha: str, flavour: str) -> str:
         "pooling": spec.pooling,
         "normalize": spec.normalize,
     }
+    if precision != "fp32":  # fp32 keys stay what they were, so existing caches stay warm
+        described["precision"] = precision
+        described["quantizer"] = quantizer_version(precision)
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
 
-def graph_path(spec: ModelSpec, weights_sha: str, cache_dir: Path, flavour: str) -> Path:
-    return cache_dir / f"bert-{graph_key(spec, weights_sha, flavour)[:32]}.onnx"
+def graph_path(spec: ModelSpec, weights_sha: str, cache_dir: Path, flavour: str,
+               precision: str = "fp32") -> Path:
+    suffix = "" if precision == "fp32" else f".{precision}"
+    return cache_dir / f"bert-{graph_key(spec, weights_sha, flavour, precision)[:32]}{suffix}.onnx"
 
 
 def build_graph_bytes(spec: ModelSpec, flavour: str) -> bytes:
@@ -108,18 +116,36 @@ def build_graph_bytes(spec: ModelSpec, flavour: str) -> bytes:
     return model.SerializeToString()
 
 
+def _variant_bytes(spec: ModelSpec, weights_sha: str, cache_dir: Path, flavour: str,
+                   precision: str) -> bytes:
+    """Builds a lower-precision variant from the fp32 graph (cached or built now)."""
+    global build_count
+    path, data = ensure_graph(spec, weights_sha, cache_dir, flavour)
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelLoadError(f"Cannot read {path}: {exc}") from exc
+    out = quantize(data, precision)
+    build_count += 1
+    return out
+
+
 def ensure_graph(spec: ModelSpec, weights_sha: str, cache_dir: Path,
-                 flavour: str) -> tuple[Path, bytes | None]:
-    """Path of the cached graph, building it first if needed.
+                 flavour: str, precision: str = "fp32") -> tuple[Path, bytes | None]:
+    """Path of the cached graph of ``precision``, building it first if needed.
 
     Returns the serialized graph too when it was just built (so the caller need not read it back),
     or ``None`` when the cache already had it. If the cache cannot be written the graph is still
     returned, so a read-only cache dir costs a rebuild per start instead of failing the start.
     """
-    path = graph_path(spec, weights_sha, cache_dir, flavour)
+    path = graph_path(spec, weights_sha, cache_dir, flavour, precision)
     if path.is_file():
         return path, None
-    data = build_graph_bytes(spec, flavour)
+    if precision == "fp32":
+        data = build_graph_bytes(spec, flavour)
+    else:
+        data = _variant_bytes(spec, weights_sha, cache_dir, flavour, precision)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, data)

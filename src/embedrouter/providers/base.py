@@ -33,7 +33,10 @@ class Provider(Protocol):
         inputs: Sequence[TextInput | TokenInput],
         *,
         input_type: str | None,
-    ) -> ProviderResult: ...
+        quantization: str | None = None,
+    ) -> ProviderResult:
+        """``quantization``: which of the model's precisions computes it (None: its default)."""
+        ...
 
     def stats(self) -> dict[str, dict[str, float]]:
         """Per-model gauges for /metrics (queue depth, batches, tokens)."""

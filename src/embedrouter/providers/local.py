@@ -24,16 +24,19 @@ class LoadedModel:
 
 
 class LocalProvider:
-    """Routes each catalog slug to its loaded model and the batcher all requests share."""
+    """Routes each catalog slug and precision to its loaded model and the batcher that all
+    requests for that pair share."""
 
     name = "local"
 
-    def __init__(self, models: Mapping[str, LoadedModel], *, truncate: bool = False) -> None:
-        self._models = dict(models)
+    def __init__(self, models: Mapping[str, Mapping[str, LoadedModel]], *,
+                 truncate: bool = False) -> None:
+        """``models``: slug -> precision -> loaded model."""
+        self._models = {slug: dict(by_precision) for slug, by_precision in models.items()}
         self._truncate = truncate
 
-    def loaded(self, slug: str) -> LoadedModel:
-        return self._models[slug]
+    def loaded(self, slug: str, quantization: str) -> LoadedModel:
+        return self._models[slug][quantization]
 
     def _prefix(self, spec: ModelSpec, input_type: str | None) -> str:
         if input_type is None or not spec.input_prefixes:
@@ -55,10 +58,13 @@ class LocalProvider:
         *,
         input_type: str | None,
         before_compute: Callable[[int], Awaitable[None]] | None = None,
+        quantization: str | None = None,
     ) -> ProviderResult:
         """``before_compute`` gets the exact token count once the inputs are tokenized and
-        before any inference: admission reserves the exact cost there."""
-        loaded = self._models[model.slug]
+        before any inference: admission reserves the exact cost there. ``quantization``: the
+        precision to compute at (None: the model's default, its first endpoint)."""
+        by_precision = self._models[model.slug]
+        loaded = by_precision[quantization or model.endpoints[0].quantization]
         engine = loaded.model
         prefix = self._prefix(model, input_type)
 
@@ -109,11 +115,19 @@ class LocalProvider:
                               input_tokens=counts)
 
     def stats(self) -> dict[str, dict[str, float]]:
-        return {slug: loaded.batcher.stats() for slug, loaded in self._models.items()}
+        """Batcher gauges by model; a precision other than fp32 as ``slug:int8``."""
+        return {slug if precision == "fp32" else f"{slug}:{precision}": loaded.batcher.stats()
+                for slug, by_precision in self._models.items()
+                for precision, loaded in by_precision.items()}
 
     def histograms(self) -> dict[str, dict[str, object]]:
-        return {slug: dict(loaded.batcher.histograms()) for slug, loaded in self._models.items()}
+        """Per-forward-pass histograms, keyed like ``stats``."""
+        return {slug if precision == "fp32" else f"{slug}:{precision}":
+                dict(loaded.batcher.histograms())
+                for slug, by_precision in self._models.items()
+                for precision, loaded in by_precision.items()}
 
     async def close(self) -> None:
-        for loaded in self._models.values():
-            await loaded.batcher.close()
+        for by_precision in self._models.values():
+            for loaded in by_precision.values():
+                await loaded.batcher.close()

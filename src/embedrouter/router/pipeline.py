@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -14,8 +15,8 @@ from embedrouter.catalog.endpoints import EndpointSpec
 from embedrouter.errors import InvalidRequest, NotFound, UnknownModel, UnsupportedInput
 from embedrouter.providers.base import Provider
 from embedrouter.router.dispatch import Dispatcher
-from embedrouter.router.quote import bounded_quote, local_quote, remote_quote
-from embedrouter.router.selection import Plan, plan, split_variant
+from embedrouter.router.quote import bounded_quote, remote_quote
+from embedrouter.router.selection import Plan, local_endpoint, plan, split_variant
 from embedrouter.router.token_ids import INLINE_DECODE_IDS, needs_decoding, translate
 from embedrouter.router.vectors import shorten
 from embedrouter.timing import SPANS
@@ -123,12 +124,26 @@ class Router:
         params = frozenset(name for name, value in (("dimensions", request.dimensions),
                                                       ("input_type", request.input_type))
                            if value is not None)
-        health = self.dispatcher.health
-        chosen = plan(spec.endpoints, request.provider, slug=spec.slug, variant=variant,
-                      params=params, health=health.snapshot(), now=health.now(), rng=self._rng)
+        local_ep = None
+        if spec.is_local:
+            # Filters apply as for any model (404 constraint_filtered); what is left to choose is
+            # the precision, and never by chance or as a fallback.
+            local_ep = local_endpoint(spec.endpoints, request.provider, slug=spec.slug,
+                                      variant=variant, params=params)
+            chosen = Plan((local_ep,), ())
+        else:
+            health = self.dispatcher.health
+            chosen = plan(spec.endpoints, request.provider, slug=spec.slug, variant=variant,
+                          params=params, health=health.snapshot(), now=health.now(),
+                          rng=self._rng)
         width = cut_to or spec.dimensions
         if self.cache is not None and cache is not None and cache.active:
-            keys = self.cache.keys(spec, inputs, width=width, input_type=request.input_type)
+            keyed = spec
+            if local_ep is not None and local_ep.quantization != "fp32":
+                # Another precision is another embedding space: never served for fp32.
+                keyed = replace(spec, fingerprint=f"{spec.fingerprint}|{local_ep.quantization}"
+                                if spec.fingerprint else "")
+            keys = self.cache.keys(keyed, inputs, width=width, input_type=request.input_type)
             if keys is not None:
                 result = await self._embed_cached(spec, chosen, request, inputs, cut_to, keys,
                                                   cache, reserve)
@@ -143,16 +158,16 @@ class Router:
                        cut_to: int | None, reserve: Reserve | None = None) -> EmbeddingResult:
         """Vectors for ``inputs`` from the model's provider or endpoints, priced."""
         if spec.is_local:
-            # The plan's filters still apply (404 constraint_filtered); the local endpoint is
-            # never rate limited, so there is nothing else to choose.
+            endpoint = chosen.attempts[0]  # the precision chosen in embed
             before = None
             if reserve is not None:
                 async def before(tokens: int) -> None:
-                    await reserve(local_quote(spec, tokens))
+                    await reserve(Quote(spec.slug, tokens, endpoint.cost(tokens)))
             result = await self._providers[spec.provider].embed(
-                spec, inputs, input_type=request.input_type, before_compute=before)
+                spec, inputs, input_type=request.input_type, before_compute=before,
+                quantization=endpoint.quantization)
             vectors, tokens = result.vectors, result.prompt_tokens
-            model, provider, cost = spec.upstream_id, spec.provider_name, spec.cost(tokens)
+            model, provider, cost = spec.upstream_id, endpoint.display_name, endpoint.cost(tokens)
             truncated, estimated = result.truncated, False
             per_input, exact = result.input_tokens, result.input_tokens is not None
         else:

@@ -238,3 +238,40 @@ def _resting_until(h: Health | None, now: float) -> float | None:
     if h is None or h.rate_limited_until is None or h.rate_limited_until <= now:
         return None
     return h.rate_limited_until
+
+
+def local_endpoint(endpoints: Sequence[EndpointSpec], prefs: Mapping[str, Any] | None, *,
+                   slug: str, variant: str | None = None,
+                   params: frozenset[str] = frozenset()) -> EndpointSpec:
+    """Which precision of a local model serves a request.
+
+    ``endpoints`` is the model's list, its default precision first. The request's filters apply as
+    for any model (404 ``constraint_filtered`` when none is left). Then only the default serves
+    it unless the request allows another, by its ``quantization`` in ``provider.quantizations``
+    or by its slug (``local/int8``) in ``order`` / ``only``: a lower precision is never a silent
+    fallback, because vectors of two precisions mixed in one index degrade retrieval. Among
+    those allowed, ``order`` decides, else the model's list does: the random draw between equally
+    priced endpoints does not apply (a client must not get one precision now and another next
+    time), nor do fallbacks (a local endpoint is never rate limited or down on its own).
+    """
+    prefs = dict(prefs or {})
+    prefs.pop("allow_fallbacks", None)
+    attempts = plan(endpoints, prefs, slug=slug, variant=variant, params=params,
+                    rng=random.Random(0)).attempts
+    quantizations = set(prefs.get("quantizations") or ())
+    named = {n.strip().lower() for n in (*(prefs.get("order") or ()), *(prefs.get("only") or ()))}
+    default = endpoints[0]
+    allowed = [ep for ep in attempts
+               if ep is default or ep.quantization in quantizations or ep.provider in named]
+    if not allowed:
+        raise NotFound(
+            f"No endpoint of model {slug!r} meets the request's provider preferences: its "
+            f"default precision ({default.quantization}) was excluded, and another precision "
+            "serves a request only when provider.quantizations names it",
+            metadata={"availability": {"code": "constraint_filtered", "retryable": False,
+                                       "requested_models": [slug],
+                                       "excluded_by": ["quantization"]}},
+        )
+    if not prefs.get("order"):
+        allowed.sort(key=list(endpoints).index)
+    return allowed[0]

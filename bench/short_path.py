@@ -1,0 +1,174 @@
+"""Where one short input's time goes, stage by stage, in one run.
+
+    python bench/short_path.py [--n 500] [--rounds 3] [--no-http]
+
+Per precision (fp32, int8), medians over ``--rounds`` interleaved rounds of ``--n`` calls each:
+
+- ``tokenize``: ``LocalModel.tokenize_capped`` of the one sentence (what the provider runs inline);
+- ``forward, N threads``: ``Session.run`` of that one sequence in sessions with 1 and 2 intra-op
+  threads, back to back (the compute floor), and the 2-thread session after 5 ms idle
+  (``after idle``: ORT's pool threads have stopped spinning and must be woken);
+- ``batcher``: ``Batcher.embed`` of the pre-tokenized sequence (event loop -> engine thread ->
+  event loop), 5 ms apart like sequential HTTP requests;
+- over HTTP (``embedrouter serve``, one keep-alive connection, 5 ms apart too): ``GET /health``
+  (server + client + loopback, no engine) and ``POST /embeddings`` with the one input.
+
+The difference between rows is what each stage adds. The machine is shared: read medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from http_bench import MODEL, SHORT, start_server
+
+GAP_S = 0.005  # between calls that model sequential requests
+
+
+def p50_us(fn: Callable[[], Any], n: int, gap: float = 0.0) -> float:
+    times = []
+    for _ in range(n):
+        if gap:
+            time.sleep(gap)
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e6
+
+
+async def batcher_p50_us(batcher: Any, seq: list[int], n: int) -> float:
+    times = []
+    for _ in range(n):
+        await asyncio.sleep(GAP_S)
+        t0 = time.perf_counter()
+        await batcher.embed([seq])
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e6
+
+
+class Http:
+    """A minimal keep-alive HTTP/1.1 client over a blocking socket (no event loop in the way)."""
+
+    def __init__(self, base_url: str, key: str) -> None:
+        import socket
+        from urllib.parse import urlsplit
+
+        u = urlsplit(base_url)
+        self.prefix = u.path
+        self.key = key
+        self.sock = socket.create_connection((u.hostname, u.port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def request(self, method: str, path: str, body: bytes = b"") -> bytes:
+        head = (f"{method} {self.prefix}{path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                f"{self.key}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+                "\r\n\r\n").encode()
+        self.sock.sendall(head + body)
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self.sock.recv(65536)
+        head_end = self.buf.index(b"\r\n\r\n") + 4
+        length = 0
+        for line in self.buf[:head_end].split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        while len(self.buf) < head_end + length:
+            self.buf += self.sock.recv(65536)
+        status = int(self.buf[9:12])
+        body_out, self.buf = self.buf[head_end:head_end + length], self.buf[head_end + length:]
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}: {body_out[:200]!r}")
+        return body_out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import json
+
+    import onnxruntime as ort
+
+    from embedrouter.engine import Batcher, LocalModel, default_model_dir
+    from embedrouter.engine.model import _session_options
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=500)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--no-http", action="store_true")
+    args = p.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="embedrouter-short-"))
+    cache = tmp / "cache"
+    models = {q: LocalModel.load(default_model_dir(), cache_dir=cache, precision=q)
+              for q in ("fp32", "int8")}
+    seq = models["fp32"].tokenize([SHORT])[0]
+    import numpy as np
+
+    feed = {"input_ids": np.array([seq], dtype=np.int64),
+            "attention_mask": np.ones((1, len(seq)), dtype=np.int64)}
+    sessions = {(q, t): ort.InferenceSession(str(m.onnx_path), _session_options(t),
+                                             providers=["CPUExecutionProvider"])
+                for q, m in models.items() for t in (1, 2)}
+    server = key = None
+    if not args.no_http:
+        server, key = start_server(tmp / "data", cache)
+    rows: dict[str, list[float]] = {}
+
+    def add(name: str, value: float) -> None:
+        rows.setdefault(name, []).append(value)
+        print(f"  {name}: {value:.0f} us", file=sys.stderr, flush=True)
+
+    try:
+        for rnd in range(args.rounds):
+            print(f"round {rnd + 1}/{args.rounds}", file=sys.stderr, flush=True)
+            m = models["fp32"]
+            add("tokenize (inline in the provider)",
+                p50_us(lambda m=m: m.tokenize_capped([SHORT], 256), args.n))
+            for q in ("fp32", "int8"):
+                for t in (1, 2):
+                    s = sessions[(q, t)]
+                    add(f"{q} forward, {t} thread(s), back to back",
+                        p50_us(lambda s=s: s.run(["embeddings"], feed), args.n))
+                s = sessions[(q, 2)]
+                add(f"{q} forward, 2 threads, after {GAP_S * 1e3:g} ms idle",
+                    p50_us(lambda s=s: s.run(["embeddings"], feed), args.n // 2, GAP_S))
+
+                async def via_batcher(q: str = q) -> float:
+                    b = Batcher(models[q])
+                    await b.start()
+                    try:
+                        return await batcher_p50_us(b, seq, args.n // 2)
+                    finally:
+                        await b.close()
+                add(f"{q} Batcher.embed, {GAP_S * 1e3:g} ms apart", asyncio.run(via_batcher()))
+            if server is not None:
+                c = Http(server.base_url, key)
+                add("HTTP GET /health", p50_us(lambda c=c: c.request("GET", "/health"),
+                                                args.n // 2, GAP_S))
+                for q in ("fp32", "int8"):
+                    extra = {} if q == "fp32" else {"provider": {"quantizations": [q]}}
+                    body = json.dumps({"model": MODEL, "input": [SHORT],
+                                       "encoding_format": "base64", **extra}).encode()
+                    add(f"{q} HTTP POST /embeddings, one input",
+                        p50_us(lambda b=body, c=c: c.request("POST", "/embeddings", b),
+                               args.n // 2, GAP_S))
+    finally:
+        if server is not None:
+            server.stop()
+    print(f"one input of {len(seq)} tokens ({SHORT!r}); p50 in microseconds, median of "
+          f"{args.rounds} rounds (runs in brackets)\n")
+    print("| stage | p50 us | runs |")
+    print("|---|---:|---|")
+    for name, vals in rows.items():
+        print(f"| {name} | {statistics.median(vals):.0f} | "
+              f"{', '.join(f'{v:.0f}' for v in vals)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
