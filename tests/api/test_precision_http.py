@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from tests.support.live import LiveServer, start_server
 INT8 = {"provider": {"quantizations": ["int8"]}}
 
 
-def embed(client: httpx.Client, model: str = DEFAULT_MODEL, **body: object) -> httpx.Response:
-    return client.post("/embeddings", json={"model": model, **body})
+def embed(client: httpx.Client, model: str = DEFAULT_MODEL, *, store: bool = True,
+          **body: object) -> httpx.Response:
+    headers = {} if store else {"cache-control": "no-store"}
+    return client.post("/embeddings", json={"model": model, **body}, headers=headers)
 
 
 def cosines(got: np.ndarray, want: np.ndarray) -> np.ndarray:
@@ -37,8 +40,10 @@ def test_int8_only_when_asked(client: httpx.Client) -> None:
     rows = golden()
     texts = [r["input"] for r in rows]
     want = np.asarray([r["embedding"] for r in rows], np.float32)
-    plain = embed(client, input=texts)
-    int8 = embed(client, input=texts, **INT8)
+    # no-store: both computed here (the golden texts may already be cached by other tests, and
+    # a hit's usage carries cached_tokens).
+    plain = embed(client, input=texts, store=False)
+    int8 = embed(client, input=texts, store=False, **INT8)
     assert plain.json()["provider"] == "Local" and int8.json()["provider"] == "Local (int8)"
     assert plain.json()["model"] == int8.json()["model"]
     assert cosines(vectors(plain), want).min() >= 0.9999
@@ -48,6 +53,18 @@ def test_int8_only_when_asked(client: httpx.Client) -> None:
     assert int8.json()["usage"] == plain.json()["usage"]
     both = embed(client, input=texts[:3], provider={"quantizations": ["int8", "fp32"]})
     assert both.json()["provider"] == "Local"  # the default wins when both are allowed
+
+
+def test_the_vector_cache_keeps_precisions_apart(client: httpx.Client) -> None:
+    texts = [f"precision and the cache {uuid.uuid4()}"]
+    fp32 = embed(client, input=texts)  # computed, then cached
+    first = embed(client, input=texts, **INT8)
+    assert first.headers["x-embedrouter-cache"] == "miss"  # not fp32's entry
+    assert np.abs(vectors(first) - vectors(fp32)).max() > 1e-3
+    again = embed(client, input=texts, **INT8)
+    assert again.headers["x-embedrouter-cache"] == "hit"
+    assert again.json()["provider"] == "Local (int8)"
+    assert np.array_equal(vectors(again), vectors(first))
 
 
 def test_unserved_precision_is_a_404_not_a_fallback(client: httpx.Client) -> None:

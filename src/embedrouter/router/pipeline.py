@@ -254,7 +254,9 @@ class Router:
         return EmbeddingResult(
             vectors=served.vectors,
             model=lead.model if lead else spec.upstream_id,
-            provider=lead.provider if lead else spec.provider_name,
+            # A full hit: the provider the request was routed to (a local model's precision).
+            provider=lead.provider if lead else (chosen.attempts[0].display_name
+                                                 if spec.is_local else spec.provider_name),
             usage=Usage(prompt_tokens=tokens, total_tokens=tokens, cost=cost,
                         estimated=served.estimated or any(r.usage.estimated
                                                           for r in served.computed),
