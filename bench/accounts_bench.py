@@ -54,7 +54,7 @@ TARGET_P99_ADDED_MS = 5.0
 def config(upstream: str, accounts_on: bool) -> str:
     accounts = ("[accounts]\nenforce_credits = true\n" if accounts_on
                 else "[accounts]\nenabled = false\n")
-    return textwrap.dedent(f'''
+    return textwrap.dedent('''
         [default_model]
         price_per_million = "0.02"
 
@@ -63,22 +63,7 @@ def config(upstream: str, accounts_on: bool) -> str:
         [cache]
         enabled = false
 
-        [[providers]]
-        name = "up"
-        kind = "openai"
-        base_url = "{upstream}"
-        api_key_env = "BENCH_UPSTREAM_KEY"
-        max_concurrency = 256
-
-        [[models]]
-        slug = "{REMOTE}"
-        dimensions = 384
-        context_length = 8192
-          [[models.endpoints]]
-          provider = "up"
-          upstream_model = "fixed"
-          price_per_million = "0.13"
-        ''') + accounts
+        ''') + pb.remote_model_toml(upstream, REMOTE, "0.13") + accounts
 
 
 def cli(env: dict[str, str], cfg: Path, *args: str) -> str:

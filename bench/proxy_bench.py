@@ -153,6 +153,26 @@ def wrk(url: str, key: str, body: dict, conns: int, duration: int, tmp: Path) ->
     return {"rps": rps, "p50_ms": p50, "errors": float(non2xx.group(1)) if non2xx else 0.0}
 
 
+def remote_model_toml(upstream: str, slug: str, price: str | None = None) -> str:
+    """One OpenAI-format provider at ``upstream`` (key from BENCH_UPSTREAM_KEY) serving the
+    384-wide fixed-vector model ``slug``: the remote model every proxy-path bench uses."""
+    priced = f'\n  price_per_million = "{price}"' if price is not None else ""
+    return textwrap.dedent(f'''
+        [[providers]]
+        name = "up"
+        kind = "openai"
+        base_url = "{upstream}"
+        api_key_env = "BENCH_UPSTREAM_KEY"
+        max_concurrency = 256
+        [[models]]
+        slug = "{slug}"
+        dimensions = 384
+        context_length = 8192
+          [[models.endpoints]]
+          provider = "up"
+          upstream_model = "fixed"''') + priced + "\n"
+
+
 def start_embedrouter(tmp: Path, upstream: str, port: int) -> tuple[subprocess.Popen[bytes], str]:
     config = tmp / "embedrouter.toml"
     config.write_text(textwrap.dedent(f'''
@@ -165,20 +185,7 @@ def start_embedrouter(tmp: Path, upstream: str, port: int) -> tuple[subprocess.P
         # measures the cache.
         [cache]
         enabled = false
-        [[providers]]
-        name = "up"
-        kind = "openai"
-        base_url = "{upstream}"
-        api_key_env = "BENCH_UPSTREAM_KEY"
-        max_concurrency = 256
-        [[models]]
-        slug = "{MODEL}"
-        dimensions = 384
-        context_length = 8192
-          [[models.endpoints]]
-          provider = "up"
-          upstream_model = "fixed"
-    '''))
+    ''') + remote_model_toml(upstream, MODEL))
     env = {**os.environ, "BENCH_UPSTREAM_KEY": "sk-bench", "EMBEDROUTER_DATA_DIR": str(tmp / "d")}
     key = subprocess.run([sys.executable, "-m", "embedrouter", "keys", "create", "--label",
                           "bench", "--config", str(config)], env=env, capture_output=True,
