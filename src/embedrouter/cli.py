@@ -69,7 +69,8 @@ def _cmd_keys_create(args: argparse.Namespace) -> int:
     async def act(keys: Any) -> str:
         plaintext, _ = await keys.create(args.label, management=args.management,
                                          limit_nanos=args.limit, limit_reset=args.limit_reset,
-                                         rpm=args.rpm, tpm=args.tpm)
+                                         rpm=args.rpm, tpm=args.tpm,
+                                         cache_policy=args.cache_policy)
         return plaintext
 
     print(asyncio.run(_with_keys(args, act)))
@@ -84,7 +85,9 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{"hash": r.key_hash, "label": r.label, "key": r.display,
                            "management": r.is_management, "disabled": r.disabled,
-                           "created_at": r.created_at} for r in records], indent=2))
+                           "created_at": r.created_at,
+                           "cache_policy": r.cache_policy or "default"} for r in records],
+                         indent=2))
         return 0
     print(f"{'HASH':<16} {'KEY':<22} {'KIND':<10} {'STATE':<8} LABEL")
     for r in records:
@@ -255,6 +258,8 @@ def _cmd_providers(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from embedrouter.store.records import KEY_CACHE_POLICIES
+
     parser = argparse.ArgumentParser(prog="embedrouter", description=__doc__)
     parser.add_argument("--version", action="version", version=f"embedrouter {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -276,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the limit counts per UTC day, week or month (default: all time)")
     p.add_argument("--rpm", type=int, default=None, help="requests per minute for this key")
     p.add_argument("--tpm", type=int, default=None, help="tokens per minute for this key")
+    p.add_argument("--cache-policy", choices=KEY_CACHE_POLICIES, default=None,
+                   help="vector cache for this key's requests: default (Cache-Control "
+                        "decides), no-cache (never read, still written) or no-store (neither)")
     _common(p)
     p.set_defaults(func=_cmd_keys_create)
     p = keys.add_parser("list", help="list keys (never their secret)")

@@ -20,6 +20,7 @@ from embedrouter.accounts.money import MAX_NANOS
 from embedrouter.accounts.windows import LIMIT_RESETS
 from embedrouter.errors import AuthenticationFailed, InvalidRequest, NotFound
 from embedrouter.store import KeyRecord, Store
+from embedrouter.store.records import KEY_CACHE_POLICIES
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,17 @@ def check_limits(limits: dict[str, Any]) -> dict[str, Any]:
     return limits
 
 
+def check_cache_policy(policy: Any) -> str | None:
+    """A key's cache policy as stored: None for ``default`` (or null); InvalidRequest names the
+    field for anything else that is not one of KEY_CACHE_POLICIES."""
+    if policy is None or policy == "default":
+        return None
+    if not isinstance(policy, str) or policy not in KEY_CACHE_POLICIES:
+        raise InvalidRequest(f"cache_policy: expected one of {', '.join(KEY_CACHE_POLICIES)} "
+                             "or null", metadata={"field": "cache_policy"})
+    return policy
+
+
 class KeyService:
     """Keys over a :class:`~embedrouter.store.Store`; holds no state of its own.
 
@@ -118,13 +130,16 @@ class KeyService:
 
     async def create(self, label: str, *, management: bool = False,
                      limit_nanos: int | None = None, limit_reset: str | None = None,
-                     rpm: int | None = None, tpm: int | None = None) -> tuple[str, KeyRecord]:
+                     rpm: int | None = None, tpm: int | None = None,
+                     cache_policy: str | None = None) -> tuple[str, KeyRecord]:
         """Create a key; returns its plaintext (shown once, never stored) and its record."""
         label = _check_label(label)
         limits = check_limits({"limit_nanos": limit_nanos, "limit_reset": limit_reset,
                                "rpm": rpm, "tpm": tpm})
+        policy = check_cache_policy(cache_policy)
         key = generate_key()
-        record = self._new_record(key, label, management=management, **limits)
+        record = self._new_record(key, label, management=management, cache_policy=policy,
+                                  **limits)
         await self._store.insert_key(record)
         log.info("created %s key %s (%s)", "management" if management else "inference",
                  record.display, label)
@@ -203,10 +218,13 @@ class KeyService:
         return await self._resolve(key_or_hash)
 
     async def update(self, key_hash: str, changes: dict[str, Any]) -> KeyRecord:
-        """Change label, disabled, limit_nanos, limit_reset, rpm or tpm of the key with this
-        full hash. Every instance sees it on the key's next request (nothing is cached)."""
+        """Change label, disabled, limit_nanos, limit_reset, rpm, tpm or cache_policy of the
+        key with this full hash. Every instance sees it on the key's next request (nothing is
+        cached)."""
         if "label" in changes:
             changes["label"] = _check_label(str(changes["label"]))
+        if "cache_policy" in changes:
+            changes["cache_policy"] = check_cache_policy(changes["cache_policy"])
         changes = {**changes, **check_limits({k: v for k, v in changes.items()
                                               if k in ("limit_nanos", "limit_reset", "rpm",
                                                        "tpm")})}

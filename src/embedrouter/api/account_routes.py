@@ -92,12 +92,13 @@ async def _key_reply(app: App, record: KeyRecord, status: int = 200,
 
 
 def _changes(body: Any, *, creating: bool) -> dict[str, Any]:
-    """Key fields from a create / update body; OpenRouter's names plus rpm and tpm."""
+    """Key fields from a create / update body; OpenRouter's names plus rpm, tpm and the
+    vector cache policy (checked by the key service, which names the field)."""
     if not isinstance(body, dict):
         raise e.InvalidRequest("Expected a JSON object")
     allowed = {"name", "limit", "limit_reset", "include_byok_in_limit", "expires_at",
                "workspace_id", "creator_user_id", "external", "disabled",
-               "requests_per_minute", "tokens_per_minute"}
+               "requests_per_minute", "tokens_per_minute", "cache_policy"}
     unknown = set(body) - allowed
     if unknown:
         raise e.InvalidRequest(f"Unknown fields {sorted(unknown)[:5]}",
@@ -125,7 +126,8 @@ def _changes(body: Any, *, creating: bool) -> dict[str, Any]:
             raise e.InvalidRequest("disabled: expected true or false on update",
                                    metadata={"field": "disabled"})
         out["disabled"] = body["disabled"]
-    for wire, name in (("requests_per_minute", "rpm"), ("tokens_per_minute", "tpm")):
+    for wire, name in (("requests_per_minute", "rpm"), ("tokens_per_minute", "tpm"),
+                       ("cache_policy", "cache_policy")):
         if wire in body:
             out[name] = body[wire]
     return out

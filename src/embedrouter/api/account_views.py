@@ -44,6 +44,11 @@ def _budget(key: KeyRecord, usage: KeyUsage) -> dict[str, Any] | None:
             "scope": "key_limit"}
 
 
+def _cache_policy(key: KeyRecord) -> str:
+    # Stored as None for the default; the wire always names it.
+    return key.cache_policy or "default"
+
+
 def rate_limits(key: KeyRecord, rpm: int | None, tpm: int | None) -> dict[str, Any]:
     """This server's own fields: the RPM / TPM in force for the key (None: unlimited)."""
     return {"requests_per_minute": rpm, "tokens_per_minute": tpm,
@@ -66,6 +71,7 @@ def current_key(key: KeyRecord, usage: KeyUsage, limits: dict[str, Any]) -> dict
         "budgets": [budget] if budget else [], "effective_budget": budget,
         "free_model_daily_requests": {"limit": 0, "remaining": 0, "used": 0},
         "organization_id": None, "workspace_id": None, "rate_limits": limits,
+        "cache_policy": _cache_policy(key),
     }}
 
 
@@ -80,6 +86,7 @@ def key_object(key: KeyRecord, usage: KeyUsage) -> dict[str, Any]:
         "creator_user_id": None, "external_user": None, "last_used_at": None,
         "workspace_id": "", "expires_at": None, "is_management_key": key.is_management,
         "requests_per_minute": key.rpm, "tokens_per_minute": key.tpm,
+        "cache_policy": _cache_policy(key),
     }
 
 

@@ -376,9 +376,9 @@ class App:
         request.encoding_format = parsed.encoding_format
         if request.intervals is not None:
             request.intervals.append(("parse", parse_ns, time.time_ns()))
-        # The key's cache policy (a field the management API sets), narrowed by Cache-Control.
+        # The key's cache policy (set through the management API), narrowed by Cache-Control.
         mode = None if getattr(svc.router, "cache", None) is None else resolve_mode(
-            getattr(key, "cache_policy", None), request.headers.get("cache-control"))
+            key.cache_policy, request.headers.get("cache-control"))
         gen_id = generation_id()
 
         def embed(reserve: Any = None) -> Awaitable[Any]:

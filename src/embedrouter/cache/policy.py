@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# A key's cache_policy (set through the management API once the keys API lands).
-KEY_POLICIES = ("default", "no-cache", "no-store")
+from embedrouter.store.records import KEY_CACHE_POLICIES
+
+# A key's cache_policy, set through the management API (`/keys`) or `keys create`.
+KEY_POLICIES = KEY_CACHE_POLICIES
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,9 @@ class PromptTokensDetails(Dumpable):
     audio_tokens: int | None = None
     video_tokens: int | None = None
     file_tokens: int | None = None
+    # Not in OpenRouter's embeddings schema: embedrouter's vector cache sends it (the prompt
+    # tokens served from the cache); absent when the request did not use the cache.
+    cached_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

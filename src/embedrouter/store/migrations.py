@@ -108,6 +108,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"ON {GENERATIONS_TABLE} (created_ms)",
         ),
     ),
+    Migration(
+        3,
+        "per-key vector cache policy",
+        (
+            # NULL: the default policy (follow the request's Cache-Control). No CHECK: the
+            # values are validated on the way in, and a value this version does not know is
+            # read as the strictest policy (cache/policy.py), never as an error.
+            f"ALTER TABLE {KEYS_TABLE} ADD COLUMN cache_policy TEXT",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

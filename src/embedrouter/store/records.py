@@ -13,6 +13,8 @@ class KeyRecord:
     messages; ``created_at`` is unix seconds. ``limit_nanos`` is the spend limit in
     nano-dollars (None: unlimited), counted per ``limit_reset`` window (None: all time);
     ``rpm`` / ``tpm`` override the instance's default rate limits for this key.
+    ``cache_policy`` is one of KEY_CACHE_POLICIES, None being ``default`` (the request's
+    ``Cache-Control`` decides alone).
     """
 
     key_hash: str
@@ -26,6 +28,7 @@ class KeyRecord:
     rpm: int | None = None
     tpm: int | None = None
     updated_at: int | None = None
+    cache_policy: str | None = None
 
     @property
     def can_embed(self) -> bool:
@@ -72,5 +75,10 @@ class UsageRow:
     cost_nanos: int
 
 
+# What a key may do with the vector cache; cache/policy.py says what each means. Here, beside
+# the column, so that accounts (which validate it) and cache (which applies it) share one list.
+KEY_CACHE_POLICIES = ("default", "no-cache", "no-store")
+
 # Fields a key update may set (the management API's PATCH and the CLI).
-KEY_UPDATE_FIELDS = ("label", "disabled", "limit_nanos", "limit_reset", "rpm", "tpm")
+KEY_UPDATE_FIELDS = ("label", "disabled", "limit_nanos", "limit_reset", "rpm", "tpm",
+                     "cache_policy")

@@ -18,12 +18,12 @@ from embedrouter.store.migrations import (
 from embedrouter.store.records import KEY_UPDATE_FIELDS, GenerationRecord, KeyRecord
 
 KEY_COLUMNS = ("key_hash, label, is_management, disabled, created_at, display, "
-               "limit_nanos, limit_reset, rpm, tpm, updated_at")
+               "limit_nanos, limit_reset, rpm, tpm, updated_at, cache_policy")
 GEN_COLUMNS = ("id, key_hash, model, upstream_model, provider, tokens, cost_nanos, created_ms, "
                "latency_ms")
 
 INSERT_KEY = (f"INSERT INTO {KEYS_TABLE} ({KEY_COLUMNS}, inserted_ns) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 GET_KEY = f"SELECT {KEY_COLUMNS} FROM {KEYS_TABLE} WHERE key_hash = ?"
 LIST_KEYS = (f"SELECT {KEY_COLUMNS} FROM {KEYS_TABLE} "
              "ORDER BY created_at, inserted_ns, key_hash")
@@ -75,7 +75,7 @@ def key_values(rec: KeyRecord) -> tuple[Any, ...]:
     """The INSERT_KEY parameters of a record."""
     return (rec.key_hash, rec.label, rec.is_management, rec.disabled, rec.created_at,
             rec.display, rec.limit_nanos, rec.limit_reset, rec.rpm, rec.tpm, rec.updated_at,
-            time.time_ns())
+            rec.cache_policy, time.time_ns())
 
 
 def gen_values(rec: GenerationRecord) -> tuple[Any, ...]:
@@ -99,7 +99,7 @@ def check_update(changes: dict[str, object]) -> list[str]:
 
 def key_record(row: tuple[Any, ...]) -> KeyRecord:
     (key_hash, label, is_management, disabled, created_at, display, limit_nanos, limit_reset,
-     rpm, tpm, updated_at) = row
+     rpm, tpm, updated_at, cache_policy) = row
     return KeyRecord(
         key_hash=str(key_hash),
         label=str(label),
@@ -112,4 +112,5 @@ def key_record(row: tuple[Any, ...]) -> KeyRecord:
         rpm=None if rpm is None else int(rpm),
         tpm=None if tpm is None else int(tpm),
         updated_at=None if updated_at is None else int(updated_at),
+        cache_policy=cache_policy,
     )
