@@ -29,11 +29,36 @@ async def test_update_changes_only_what_is_given_and_clears_with_none(keys: KeyS
 
 
 @pytest.mark.parametrize("changes", [{"limit_reset": "yearly"}, {"rpm": -1},
-                                     {"limit_nanos": 1.5}, {"tpm": True}, {"label": " "}])
+                                     {"limit_nanos": 1.5}, {"tpm": True}, {"label": " "},
+                                     {"cache_policy": "sometimes"}, {"cache_policy": 1}])
 async def test_bad_updates_are_refused_by_field(keys: KeyService, changes: dict) -> None:  # type: ignore[type-arg]
     _, rec = await keys.create("team")
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidRequest) as info:
         await keys.update(rec.key_hash, dict(changes))
+    assert info.value.metadata["field"] in {*changes, "limit", "label"}
+
+
+async def test_cache_policy_round_trips_and_default_is_stored_as_none(
+        keys: KeyService) -> None:
+    key, rec = await keys.create("cached", cache_policy="no-store")
+    assert rec.cache_policy == "no-store"
+    assert (await keys.authenticate(f"Bearer {key}")).cache_policy == "no-store"
+    changed = await keys.update(rec.key_hash, {"cache_policy": "no-cache"})
+    assert changed.cache_policy == "no-cache"
+    assert (await keys.authenticate(f"Bearer {key}")).cache_policy == "no-cache"
+    # "default" and null are one state: follow the request's Cache-Control.
+    assert (await keys.update(rec.key_hash, {"cache_policy": "default"})).cache_policy is None
+    _, plain = await keys.create("plain", cache_policy="default")
+    assert plain.cache_policy is None
+    assert (await keys.get(plain.key_hash)).cache_policy is None
+
+
+@pytest.mark.parametrize("policy", ["sometimes", "NO-STORE", ""])
+async def test_create_refuses_an_unknown_cache_policy(keys: KeyService, policy: str) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        await keys.create("bad", cache_policy=policy)
+    assert info.value.metadata == {"field": "cache_policy"}
+    assert await keys.list() == []
 
 
 async def test_delete_refuses_the_key_at_once_and_then_is_not_found(keys: KeyService) -> None:

@@ -32,6 +32,19 @@ def test_keys_create_prints_the_key_alone(tmp_path: Path) -> None:
     assert mgmt.stdout.strip() not in json.dumps(listed)
 
 
+def test_keys_create_with_a_cache_policy(tmp_path: Path) -> None:
+    out = cli(tmp_path, "keys", "create", "--label", "fresh", "--cache-policy", "no-cache")
+    assert out.returncode == 0, out.stderr
+    assert re.fullmatch(r"sk-er-v1-[0-9a-f]{64}\n", out.stdout)
+    cli(tmp_path, "keys", "create", "--label", "plain")
+    listed = json.loads(cli(tmp_path, "keys", "list", "--json").stdout)
+    assert [(k["label"], k["cache_policy"]) for k in listed] == [
+        ("fresh", "no-cache"), ("plain", "default")]
+    bad = cli(tmp_path, "keys", "create", "--label", "x", "--cache-policy", "sometimes")
+    assert bad.returncode == 2 and "--cache-policy" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_keys_disable_by_hash_prefix_and_unknown(tmp_path: Path) -> None:
     cli(tmp_path, "keys", "create", "--label", "app")
     key_hash = json.loads(cli(tmp_path, "keys", "list", "--json").stdout)[0]["hash"]

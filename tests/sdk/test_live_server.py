@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import numpy as np
 import pytest
@@ -39,6 +41,22 @@ def test_to_numpy_is_identical_for_float_and_base64(client: EmbedRouter) -> None
     both = to_numpy([flt, b64])
     assert both.shape == (6, 384)
     np.testing.assert_array_equal(both[:3], both[3:])
+
+
+def test_usage_shows_the_cached_tokens(client: EmbedRouter) -> None:
+    texts = [f"cached tokens {uuid.uuid4()}", f"and a second sentence {uuid.uuid4()}"]
+    first = client.embeddings.generate(input=texts, model=DEFAULT_MODEL)
+    again = client.embeddings.generate(input=texts, model=DEFAULT_MODEL)
+    bypass = client.embeddings.generate(input=texts, model=DEFAULT_MODEL,
+                                        http_headers={"Cache-Control": "no-store"})
+    assert first.usage is not None and again.usage is not None and bypass.usage is not None
+    details = again.usage.prompt_tokens_details
+    assert details is not None and details.cached_tokens == again.usage.prompt_tokens > 0
+    assert first.usage.prompt_tokens_details is not None
+    assert first.usage.prompt_tokens_details.cached_tokens == 0
+    assert bypass.usage.prompt_tokens_details is None  # the cache was not used at all
+    assert again.model_dump()["usage"]["prompt_tokens_details"] == {
+        "cached_tokens": again.usage.prompt_tokens}
 
 
 def test_typed_errors_from_the_real_server(client: EmbedRouter,

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import sqlite3
+from typing import Any
 
+import psycopg
 import pytest
 
-from embedrouter.store import DuplicateKey, KeyRecord, Store, open_store
+from embedrouter.store import DuplicateKey, KeyRecord, Store, open_store, sqlite_path
+from embedrouter.store.migrations import CREATE_VERSION_TABLE, KEYS_TABLE, MIGRATIONS, VERSION_TABLE
+from embedrouter.store.sql import pg
 from tests.store.backends import OpenDb
 
 
@@ -117,3 +123,49 @@ async def test_close_is_idempotent(open_db: OpenDb) -> None:
 async def test_bad_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError):
         await open_store(url)
+
+
+async def test_cache_policy_is_stored_updated_and_cleared(store: Store) -> None:
+    a = dataclasses.replace(rec(1), cache_policy="no-store")
+    await store.insert_key(a)
+    assert await store.get_key(a.key_hash) == a
+    changed = await store.update_key(a.key_hash, {"cache_policy": "no-cache"})
+    assert changed is not None and changed.cache_policy == "no-cache"
+    cleared = await store.update_key(a.key_hash, {"cache_policy": None})
+    assert cleared is not None and cleared.cache_policy is None
+    assert [k.cache_policy for k in await store.list_keys()] == [None]
+
+
+def _run_sync(db_url: str, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    """Statements on the test's database outside the store (``?`` placeholders)."""
+    if db_url.startswith("sqlite"):
+        path = sqlite_path(db_url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+            for statement, params in statements:
+                conn.execute(statement, params)
+        return
+    with psycopg.connect(db_url, autocommit=True) as conn, conn.transaction():
+        for statement, params in statements:
+            conn.execute(pg(statement), params)
+
+
+async def test_a_version_2_database_upgrades_with_its_keys_on_the_default_policy(
+        db_url: str, open_db: OpenDb) -> None:
+    # The schema as embedrouter left it before migration 3, with a key in it.
+    old = [m for m in MIGRATIONS if m.version <= 2]
+    _run_sync(db_url, [
+        (CREATE_VERSION_TABLE, ()),
+        *[(statement, ()) for m in old for statement in m.statements],
+        *[(f"INSERT INTO {VERSION_TABLE} (version, description, applied_at) VALUES (?, ?, 0)",
+           (m.version, m.description)) for m in old],
+        (f"INSERT INTO {KEYS_TABLE} (key_hash, label, is_management, disabled, created_at, "
+         "display, rpm) VALUES (?, 'old', FALSE, FALSE, 1700000000, 'sk-er-v1-old…', 7)",
+         ("a" * 64,)),
+    ])
+    store = await open_db()
+    got = await store.get_key("a" * 64)
+    assert got is not None and (got.label, got.rpm, got.cache_policy) == ("old", 7, None)
+    updated = await store.update_key("a" * 64, {"cache_policy": "no-store"})
+    assert updated is not None and updated.cache_policy == "no-store"
+    assert await (await open_db()).get_key("a" * 64) == updated  # reopened: nothing redone
