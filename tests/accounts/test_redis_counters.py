@@ -129,3 +129,20 @@ def _result():  # type: ignore[no-untyped-def]
 
     return EmbeddingResult(np.zeros((1, 2), np.float32), "up", "Fake",
                            Usage(10, 10, cost=QUOTE.cost))
+
+
+@pytest.mark.parametrize("outcome", ["settle", "release"])
+async def test_a_free_request_settles_and_releases_without_a_redis_error(
+        env: Env, outcome: str) -> None:
+    # Lua renders -0 as "-0", which HINCRBY refuses: a zero hold (a free model, a full cache hit)
+    # must settle and release like any other, without counting a Redis error.
+    gate = env.accounts.gate(await env.key(), f"gen-free-{outcome}")
+    await gate.reserve(Quote(model=MODEL, tokens=10, cost=Decimal(0)))
+    hold = gate._hold
+    assert isinstance(hold, Hold) and hold.amount == 0
+    if outcome == "settle":
+        await counters(env).settle(hold, 0, 10)
+    else:
+        await counters(env).release(hold)
+    assert counters(env).errors == 0
+    assert await counters(env).snapshot() == {"spent": 0, "held": 0}

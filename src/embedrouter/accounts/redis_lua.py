@@ -85,10 +85,13 @@ local cost = tonumber(ARGV[2])
 local kw = ARGV[5]
 local h = redis.call('HMGET', KEYS[3], 'amount', 'tokens', 'kw', 'rl')
 if h[1] then
+  -- 0 - amount, never -amount: Lua writes a negated zero as "-0", which HINCRBY refuses.
   local amount = tonumber(h[1])
   kw = h[3]
-  if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'held', -amount) end
-  if kw ~= '' and redis.call('EXISTS', kw) == 1 then redis.call('HINCRBY', kw, 'held', -amount) end
+  if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'held', 0 - amount) end
+  if kw ~= '' and redis.call('EXISTS', kw) == 1 then
+    redis.call('HINCRBY', kw, 'held', 0 - amount)
+  end
   local used = tonumber(ARGV[3])
   local unused = tonumber(h[2]) - used
   if used >= 0 and unused > 0 and h[4] ~= '' then
@@ -110,9 +113,9 @@ RELEASE = """
 local h = redis.call('HMGET', KEYS[3], 'amount', 'kw')
 if not h[1] then return 0 end
 local amount = tonumber(h[1])
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'held', -amount) end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'held', 0 - amount) end
 if h[2] ~= '' and redis.call('EXISTS', h[2]) == 1 then
-  redis.call('HINCRBY', h[2], 'held', -amount)
+  redis.call('HINCRBY', h[2], 'held', 0 - amount)
 end
 redis.call('DEL', KEYS[3])
 redis.call('ZREM', KEYS[2], ARGV[1])
