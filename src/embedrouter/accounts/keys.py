@@ -112,15 +112,22 @@ def check_cache_policy(policy: Any) -> str | None:
     return policy
 
 
-class KeyService:
-    """Keys over a :class:`~embedrouter.store.Store`; holds no state of its own.
+# Records kept by authenticate; past this many the cache starts over (it only saves reads).
+MAX_CACHED_KEYS = 10_000
 
-    In particular nothing is cached: every ``authenticate`` reads the store, so disabling a key
-    (from the CLI or another instance) takes effect on the next request.
+
+class KeyService:
+    """Keys over a :class:`~embedrouter.store.Store`.
+
+    ``authenticate`` reuses a key's record only while the store's ``keys_epoch()`` is the one it
+    was read under; every key change by any process moves the epoch, so disabling a key (from
+    the CLI or another instance) still takes effect on the next request, and a request costs
+    one ``stat`` (SQLite) or nothing (PostgreSQL, told by NOTIFY) instead of a query.
     """
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._cache: dict[str, tuple[object, KeyRecord]] = {}
 
     def _new_record(self, key: str, label: str, *, management: bool,
                     **limits: Any) -> KeyRecord:
@@ -158,7 +165,7 @@ class KeyService:
         if not is_well_formed_key(token):
             raise AuthenticationFailed(MALFORMED_KEY)
         digest = hash_key(token)
-        record = await self._store.get_key(digest)
+        record = await self._lookup(digest)
         # The lookup is by hash, so its timing says nothing useful about the key; the
         # constant-time comparison guards against a backend that ever matches loosely
         # (collation, prefix index) returning a row that is not this exact hash.
@@ -166,6 +173,22 @@ class KeyService:
             raise AuthenticationFailed(UNKNOWN_KEY)
         if record.disabled:
             raise AuthenticationFailed(f"API key {record.display} is disabled")
+        return record
+
+    async def _lookup(self, digest: str) -> KeyRecord | None:
+        # The epoch is read before the row: a change committed after this read moves it, so
+        # the next request reads again; a record is never trusted past a change it predates.
+        epoch = self._store.keys_epoch()
+        if epoch is None:
+            return await self._store.get_key(digest)
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
+        record = await self._store.get_key(digest)
+        if record is not None:  # unknown keys are not kept: anyone can send endless new ones
+            if len(self._cache) >= MAX_CACHED_KEYS:
+                self._cache.clear()
+            self._cache[digest] = (epoch, record)
         return record
 
     async def _resolve(self, key_or_hash: str) -> KeyRecord:

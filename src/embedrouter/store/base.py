@@ -42,6 +42,12 @@ class Store(Protocol):
         """The key with this full hash, read fresh from the database (no caching)."""
         ...
 
+    def keys_epoch(self) -> object | None:
+        """A value that changes whenever any process commits a change to any key (disabled,
+        updated, deleted), read in microseconds; None when a change could go unseen right now.
+        A key record read under an epoch may be reused while the epoch is unchanged."""
+        ...
+
     async def list_keys(self) -> list[KeyRecord]:
         """Every key, oldest first."""
         ...

@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from embedrouter.store import sql
 from embedrouter.store.base import DuplicateKey, StoreUnavailable
+from embedrouter.store.key_epoch import NotifyEpoch
 from embedrouter.store.migrations import (
     CREATE_VERSION_TABLE,
     KEYS_TABLE,
@@ -33,6 +34,7 @@ from embedrouter.store.sql import check_update, gen_record, gen_values, key_reco
 
 BOOTSTRAP_MARKER = "bootstrap"
 DEFAULT_POOL_SIZE = 10
+KEYS_CHANNEL = f"{KEYS_TABLE}_changed"  # NOTIFY channel: a key was changed, disabled or deleted
 # A database that does not answer within this many seconds is reported as unavailable rather
 # than hanging the request; the URL may override it with ?connect_timeout=N.
 DEFAULT_CONNECT_TIMEOUT_S = 5
@@ -68,8 +70,9 @@ async def _configure(conn: Conn) -> None:
 class PostgresStore:
     """:class:`~embedrouter.store.base.Store` over a PostgreSQL database."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, key_epoch: NotifyEpoch | None = None) -> None:
         self._pool = pool
+        self._key_epoch = key_epoch
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> PostgresStore:
@@ -94,8 +97,9 @@ class PostgresStore:
                                    configure=_configure, timeout=POOL_WAIT_S,
                                    check=AsyncConnectionPool.check_connection)
         await pool.open()
-        store = cls(pool)
-        return store
+        key_epoch = NotifyEpoch(conninfo, KEYS_CHANNEL)
+        key_epoch.start()
+        return cls(pool, key_epoch)
 
     @staticmethod
     async def _migrate(conn: Conn) -> None:
@@ -198,10 +202,26 @@ class PostgresStore:
         """Every key, oldest first."""
         return [key_record(row) for row in await self._all(sql.LIST_KEYS)]
 
+    def keys_epoch(self) -> int | None:
+        """Changes with every key change any instance commits (store/key_epoch.py)."""
+        return self._key_epoch.current() if self._key_epoch is not None else None
+
+    async def _change_key(self, statement: str, params: tuple[Any, ...]) -> int:
+        """Run one key-changing statement and its NOTIFY in one transaction: listeners hear of
+        the change exactly when it commits."""
+        async def work(conn: Conn) -> int:
+            async with conn.transaction():
+                cur = await conn.execute(sql.pg(statement), params)
+                if cur.rowcount:
+                    await conn.execute(f"NOTIFY {KEYS_CHANNEL}")
+                return cur.rowcount
+
+        return await self._run(work)
+
     async def set_key_disabled(self, key_hash: str, disabled: bool) -> bool:
         """Disable or re-enable a key; False if no such key."""
-        return await self._count(f"UPDATE {KEYS_TABLE} SET disabled = ? WHERE key_hash = ?",
-                                 (disabled, key_hash)) == 1
+        return await self._change_key(f"UPDATE {KEYS_TABLE} SET disabled = ? WHERE key_hash = ?",
+                                      (disabled, key_hash)) == 1
 
     async def count_keys(self) -> int:
         """How many keys exist, disabled ones included."""
@@ -210,12 +230,12 @@ class PostgresStore:
 
     async def update_key(self, key_hash: str, changes: dict[str, object]) -> KeyRecord | None:
         fields = check_update(changes)
-        updated = await self._count(sql.update_key(fields),
-                                    (*changes.values(), int(time.time()), key_hash))
+        updated = await self._change_key(sql.update_key(fields),
+                                         (*changes.values(), int(time.time()), key_hash))
         return await self.get_key(key_hash) if updated == 1 else None
 
     async def delete_key(self, key_hash: str) -> bool:
-        return await self._count(sql.DELETE_KEY, (key_hash,)) == 1
+        return await self._change_key(sql.DELETE_KEY, (key_hash,)) == 1
 
     async def credits_total(self) -> int:
         row = await self._one(sql.CREDITS_TOTAL)
@@ -267,5 +287,7 @@ class PostgresStore:
         return [UsageRow(str(k), str(m), int(n), int(t), int(c)) for k, m, n, t, c in rows]
 
     async def close(self) -> None:
-        """Close the pool's connections; idempotent."""
+        """Close the pool's connections and the key-change listener; idempotent."""
+        if self._key_epoch is not None:
+            await self._key_epoch.close()
         await self._pool.close()

@@ -6,9 +6,10 @@ request) never blocks in practice. Admin writes (create/disable a key, first sta
 to ``BUSY_TIMEOUT_MS`` if another process holds the write lock. The exception is the ledger:
 ``record_generations`` runs in a worker thread on its own connection with
 ``synchronous = FULL`` (an fsync per commit, so a charge survives a power cut), and its callers
-batch many charges into one commit. Nothing is cached:
-each ``get_key`` reads the file, so a key disabled by ``embedrouter keys disable`` in another
-process is refused on the server's very next request.
+batch many charges into one commit. ``get_key`` always reads the file; callers that cache keys
+check ``keys_epoch()`` first, which every key change (in any process) moves after its commit, so
+a key disabled by ``embedrouter keys disable`` in another process is refused on the server's
+very next request.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from embedrouter.store import sql
 from embedrouter.store.base import DuplicateKey, StoreUnavailable
+from embedrouter.store.key_epoch import FileEpoch
 from embedrouter.store.migrations import (
     CREATE_VERSION_TABLE,
     KEYS_TABLE,
@@ -52,6 +54,7 @@ class SQLiteStore:
         self._conn = conn
         self.path = path
         self._ledger: sqlite3.Connection | None = None  # opened by the first ledger write
+        self._key_epoch = FileEpoch(path.with_name(f"{path.name}-keyepoch"))
 
     @classmethod
     def open_sync(cls, path: Path) -> SQLiteStore:
@@ -154,9 +157,20 @@ class SQLiteStore:
         rows = self._read(sql.LIST_KEYS)
         return [key_record(row) for row in rows]
 
+    def keys_epoch(self) -> tuple[int, int] | None:
+        """Changes after every committed key change by any process (store/key_epoch.py)."""
+        return self._key_epoch.current()
+
+    @contextmanager
+    def _change_key(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that changes keys, signalled to key caches once committed."""
+        with self._write() as conn:
+            yield conn
+        self._key_epoch.bump()
+
     async def set_key_disabled(self, key_hash: str, disabled: bool) -> bool:
         """Disable or re-enable a key; False if no such key."""
-        with self._write() as conn:
+        with self._change_key() as conn:
             cur = conn.execute(f"UPDATE {KEYS_TABLE} SET disabled = ? WHERE key_hash = ?",
                                (disabled, key_hash))
             return cur.rowcount == 1
@@ -168,7 +182,7 @@ class SQLiteStore:
     async def update_key(self, key_hash: str, changes: dict[str, object]) -> KeyRecord | None:
         """Set the given fields; None if no such key."""
         fields = check_update(changes)
-        with self._write() as conn:
+        with self._change_key() as conn:
             cur = conn.execute(sql.update_key(fields),
                                (*changes.values(), int(time.time()), key_hash))
             if cur.rowcount != 1:
@@ -176,7 +190,7 @@ class SQLiteStore:
         return await self.get_key(key_hash)
 
     async def delete_key(self, key_hash: str) -> bool:
-        with self._write() as conn:
+        with self._change_key() as conn:
             return conn.execute(sql.DELETE_KEY, (key_hash,)).rowcount == 1
 
     async def credits_total(self) -> int:

@@ -1,0 +1,116 @@
+"""Change signals for keys: what lets a server cache key records and still refuse a key at once
+after any process disables, changes or deletes it.
+
+An epoch is an opaque value that changes whenever a key changes in the shared database; a
+cached record is used only while the epoch it was read under is still current. ``current()``
+is called on every request, so it costs microseconds, and it returns None whenever a change
+could go unseen (then nothing is cached).
+
+- SQLite (one file, processes on one machine): the writer replaces a sidecar file after its
+  commit; the epoch is that file's inode and mtime, one ``stat`` per request.
+- PostgreSQL (instances on many machines): the writer sends ``NOTIFY`` in the transaction that
+  changes the key, delivered at its commit; each instance listens on a connection of its own and
+  counts notifications. A change is seen as soon as its notification arrives (well under a
+  millisecond on a LAN). While the listener is down, or its liveness probe fails, the epoch is
+  None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+import psycopg
+
+log = logging.getLogger("embedrouter.store")
+
+# How often a quiet listener proves its connection alive: a half-open connection (a peer gone
+# without a FIN) would otherwise leave a cache trusting an epoch nobody can change.
+PROBE_EVERY_S = 2.0
+RECONNECT_AFTER_S = 1.0
+
+
+class FileEpoch:
+    """The epoch of a SQLite store: a sidecar file replaced (new inode) on every key change."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        if self.current() is None:
+            with contextlib.suppress(OSError):
+                self.bump()
+
+    def bump(self) -> None:
+        """Signal a change; called after the change has committed."""
+        tmp = self._path.with_name(f"{self._path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_bytes(b"")
+            # A rename gives a new inode even when two changes share one mtime tick.
+            os.replace(tmp, self._path)
+        except OSError:
+            # Then the old epoch would stay current: remove the file so every reader stops
+            # trusting its cache until a later change recreates it.
+            log.warning("could not mark a key change in %s; key caching is off until the "
+                        "next change succeeds", self._path)
+            with contextlib.suppress(OSError):
+                self._path.unlink()
+
+    def current(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+
+class NotifyEpoch:
+    """The epoch of a PostgreSQL store: notifications on ``channel``, counted by one listener."""
+
+    def __init__(self, conninfo: str, channel: str) -> None:
+        self._conninfo = conninfo
+        self._channel = channel
+        self._count = 0
+        self._live = False
+        self._task: asyncio.Task[None] | None = None
+        self.backend_pid: int | None = None  # the listening session, for diagnostics and tests
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen())
+
+    def current(self) -> int | None:
+        return self._count if self._live else None
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                        self._conninfo, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {self._channel}")
+                    self.backend_pid = conn.info.backend_pid
+                    # Changes made before LISTEN took effect were never seen: start a new epoch.
+                    self._count += 1
+                    self._live = True
+                    while True:
+                        async for _ in conn.notifies(timeout=PROBE_EVERY_S):
+                            self._count += 1
+                        await asyncio.wait_for(conn.execute("SELECT 1"), PROBE_EVERY_S)
+            except asyncio.CancelledError:
+                self._live = False
+                raise
+            except Exception as exc:
+                if self._live:
+                    log.warning("the key-change listener lost PostgreSQL (%s); keys are read "
+                                "from the database on every request until it is back",
+                                type(exc).__name__)
+            self._live = False
+            self._count += 1
+            await asyncio.sleep(RECONNECT_AFTER_S)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
