@@ -1,9 +1,9 @@
 """Server settings: one TOML file plus environment variables, validated at start.
 
 Precedence (highest first): command-line flags, environment variables, the config file, defaults.
-Each table of the file is decoded into a msgspec Struct (configschema.py): a bad value stops the
-server at start with a message naming the file, the entry and the field; it never surfaces later.
-The Structs leave a key the file does not set ``UNSET``, so the defaults live in the dataclasses.
+Each table of the file is decoded into a msgspec Struct (settings_schema.py): a bad value stops
+the server at start with a message naming the file, the entry and the field; it never surfaces
+later. The defaults live here, in the dataclasses.
 """
 
 from __future__ import annotations
@@ -15,39 +15,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
-from msgspec import UNSET, Meta, Struct, UnsetType
-from msgspec import field as key
+from msgspec import UnsetType
 
-from embedrouter.configschema import (
-    FieldError,
-    HttpUrl,
-    NonEmpty,
-    Positive,
-    decode,
-    entry_note,
-    set_fields,
-    where,
-)
+from embedrouter import settings_schema as schema
+from embedrouter.configschema import decode, entry_note, set_fields, where
+from embedrouter.settings_schema import DEFAULT_MODEL_QUANTIZATIONS, DEFAULT_MODEL_SLUG
+from embedrouter.settings_schema import LOCAL_QUANTIZATIONS as LOCAL_QUANTIZATIONS
+from embedrouter.settings_schema import TOKEN_ID_MODES as TOKEN_ID_MODES
 
 if TYPE_CHECKING:  # catalog.models imports this module; the catalog is read at load time
     from embedrouter.cache.config import CacheConfig
     from embedrouter.catalog.config import ProviderState, RemoteModel
 
-DEFAULT_MODEL_SLUG = "sentence-transformers/all-minilm-l6-v2"
-# Precisions the local engine can serve (engine.quantize.PRECISIONS; a test ties the two). Each one
-# a local model lists becomes an endpoint of that model with this `quantization`.
-Quantization = Literal["fp32", "int8"]
-LOCAL_QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
-# The built-in model's endpoints when the config says nothing: int8 passes the quality gates on
-# it (tests/engine/test_precision.py). A declared [[models]] entry serves fp32 only unless it
-# lists more, since nothing has checked int8 on the operator's own model.
-DEFAULT_MODEL_QUANTIZATIONS = ("fp32", "int8")
-
 
 class SettingsError(ValueError):
-    """The configuration cannot be used; the message names the offending key."""
+    """The configuration cannot be used; the message names the file, the entry and the key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +50,11 @@ class ModelConfig:
     output_modalities: tuple[str, ...] = ("embeddings",)
     # What token-id inputs mean for this model: ids of an OpenAI encoding (decoded to text, then
     # tokenized with the model's own tokenizer), the model's own ids, or refused.
-    token_ids: str = "cl100k"
+    token_ids: str = "cl100k"  # one of TOKEN_ID_MODES
     # One endpoint per precision, the first of them being `default_quantization`, which alone
     # serves requests that do not name another in `provider.quantizations`.
     quantizations: tuple[str, ...] = ("fp32",)
     default_quantization: str = "fp32"
-
-
-TokenIds = Literal["cl100k", "o200k", "native", "reject"]
-TOKEN_ID_MODES: tuple[str, ...] = get_args(TokenIds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,146 +153,6 @@ def _default_cache() -> CacheConfig:
     return CacheConfig()
 
 
-# The file's schema. A Struct field is named after the dataclass field it fills; `key(name=...)`
-# gives the key the file uses where the two differ.
-Seconds = Annotated[float, Meta(gt=0, le=86400)]
-Quantizations = Annotated[tuple[Quantization, ...], Meta(min_length=1)]
-_DATABASE_URL = r"^(sqlite:///|postgresql://|postgres://)"
-
-
-def _check_price(price: Decimal | UnsetType) -> None:
-    if price is not UNSET and (not price.is_finite() or price < 0):
-        raise FieldError("price_per_million", "must be a finite, non-negative decimal")
-
-
-def _precisions(listed: tuple[str, ...] | UnsetType, chosen: str | UnsetType,
-                default: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
-    """``quantizations`` and ``default_quantization`` of one model, checked together."""
-    listed = default if isinstance(listed, UnsetType) else listed
-    if len(set(listed)) != len(listed):
-        raise FieldError("quantizations", "each precision may be listed once")
-    if isinstance(chosen, UnsetType):
-        chosen = "fp32" if "fp32" in listed else listed[0]
-    elif chosen not in listed:
-        raise FieldError("default_quantization",
-                         f"{chosen!r} is not in quantizations {list(listed)}")
-    # The default first: the catalog lists endpoints in this order.
-    return (chosen, *(q for q in listed if q != chosen)), chosen
-
-
-class _Server(Struct, forbid_unknown_fields=True):
-    host: NonEmpty | UnsetType = UNSET
-    port: Annotated[int, Meta(ge=0, le=65535)] | UnsetType = UNSET
-    max_body_bytes: Annotated[int, Meta(ge=1024)] | UnsetType = UNSET
-    max_inputs: Positive | UnsetType = UNSET
-    max_input_chars: Annotated[int, Meta(ge=16)] | UnsetType = UNSET
-    truncate: bool | UnsetType = UNSET
-    header_timeout_s: Seconds | UnsetType = UNSET
-    body_timeout_s: Seconds | UnsetType = UNSET
-    keepalive_timeout_s: Seconds | UnsetType = UNSET
-    max_connections: Positive | UnsetType = UNSET
-
-
-class _Storage(Struct, forbid_unknown_fields=True):
-    database_url: Annotated[str, Meta(pattern=_DATABASE_URL)] | UnsetType = UNSET
-    redis_url: NonEmpty | UnsetType = UNSET
-    redis_prefix: NonEmpty | UnsetType = UNSET
-
-
-class _Engine(Struct, forbid_unknown_fields=True):
-    engine_threads: Positive | UnsetType = key(default=UNSET, name="threads")
-    max_batch_tokens: Annotated[int, Meta(ge=512)] | UnsetType = UNSET
-    max_batch_size: Positive | UnsetType = UNSET
-    max_queue_items: Positive | UnsetType = UNSET
-
-
-class _DefaultModel(Struct, forbid_unknown_fields=True):
-    default_model: bool | UnsetType = key(default=UNSET, name="enabled")
-    default_model_price: Decimal | UnsetType = key(default=UNSET, name="price_per_million")
-    default_model_token_ids: TokenIds | UnsetType = key(default=UNSET, name="token_ids")
-    default_model_quantizations: Quantizations | UnsetType = key(default=UNSET,
-                                                                name="quantizations")
-    default_model_default_quantization: Quantization | UnsetType = key(
-        default=UNSET, name="default_quantization")
-
-    def __post_init__(self) -> None:
-        _check_price(self.default_model_price)
-        self.default_model_quantizations, self.default_model_default_quantization = _precisions(
-            self.default_model_quantizations, self.default_model_default_quantization,
-            DEFAULT_MODEL_QUANTIZATIONS)
-
-
-class _Model(Struct, forbid_unknown_fields=True):
-    """A local ``[[models]]`` entry: one without ``endpoints`` (those are catalog/config.py's)."""
-
-    slug: str
-    path: NonEmpty | UnsetType = UNSET
-    name: NonEmpty | UnsetType = UNSET
-    description: NonEmpty | UnsetType = UNSET
-    price_per_million: Decimal | UnsetType = UNSET
-    matryoshka: bool | UnsetType = UNSET
-    input_prefixes: dict[str, str] | UnsetType = UNSET
-    context_length: Positive | UnsetType = UNSET
-    hugging_face_id: str | UnsetType = UNSET
-    output_modalities: tuple[str, ...] | UnsetType = UNSET
-    token_ids: TokenIds | UnsetType = UNSET
-    quantizations: Quantizations | UnsetType = UNSET
-    default_quantization: Quantization | UnsetType = UNSET
-
-    def __post_init__(self) -> None:
-        if self.slug.count("/") != 1 or not all(self.slug.split("/")):
-            raise FieldError("slug", f"expected 'author/name', got {self.slug!r}")
-        self.slug = self.slug.lower()
-        embeds = self.output_modalities is UNSET or "embeddings" in self.output_modalities
-        if embeds and self.slug != DEFAULT_MODEL_SLUG and self.path is UNSET:
-            raise FieldError("path", "a local embeddings model needs the path of its directory")
-        _check_price(self.price_per_million)
-        self.quantizations, self.default_quantization = _precisions(
-            self.quantizations, self.default_quantization,
-            DEFAULT_MODEL_QUANTIZATIONS if self.slug == DEFAULT_MODEL_SLUG else ("fp32",))
-
-
-class _Accounts(Struct, forbid_unknown_fields=True):
-    enabled: bool | UnsetType = UNSET
-    enforce_credits: bool | UnsetType = UNSET
-    reservation_ttl_s: Seconds | UnsetType = UNSET
-    reclaim_every_s: Seconds | UnsetType = UNSET
-
-
-class _Rates(Struct, forbid_unknown_fields=True):
-    requests_per_minute: Positive | None = None
-    tokens_per_minute: Positive | None = None
-
-
-class _Limits(_Rates, forbid_unknown_fields=True):
-    # Decoded one slug at a time, so that an error names the slug (msgspec's path would not).
-    models: dict[str, Any] = {}
-
-
-class _Telemetry(Struct, forbid_unknown_fields=True):
-    otlp_endpoint: HttpUrl | UnsetType = UNSET
-
-
-class _Routing(Struct, forbid_unknown_fields=True):
-    request_deadline_s: Annotated[float, Meta(gt=0)] | UnsetType = key(default=UNSET,
-                                                                      name="deadline_s")
-
-
-class _File(Struct, forbid_unknown_fields=True):
-    server: _Server = key(default_factory=_Server)
-    storage: _Storage = key(default_factory=_Storage)
-    engine: _Engine = key(default_factory=_Engine)
-    default_model: _DefaultModel = key(default_factory=_DefaultModel)
-    accounts: _Accounts = key(default_factory=_Accounts)
-    limits: _Limits = key(default_factory=_Limits)
-    telemetry: _Telemetry = key(default_factory=_Telemetry)
-    routing: _Routing = key(default_factory=_Routing)
-    cache: dict[str, Any] = {}  # cache/config.py's schema
-    # Local and remote [[models]] share the array: an entry with `endpoints` is the catalog's.
-    models: list[dict[str, Any]] = []
-    providers: list[dict[str, Any]] = []  # catalog/config.py's schema
-
-
 def _read(config_file: Path | None) -> dict[str, Any]:
     if config_file is None:
         return {}
@@ -330,8 +170,9 @@ def _local_models(tables: Sequence[dict[str, Any]], source: str) -> tuple[ModelC
         if "endpoints" in table:
             continue
         entry, note = f"models[{i}]", entry_note(table, "slug")
-        model = ModelConfig(**set_fields(decode(table, _Model, source=source, entry=entry,
-                                                note=note, error=SettingsError)))
+        model = decode(table, schema.LocalModel, source=source, entry=entry, note=note,
+                       error=SettingsError)
+        model = ModelConfig(**set_fields(model))
         if model.slug in models:
             raise SettingsError(f"{where(source, f'{entry}.slug', note)}: declared again; each "
                                 "slug may be declared once")
@@ -339,20 +180,20 @@ def _local_models(tables: Sequence[dict[str, Any]], source: str) -> tuple[ModelC
     return tuple(models.values())
 
 
-def _accounts(file: _File, source: str) -> AccountsConfig:
+def _accounts(file: schema.File, source: str) -> AccountsConfig:
     """``[accounts]`` and ``[limits]`` (instance defaults per key, ``[limits.models."slug"]``
     per model)."""
     model_limits = {}
     for slug, table in file.limits.models.items():
-        rates = decode(table, _Rates, source=source, entry=f'limits.models."{slug}"',
+        rates = decode(table, schema.Rates, source=source, entry=f'limits.models."{slug}"',
                        error=SettingsError)
-        model_limits[slug.lower()] = (rates.requests_per_minute, rates.tokens_per_minute)
+        model_limits[slug.lower()] = rates.pair()
+    rpm, tpm = file.limits.pair()
     return AccountsConfig(**set_fields(file.accounts), model_limits=model_limits,
-                          requests_per_minute=file.limits.requests_per_minute,
-                          tokens_per_minute=file.limits.tokens_per_minute)
+                          requests_per_minute=rpm, tokens_per_minute=tpm)
 
 
-def _otlp_endpoint(telemetry: _Telemetry, env: Mapping[str, str]) -> str | None:
+def _otlp_endpoint(telemetry: schema.Telemetry, env: Mapping[str, str]) -> str | None:
     """The traces URL: the config's, else OpenTelemetry's standard variables (the per-signal
     one verbatim, the general one with the OTLP/HTTP traces path appended, as the SDK does)."""
     if not isinstance(telemetry.otlp_endpoint, UnsetType):
@@ -399,7 +240,7 @@ def load_settings(
 
     env = dict(os.environ) if env is None else env
     source = str(config_file) if config_file is not None else "config"
-    file = decode(_read(config_file), _File, source=source, error=SettingsError)
+    file = decode(_read(config_file), schema.File, source=source, error=SettingsError)
     try:
         states, remote = resolve_catalog(file.providers, file.models, env, source=source)
     except ConfigError as exc:
@@ -413,7 +254,9 @@ def load_settings(
     both = {m.slug for m in s.all_models()} & {m.slug for m in remote}
     if both:
         slug = sorted(both)[0]
-        i = next((i for i, t in enumerate(file.models) if str(t.get("slug")).lower() == slug), None)
+        # The later declaration clashes (or the only one: the other may be built in).
+        i = max((i for i, t in enumerate(file.models) if str(t.get("slug")).lower() == slug),
+                default=None)
         path = "models" if i is None else f"models[{i}].slug"
         raise SettingsError(f"{where(source, path, f'slug {slug!r}')}: declared both as a local "
                             "model and with endpoints; a model's endpoints must serve one "
@@ -437,9 +280,10 @@ def load_settings(
     # Past the file's schema: the environment and command-line flags.
     if isinstance(s.port, bool) or not 0 <= s.port <= 65535:  # a port over 65535 would wrap
         raise SettingsError(f"port {s.port}: expected a port number between 0 and 65535")
-    if s.database_url and not re.match(_DATABASE_URL, s.database_url):
+    if s.database_url and not re.match(schema.DATABASE_URL, s.database_url):
         # Not echoed: a database URL may carry a password.
-        raise SettingsError("EMBEDROUTER_DATABASE_URL: expected sqlite:///PATH or postgresql://...")
+        raise SettingsError("EMBEDROUTER_DATABASE_URL: expected sqlite:///PATH or "
+                            "postgresql://...")
     if s.max_queue_items < s.max_inputs:
         # A request of max_inputs inputs could never be queued: it would pass the 413 check and
         # then be refused by the batcher with a 413 naming a different limit. Refused at start.
