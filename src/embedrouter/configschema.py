@@ -67,8 +67,9 @@ def _explain(exc: msgspec.ValidationError, kind: type) -> tuple[str, str]:
     match = _AT.fullmatch(str(exc))
     assert match is not None  # the pattern matches any text
     message, path = match["message"], match["path"] or ""
-    if isinstance(exc.__cause__, FieldError):
-        path += f".{exc.__cause__.field}"
+    cause = exc.__cause__ or exc.__context__  # msgspec chains what __post_init__ raised
+    if isinstance(cause, FieldError):
+        path += f".{cause.field}"
     unknown = re.fullmatch(r"Object contains unknown field `(.*)`", message, re.S)
     if unknown:
         # A typo's fix is usually in the list of keys the table takes.
