@@ -1,35 +1,37 @@
 """Server settings: one TOML file plus environment variables, validated at start.
 
 Precedence (highest first): command-line flags, environment variables, the config file, defaults.
-A bad value stops the server at start with a message naming the key; it never surfaces later.
+Each table of the file is decoded into a msgspec Struct (settings_schema.py): a bad value stops
+the server at start with a message naming the file, the entry and the field; it never surfaces
+later. The defaults live here, in the dataclasses.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from msgspec import UnsetType
+
+from embedrouter import settings_schema as schema
+from embedrouter.configschema import decode, entry_note, set_fields, where
+from embedrouter.settings_schema import DEFAULT_MODEL_QUANTIZATIONS, DEFAULT_MODEL_SLUG
+from embedrouter.settings_schema import LOCAL_QUANTIZATIONS as LOCAL_QUANTIZATIONS
+from embedrouter.settings_schema import TOKEN_ID_MODES as TOKEN_ID_MODES
+
 if TYPE_CHECKING:  # catalog.models imports this module; the catalog is read at load time
     from embedrouter.cache.config import CacheConfig
     from embedrouter.catalog.config import ProviderState, RemoteModel
 
-DEFAULT_MODEL_SLUG = "sentence-transformers/all-minilm-l6-v2"
-# Precisions the local engine can serve (engine.quantize.PRECISIONS; a test ties the two). Each one
-# a local model lists becomes an endpoint of that model with this `quantization`.
-LOCAL_QUANTIZATIONS = ("fp32", "int8")
-# The built-in model's endpoints when the config says nothing: int8 passes the quality gates on
-# it (tests/engine/test_precision.py). A declared [[models]] entry serves fp32 only unless it
-# lists more, since nothing has checked int8 on the operator's own model.
-DEFAULT_MODEL_QUANTIZATIONS = ("fp32", "int8")
-
 
 class SettingsError(ValueError):
-    """The configuration cannot be used; the message names the offending key."""
+    """The configuration cannot be used; the message names the file, the entry and the key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +50,11 @@ class ModelConfig:
     output_modalities: tuple[str, ...] = ("embeddings",)
     # What token-id inputs mean for this model: ids of an OpenAI encoding (decoded to text, then
     # tokenized with the model's own tokenizer), the model's own ids, or refused.
-    token_ids: str = "cl100k"
+    token_ids: str = "cl100k"  # one of TOKEN_ID_MODES
     # One endpoint per precision, the first of them being `default_quantization`, which alone
     # serves requests that do not name another in `provider.quantizations`.
     quantizations: tuple[str, ...] = ("fp32",)
     default_quantization: str = "fp32"
-
-
-TOKEN_ID_MODES = ("cl100k", "o200k", "native", "reject")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +105,7 @@ class Settings:
     providers: tuple[ProviderState, ...] = ()
     remote_models: tuple[RemoteModel, ...] = ()
     request_deadline_s: float = 120.0  # [routing] deadline_s: past it, a remote request is a 524
-    cache: CacheConfig = field(default_factory=lambda: _cache_config({}, {}))  # [cache]
+    cache: CacheConfig = field(default_factory=lambda: _default_cache())  # [cache]
     # [telemetry] otlp_endpoint, or OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT: where traces go
     # (OTLP/HTTP). None: no tracing, and the otel extra is never imported.
     otlp_endpoint: str | None = None
@@ -147,195 +146,86 @@ class Settings:
         return tuple(models)
 
 
-def _cache_config(table: Any, env: dict[str, str]) -> CacheConfig:
+def _default_cache() -> CacheConfig:
     # Imported here: the cache package reads the catalog, which imports this module.
+    from embedrouter.cache.config import CacheConfig
+
+    return CacheConfig()
+
+
+def _read(config_file: Path | None) -> dict[str, Any]:
+    if config_file is None:
+        return {}
+    try:
+        return tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SettingsError(f"config file {config_file} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {config_file}: {exc}") from exc
+
+
+def _local_models(tables: Sequence[dict[str, Any]], source: str) -> tuple[ModelConfig, ...]:
+    models: dict[str, ModelConfig] = {}
+    for i, table in enumerate(tables):
+        if "endpoints" in table:
+            continue
+        entry, note = f"models[{i}]", entry_note(table, "slug")
+        model = decode(table, schema.LocalModel, source=source, entry=entry, note=note,
+                       error=SettingsError)
+        model = ModelConfig(**set_fields(model))
+        if model.slug in models:
+            raise SettingsError(f"{where(source, f'{entry}.slug', note)}: declared again; each "
+                                "slug may be declared once")
+        models[model.slug] = model
+    return tuple(models.values())
+
+
+def _accounts(file: schema.File, source: str) -> AccountsConfig:
+    """``[accounts]`` and ``[limits]`` (instance defaults per key, ``[limits.models."slug"]``
+    per model)."""
+    model_limits = {}
+    for slug, table in file.limits.models.items():
+        rates = decode(table, schema.Rates, source=source, entry=f'limits.models."{slug}"',
+                       error=SettingsError)
+        model_limits[slug.lower()] = rates.pair()
+    rpm, tpm = file.limits.pair()
+    return AccountsConfig(**set_fields(file.accounts), model_limits=model_limits,
+                          requests_per_minute=rpm, tokens_per_minute=tpm)
+
+
+def _otlp_endpoint(telemetry: schema.Telemetry, env: Mapping[str, str]) -> str | None:
+    """The traces URL: the config's, else OpenTelemetry's standard variables (the per-signal
+    one verbatim, the general one with the OTLP/HTTP traces path appended, as the SDK does)."""
+    if not isinstance(telemetry.otlp_endpoint, UnsetType):
+        return telemetry.otlp_endpoint
+    for name, suffix in (("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ""),
+                         ("OTEL_EXPORTER_OTLP_ENDPOINT", "/v1/traces")):
+        url = env.get(name)
+        if url:
+            if not url.startswith(("http://", "https://")):
+                raise SettingsError(f"{name}: expected an http(s) URL, got {url!r}")
+            return url.rstrip("/") + suffix if suffix else url
+    return None
+
+
+def _cache_config(table: dict[str, Any], env: Mapping[str, str], source: str) -> CacheConfig:
     from embedrouter.cache.config import CacheConfigError, parse_cache
 
     try:
-        return parse_cache(table, env)
+        return parse_cache(table, env, source=source)
     except CacheConfigError as exc:
         raise SettingsError(str(exc)) from None
 
 
-def _decimal(value: Any, key: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | str | float):
-        raise SettingsError(f"{key}: expected a number or a decimal string")
+def _env_price(text: str) -> Decimal:
     try:
-        # str() first so that a TOML float such as 0.02 becomes exactly 0.02, not its binary twin.
-        result = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise SettingsError(f"{key}: {value!r} is not a decimal number") from exc
-    if not result.is_finite() or result < 0:
-        raise SettingsError(f"{key}: must be a finite, non-negative number")
-    return result
-
-
-def _int(value: Any, key: str, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SettingsError(f"{key}: expected an integer >= {minimum}")
-    return value
-
-
-def _seconds(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
-        raise SettingsError(f"{key}: expected a number of seconds > 0 and <= 86400")
-    return float(value)
-
-
-def _port(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
-        raise SettingsError(f"{key}: expected a port number between 0 and 65535")
-    return value
-
-
-def _bool(value: Any, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise SettingsError(f"{key}: expected true or false")
-    return value
-
-
-def _str(value: Any, key: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise SettingsError(f"{key}: expected a non-empty string")
-    return value
-
-
-def _otlp_endpoint(telemetry: dict[str, Any], env: Any) -> str | None:
-    """The traces URL: the config's, else OpenTelemetry's standard variables (the per-signal
-    one verbatim, the general one with the OTLP/HTTP traces path appended, as the SDK does)."""
-    if "otlp_endpoint" in telemetry:
-        url = _str(telemetry["otlp_endpoint"], "telemetry.otlp_endpoint")
-    elif env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        url = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-    elif env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        url = env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
-    else:
-        return None
-    if not url.startswith(("http://", "https://")):
-        raise SettingsError(f"telemetry.otlp_endpoint: expected an http(s) URL, got {url!r}")
-    return url
-
-
-def _token_ids(value: Any, key: str) -> str:
-    if value not in TOKEN_ID_MODES:
-        raise SettingsError(f"{key}: expected one of {', '.join(TOKEN_ID_MODES)}; got {value!r}")
-    return value
-
-
-_SECTION_KEYS = {
-    "server": {"host", "port", "max_body_bytes", "max_inputs", "max_input_chars", "truncate",
-               "header_timeout_s", "body_timeout_s", "keepalive_timeout_s", "max_connections"},
-    "storage": {"database_url", "redis_url", "redis_prefix"},
-    "accounts": {"enabled", "enforce_credits", "reservation_ttl_s", "reclaim_every_s"},
-    "engine": {"threads", "max_batch_tokens", "max_batch_size", "max_queue_items"},
-    "default_model": {"enabled", "price_per_million", "token_ids", "quantizations",
-                      "default_quantization"},
-    "telemetry": {"otlp_endpoint"},
-}
-_MODEL_KEYS = {
-    "slug", "path", "name", "description", "price_per_million", "matryoshka", "input_prefixes",
-    "context_length", "hugging_face_id", "output_modalities", "token_ids", "quantizations",
-    "default_quantization",
-}
-
-
-def _quantizations(table: dict[str, Any], key: str, default: tuple[str, ...]
-                   ) -> tuple[tuple[str, ...], str]:
-    """``quantizations`` and ``default_quantization`` of one model table, checked together."""
-    listed = table.get("quantizations", list(default))
-    if not isinstance(listed, list) or not listed or not all(isinstance(q, str) for q in listed):
-        raise SettingsError(f"{key}.quantizations: expected a non-empty list of strings, "
-                            f"a subset of {list(LOCAL_QUANTIZATIONS)}")
-    bad = [q for q in listed if q not in LOCAL_QUANTIZATIONS]
-    if bad:
-        raise SettingsError(f"{key}.quantizations: {bad[0]!r} is not served by the local "
-                            f"engine; expected a subset of {list(LOCAL_QUANTIZATIONS)}")
-    if len(set(listed)) != len(listed):
-        raise SettingsError(f"{key}.quantizations: each precision may be listed once")
-    chosen = table.get("default_quantization", "fp32" if "fp32" in listed else listed[0])
-    if chosen not in listed:
-        raise SettingsError(f"{key}.default_quantization: {chosen!r} is not in "
-                            f"{key}.quantizations {listed}")
-    # The default first: the catalog lists endpoints in this order.
-    return (chosen, *(q for q in listed if q != chosen)), chosen
-
-
-def _model(raw: Any, i: int) -> ModelConfig:
-    key = f"models[{i}]"
-    if not isinstance(raw, dict):
-        raise SettingsError(f"{key}: expected a table")
-    unknown = set(raw) - _MODEL_KEYS
-    if unknown:
-        raise SettingsError(f"{key}: unknown keys {sorted(unknown)}")
-    slug = _str(raw.get("slug"), f"{key}.slug")
-    if slug.count("/") != 1 or not all(slug.split("/")):
-        raise SettingsError(f"{key}.slug: expected 'author/name', got {slug!r}")
-    prefixes = raw.get("input_prefixes", {})
-    if not isinstance(prefixes, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in prefixes.items()
-    ):
-        raise SettingsError(f"{key}.input_prefixes: expected a table of strings")
-    modalities = raw.get("output_modalities", ["embeddings"])
-    if not isinstance(modalities, list) or not all(isinstance(m, str) for m in modalities):
-        raise SettingsError(f"{key}.output_modalities: expected a list of strings")
-    is_embedding = "embeddings" in modalities
-    path = raw.get("path")
-    if is_embedding and slug != DEFAULT_MODEL_SLUG and path is None:
-        raise SettingsError(f"{key}.path: a local embeddings model needs the path of its directory")
-    context = raw.get("context_length")
-    token_ids = _token_ids(raw.get("token_ids", "cl100k"), f"{key}.token_ids")
-    default = DEFAULT_MODEL_QUANTIZATIONS if slug.lower() == DEFAULT_MODEL_SLUG else ("fp32",)
-    quantizations, default_quantization = _quantizations(raw, key, default)
-    return ModelConfig(
-        slug=slug.lower(),
-        path=_str(path, f"{key}.path") if path is not None else None,
-        name=_str(raw["name"], f"{key}.name") if "name" in raw else None,
-        description=_str(raw["description"], f"{key}.description")
-        if "description" in raw else None,
-        price_per_million=_decimal(raw.get("price_per_million", 0), f"{key}.price_per_million"),
-        matryoshka=_bool(raw.get("matryoshka", False), f"{key}.matryoshka"),
-        input_prefixes=dict(prefixes),
-        context_length=_int(context, f"{key}.context_length", minimum=1) if context else None,
-        hugging_face_id=raw.get("hugging_face_id"),
-        output_modalities=tuple(modalities),
-        token_ids=token_ids,
-        quantizations=quantizations,
-        default_quantization=default_quantization,
-    )
-
-
-def _rates(table: Any, where: str) -> tuple[int | None, int | None]:
-    if not isinstance(table, dict):
-        raise SettingsError(f"{where}: expected a table")
-    unknown = set(table) - {"requests_per_minute", "tokens_per_minute"}
-    if unknown:
-        raise SettingsError(f"{where}: unknown keys {sorted(unknown)}")
-    rpm, tpm = table.get("requests_per_minute"), table.get("tokens_per_minute")
-    return (None if rpm is None else _int(rpm, f"{where}.requests_per_minute", minimum=1),
-            None if tpm is None else _int(tpm, f"{where}.tokens_per_minute", minimum=1))
-
-
-def _accounts(accounts: dict[str, Any], limits: Any) -> AccountsConfig:
-    """``[accounts]`` and ``[limits]`` (instance defaults per key, ``[limits.models."slug"]``
-    per model)."""
-    if not isinstance(limits, dict):
-        raise SettingsError("[limits]: expected a table")
-    models = limits.get("models", {})
-    if not isinstance(models, dict):
-        raise SettingsError("[limits.models]: expected a table of model slugs")
-    rpm, tpm = _rates({k: v for k, v in limits.items() if k != "models"}, "limits")
-    return AccountsConfig(
-        enabled=_bool(accounts.get("enabled", True), "accounts.enabled"),
-        enforce_credits=_bool(accounts.get("enforce_credits", False),
-                              "accounts.enforce_credits"),
-        requests_per_minute=rpm, tokens_per_minute=tpm,
-        model_limits={slug.lower(): _rates(v, f'limits.models."{slug}"')
-                      for slug, v in models.items()},
-        reservation_ttl_s=_seconds(accounts.get("reservation_ttl_s", 300.0),
-                                   "accounts.reservation_ttl_s"),
-        reclaim_every_s=_seconds(accounts.get("reclaim_every_s", 10.0),
-                                 "accounts.reclaim_every_s"),
-    )
+        price = Decimal(text)
+    except InvalidOperation:
+        price = Decimal("NaN")
+    if not price.is_finite() or price < 0:
+        raise SettingsError("EMBEDROUTER_DEFAULT_MODEL_PRICE: expected a finite, non-negative "
+                            f"decimal, got {text!r}")
+    return price
 
 
 def load_settings(
@@ -345,105 +235,33 @@ def load_settings(
     overrides: dict[str, Any] | None = None,
 ) -> Settings:
     """Build settings from an optional TOML file, the environment and explicit overrides."""
-    env = dict(os.environ) if env is None else env
-    raw: dict[str, Any] = {}
-    if config_file is not None:
-        try:
-            raw = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise SettingsError(f"config file {config_file} does not exist") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"config file {config_file}: {exc}") from exc
-    unknown_sections = (set(raw) - set(_SECTION_KEYS)
-                        - {"models", "providers", "routing", "cache", "limits"})
-    if unknown_sections:
-        raise SettingsError(f"unknown config sections {sorted(unknown_sections)}")
-    for section, keys in _SECTION_KEYS.items():
-        table = raw.get(section, {})
-        if not isinstance(table, dict):
-            raise SettingsError(f"[{section}]: expected a table")
-        unknown = set(table) - keys
-        if unknown:
-            raise SettingsError(f"[{section}]: unknown keys {sorted(unknown)}")
-
-    server = raw.get("server", {})
-    storage = raw.get("storage", {})
-    engine = raw.get("engine", {})
-    default = raw.get("default_model", {})
-    models_raw = raw.get("models", [])
-    if not isinstance(models_raw, list):
-        raise SettingsError("models: expected an array of tables ([[models]])")
-
-    default_quantizations, default_quantization = _quantizations(
-        default, "default_model", DEFAULT_MODEL_QUANTIZATIONS)
-    s = Settings(
-        host=_str(server.get("host", "127.0.0.1"), "server.host"),
-        port=_port(server.get("port", 8000), "server.port"),
-        max_body_bytes=_int(server.get("max_body_bytes", 16 * 1024 * 1024),
-                            "server.max_body_bytes", minimum=1024),
-        max_inputs=_int(server.get("max_inputs", 2048), "server.max_inputs", minimum=1),
-        max_input_chars=_int(server.get("max_input_chars", 100_000), "server.max_input_chars",
-                             minimum=16),
-        truncate=_bool(server.get("truncate", False), "server.truncate"),
-        header_timeout_s=_seconds(server.get("header_timeout_s", 10.0), "server.header_timeout_s"),
-        body_timeout_s=_seconds(server.get("body_timeout_s", 60.0), "server.body_timeout_s"),
-        keepalive_timeout_s=_seconds(server.get("keepalive_timeout_s", 5.0),
-                                     "server.keepalive_timeout_s"),
-        max_connections=_int(server.get("max_connections", 4096), "server.max_connections",
-                             minimum=1),
-        database_url=storage.get("database_url"),
-        engine_threads=_int(engine["threads"], "engine.threads", minimum=1)
-        if "threads" in engine else None,
-        max_batch_tokens=_int(engine.get("max_batch_tokens", 16384), "engine.max_batch_tokens",
-                              minimum=512),
-        max_batch_size=_int(engine.get("max_batch_size", 64), "engine.max_batch_size", minimum=1),
-        max_queue_items=_int(engine.get("max_queue_items", 8192), "engine.max_queue_items",
-                             minimum=1),
-        default_model=_bool(default.get("enabled", True), "default_model.enabled"),
-        default_model_price=_decimal(default.get("price_per_million", 0),
-                                     "default_model.price_per_million"),
-        default_model_token_ids=_token_ids(default.get("token_ids", "cl100k"),
-                                           "default_model.token_ids"),
-        default_model_quantizations=default_quantizations,
-        default_model_default_quantization=default_quantization,
-        models=tuple(_model(m, i) for i, m in enumerate(models_raw)
-                     if not (isinstance(m, dict) and "endpoints" in m)),
-    )
     from embedrouter.catalog.config import ConfigError
     from embedrouter.catalog.config import resolve as resolve_catalog
 
-    providers_raw = raw.get("providers", [])
-    if not isinstance(providers_raw, list):
-        raise SettingsError("providers: expected an array of tables ([[providers]])")
+    env = dict(os.environ) if env is None else env
+    source = str(config_file) if config_file is not None else "config"
+    file = decode(_read(config_file), schema.File, source=source, error=SettingsError)
     try:
-        states, remote = resolve_catalog(
-            providers_raw, [m for m in models_raw if isinstance(m, dict) and "endpoints" in m],
-            env, source=str(config_file) if config_file is not None else "config")
+        states, remote = resolve_catalog(file.providers, file.models, env, source=source)
     except ConfigError as exc:
         raise SettingsError(str(exc)) from None
-    routing = raw.get("routing", {})
-    if not isinstance(routing, dict) or set(routing) - {"deadline_s"}:
-        raise SettingsError("[routing]: expected a table with deadline_s")
-    deadline = routing.get("deadline_s", 120.0)
-    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline <= 0:
-        raise SettingsError("routing.deadline_s: expected a positive number of seconds")
-    cache = _cache_config(raw.get("cache"), env)
-    s = replace(s, providers=tuple(states), remote_models=tuple(remote),
-                request_deadline_s=float(deadline), cache=cache,
-                accounts=_accounts(raw.get("accounts", {}), raw.get("limits", {})),
-                redis_url=storage.get("redis_url"),
-                redis_prefix=_str(storage.get("redis_prefix", "embedrouter:"),
-                                  "storage.redis_prefix"))
-    local = {m.slug for m in s.all_models()}
-    clash = sorted(local & {m.slug for m in remote})
-    if clash:
-        raise SettingsError(f"models: {clash[0]!r} is declared both as a local model (path) and "
-                            "with endpoints; a model's endpoints must serve one embedding space")
-    slugs = [m.slug for m in s.models]
-    if len(slugs) != len(set(slugs)):
-        raise SettingsError("models: each slug may be declared once")
+    s = Settings(**set_fields(file.server), **set_fields(file.storage),
+                 **set_fields(file.engine), **set_fields(file.default_model),
+                 **set_fields(file.routing), models=_local_models(file.models, source),
+                 providers=tuple(states), remote_models=tuple(remote),
+                 cache=_cache_config(file.cache, env, source), accounts=_accounts(file, source),
+                 otlp_endpoint=_otlp_endpoint(file.telemetry, env))
+    both = {m.slug for m in s.all_models()} & {m.slug for m in remote}
+    if both:
+        slug = sorted(both)[0]
+        # The later declaration clashes (or the only one: the other may be built in).
+        i = max((i for i, t in enumerate(file.models) if str(t.get("slug")).lower() == slug),
+                default=None)
+        path = "models" if i is None else f"models[{i}].slug"
+        raise SettingsError(f"{where(source, path, f'slug {slug!r}')}: declared both as a local "
+                            "model and with endpoints; a model's endpoints must serve one "
+                            "embedding space")
 
-    s = replace(s, otlp_endpoint=_otlp_endpoint(raw.get("telemetry", {}), env))
     if env.get("EMBEDROUTER_DATA_DIR"):
         s = replace(s, data_dir=Path(env["EMBEDROUTER_DATA_DIR"]))
     if env.get("EMBEDROUTER_DATABASE_URL"):
@@ -455,21 +273,22 @@ def load_settings(
     if env.get("EMBEDROUTER_CACHE_DIR"):
         s = replace(s, cache_dir=Path(env["EMBEDROUTER_CACHE_DIR"]))
     if env.get("EMBEDROUTER_DEFAULT_MODEL_PRICE"):
-        s = replace(s, default_model_price=_decimal(env["EMBEDROUTER_DEFAULT_MODEL_PRICE"],
-                                                    "EMBEDROUTER_DEFAULT_MODEL_PRICE"))
+        s = replace(s, default_model_price=_env_price(env["EMBEDROUTER_DEFAULT_MODEL_PRICE"]))
     for k, v in (overrides or {}).items():
         if v is not None:
             s = replace(s, **{k: Path(v) if k == "data_dir" else v})
-    # Command-line flags bypass the file's checks above; a port over 65535 would otherwise wrap.
-    _port(s.port, "port")
+    # Past the file's schema: the environment and command-line flags.
+    if isinstance(s.port, bool) or not 0 <= s.port <= 65535:  # a port over 65535 would wrap
+        raise SettingsError(f"port {s.port}: expected a port number between 0 and 65535")
+    if s.database_url and not re.match(schema.DATABASE_URL, s.database_url):
+        # Not echoed: a database URL may carry a password.
+        raise SettingsError("EMBEDROUTER_DATABASE_URL: expected sqlite:///PATH or "
+                            "postgresql://...")
     if s.max_queue_items < s.max_inputs:
         # A request of max_inputs inputs could never be queued: it would pass the 413 check and
         # then be refused by the batcher with a 413 naming a different limit. Refused at start.
         raise SettingsError(
-            f"engine.max_queue_items ({s.max_queue_items}) must be at least server.max_inputs "
-            f"({s.max_inputs}): a request of server.max_inputs inputs must fit in the queue"
-        )
-    if s.database_url and not s.database_url.startswith(("sqlite:///", "postgresql://",
-                                                         "postgres://")):
-        raise SettingsError("storage.database_url: expected sqlite:///PATH or postgresql://...")
+            f"{source}: engine.max_queue_items ({s.max_queue_items}) must be at least "
+            f"server.max_inputs ({s.max_inputs}): a request of server.max_inputs inputs must fit "
+            "in the queue")
     return s

@@ -53,11 +53,12 @@ def test_environment_names_redis(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "names"), [
-    ("[accounts]\nenforce = true\n", "[accounts]: unknown keys"),
-    ("[accounts]\nenforce_credits = 1\n", "accounts.enforce_credits"),
-    ("[limits]\nrpm = 5\n", "limits: unknown keys"),
-    ("[limits]\nrequests_per_minute = 0\n", "limits.requests_per_minute"),
-    ('[limits.models."a/b"]\ntokens_per_minute = -1\n', 'limits.models."a/b".tokens_per_minute'),
+    ("[accounts]\nenforce = true\n", "er.toml: accounts.enforce: unknown key"),
+    ("[accounts]\nenforce_credits = 1\n", "er.toml: accounts.enforce_credits"),
+    ("[limits]\nrpm = 5\n", "er.toml: limits.rpm: unknown key"),
+    ("[limits]\nrequests_per_minute = 0\n", "er.toml: limits.requests_per_minute"),
+    ('[limits.models."a/b"]\ntokens_per_minute = -1\n',
+     'er.toml: limits.models."a/b".tokens_per_minute'),
 ])
 def test_bad_values_are_refused_by_name(tmp_path: Path, text: str, names: str) -> None:
     with pytest.raises(SettingsError) as info:

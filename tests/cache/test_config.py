@@ -54,7 +54,7 @@ def test_the_environment_names_redis(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("line", "message"), [
-    ("nope = 1", "unknown keys ['nope']"),
+    ("nope = 1", "cache.nope: unknown key"),
     ("enabled = 1", "cache.enabled"),
     ("ttl_s = 0", "cache.ttl_s"),
     ("memory_max_bytes = -5", "cache.memory_max_bytes"),

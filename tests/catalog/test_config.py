@@ -57,7 +57,7 @@ def test_user_entries_override_and_keyless_local_servers_are_enabled() -> None:
 
 @pytest.mark.parametrize(("providers", "models", "message"), [
     ([{"name": "x", "kind": "openai", "base_url": "http://h", "timeout_s": "soon"}], [],
-     "c.toml: providers[0].timeout_s: Expected `float`, got `str`"),
+     'c.toml: providers[0].timeout_s (name "x"): Expected `float`, got `str`'),
     ([{"name": "x", "kind": "nope", "base_url": "http://h"}], [], "providers[0].kind"),
     ([{"name": "x", "kind": "openai", "base_url": "http://h", "api_version": "1"}], [],
      "unknown keys ['api_version'] for kind 'openai'"),
@@ -67,12 +67,13 @@ def test_user_entries_override_and_keyless_local_servers_are_enabled() -> None:
         {"provider": "openai", "upstream_model": "m", "price_per_million": "free"}]}],
      "models[0].endpoints[0].price_per_million"),
     ([], [{"slug": "a/b", "dimensions": 4, "context_length": 8, "endpoints": [
-        {"provider": "nobody", "upstream_model": "m"}]}], "no provider named 'nobody'"),
+        {"provider": "nobody", "upstream_model": "m"}]}],
+     'c.toml: models[0].endpoints[0].provider (slug "a/b"): no provider named \'nobody\''),
     ([], [{"slug": "a/b", "dimensions": 4, "context_length": 8, "endpoints": []}],
-     "models[0].endpoints: at least one"),
+     'c.toml: models[0].endpoints (slug "a/b"): Expected `array` of length >= 1'),
     ([], [{"slug": "a/b", "dimensions": 4, "context_length": 8, "endpoints": [
         {"provider": "openai", "upstream_model": "m", "max_inputs": 0}]}],
-     "models[0].endpoints[0].max_inputs: must be positive"),
+     'c.toml: models[0].endpoints[0].max_inputs (slug "a/b"): Expected `int` >= 1'),
 ])
 def test_errors_name_the_file_the_entry_and_the_field(providers: list, models: list,
                                                       message: str) -> None:

@@ -75,17 +75,22 @@ def test_default_model_quantizations_can_be_narrowed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "fragment"), [
-    ('[default_model]\nquantizations = ["fp16"]\n', "default_model.quantizations: 'fp16'"),
-    ('[default_model]\nquantizations = []\n', "default_model.quantizations: expected"),
-    ('[default_model]\nquantizations = "int8"\n', "default_model.quantizations: expected"),
-    ('[default_model]\nquantizations = ["int8", "int8"]\n', "listed once"),
+    ('[default_model]\nquantizations = ["fp16"]\n',
+     r"default_model\.quantizations\[0\]: Invalid enum value 'fp16'; "
+     r"expected one of 'fp32', 'int8'"),
+    ('[default_model]\nquantizations = []\n',
+     "default_model.quantizations: Expected `array` of length >= 1"),
+    ('[default_model]\nquantizations = "int8"\n',
+     "default_model.quantizations: Expected `array`, got `str`"),
+    ('[default_model]\nquantizations = ["int8", "int8"]\n',
+     "default_model.quantizations: each precision may be listed once"),
     ('[default_model]\nquantizations = ["fp32"]\ndefault_quantization = "int8"\n',
      "default_model.default_quantization: 'int8' is not in"),
     ('[[models]]\nslug = "a/b"\npath = "/m"\ndefault_quantization = "int8"\n',
-     r"models\[0\].default_quantization: 'int8' is not in"),
+     r'models\[0\]\.default_quantization \(slug "a/b"\): \'int8\' is not in'),
     ('[[models]]\nslug = "a/b"\npath = "/m"\nquantizations = ["bf16"]\n',
-     r"models\[0\].quantizations: 'bf16' is not served"),
+     r'models\[0\]\.quantizations\[0\] \(slug "a/b"\): Invalid enum value \'bf16\''),
 ])
 def test_bad_quantizations_are_refused_at_start(tmp_path: Path, text: str, fragment: str) -> None:
-    with pytest.raises(SettingsError, match=fragment):
+    with pytest.raises(SettingsError, match="embedrouter.toml: " + fragment):
         settings(tmp_path, text)

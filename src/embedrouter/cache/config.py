@@ -1,4 +1,4 @@
-"""The ``[cache]`` section of the config file, validated at start.
+"""The ``[cache]`` section of the config file: a msgspec schema, decoded at start.
 
 Three backends, looked up in this order: an in-process LRU bounded by bytes, an SQLite file in
 the data dir bounded by size (both on by default), and Redis, shared by every instance that
@@ -7,23 +7,24 @@ points at it (on when ``redis_url`` or ``EMBEDROUTER_REDIS_URL`` is set).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from embedrouter.configschema import FieldError, NonEmpty, Positive, decode, set_fields
 
 REDIS_URL_ENV = "EMBEDROUTER_REDIS_URL"
 DAY_S = 86_400
-
-CACHE_KEYS = frozenset({
-    "enabled", "ttl_s", "memory", "memory_max_bytes", "sqlite", "sqlite_path", "sqlite_max_bytes",
-    "redis_url", "redis_timeout_s", "redis_prefix", "backend_retry_s", "hit_price_fraction",
-})
+_REDIS_URL = r"^(redis://|rediss://|unix://)"
 
 
 class CacheConfigError(ValueError):
-    """A ``[cache]`` value cannot be used; the message names the key."""
+    """A ``[cache]`` value cannot be used; the message names the file and the key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,75 +50,41 @@ class CacheConfig:
             else data_dir / "vector-cache.sqlite3"
 
 
-_D = CacheConfig()  # the defaults, read from an instance: slots hide class attributes
+Seconds = Annotated[float, Meta(gt=0, le=3600)]
 
 
-def _bool(table: Mapping[str, Any], key: str, default: bool) -> bool:
-    value = table.get(key, default)
-    if not isinstance(value, bool):
-        raise CacheConfigError(f"cache.{key}: expected true or false")
-    return value
+class _Cache(Struct, forbid_unknown_fields=True):
+    enabled: bool | UnsetType = UNSET
+    ttl_s: Positive | UnsetType = UNSET
+    memory: bool | UnsetType = UNSET
+    memory_max_bytes: Annotated[int, Meta(ge=1024)] | UnsetType = UNSET
+    sqlite: bool | UnsetType = UNSET
+    sqlite_path: NonEmpty | UnsetType = UNSET
+    sqlite_max_bytes: Annotated[int, Meta(ge=65536)] | UnsetType = UNSET
+    # A pattern, so that a bad URL is refused without being echoed: it may carry a password.
+    redis_url: Annotated[str, Meta(pattern=_REDIS_URL)] | UnsetType = UNSET
+    redis_timeout_s: Seconds | UnsetType = UNSET
+    redis_prefix: NonEmpty | UnsetType = UNSET
+    backend_retry_s: Seconds | UnsetType = UNSET
+    # A TOML 0.1 becomes exactly one tenth: msgspec reads a float into a Decimal by its repr.
+    hit_price_fraction: Decimal | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        fraction = self.hit_price_fraction
+        if fraction is not UNSET and (not fraction.is_finite() or not 0 <= fraction <= 1):
+            raise FieldError("hit_price_fraction", "expected a number between 0 and 1")
 
 
-def _int(table: Mapping[str, Any], key: str, default: int, minimum: int) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise CacheConfigError(f"cache.{key}: expected an integer >= {minimum}")
-    return value
-
-
-def _seconds(table: Mapping[str, Any], key: str, default: float) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
-        raise CacheConfigError(f"cache.{key}: expected a number of seconds > 0 and <= 3600")
-    return float(value)
-
-
-def _fraction(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise CacheConfigError("cache.hit_price_fraction: expected a number between 0 and 1")
-    try:
-        # Through str so that a TOML 0.1 is exactly one tenth, not its binary neighbour.
-        fraction = Decimal(str(value))
-    except InvalidOperation:
-        raise CacheConfigError(
-            f"cache.hit_price_fraction: {value!r} is not a decimal number") from None
-    if not fraction.is_finite() or not 0 <= fraction <= 1:
-        raise CacheConfigError("cache.hit_price_fraction: expected a number between 0 and 1")
-    return fraction
-
-
-def parse_cache(table: Any, env: Mapping[str, str]) -> CacheConfig:
+def parse_cache(table: Any, env: Mapping[str, str], *, source: str = "config") -> CacheConfig:
     """``[cache]`` (a TOML table, or absent) plus ``EMBEDROUTER_REDIS_URL``, which wins."""
-    if table is None:
-        table = {}
-    if not isinstance(table, dict):
-        raise CacheConfigError("[cache]: expected a table")
-    unknown = set(table) - CACHE_KEYS
-    if unknown:
-        raise CacheConfigError(f"[cache]: unknown keys {sorted(unknown)}")
-    redis_url = env.get(REDIS_URL_ENV) or table.get("redis_url")
-    if redis_url is not None and (not isinstance(redis_url, str) or not redis_url.startswith(
-            ("redis://", "rediss://", "unix://"))):
-        # The value is not echoed: a Redis URL may carry a password.
-        raise CacheConfigError("cache.redis_url: expected a redis://, rediss:// or unix:// URL")
-    path = table.get("sqlite_path")
-    if path is not None and (not isinstance(path, str) or not path):
-        raise CacheConfigError("cache.sqlite_path: expected a non-empty string")
-    prefix = table.get("redis_prefix", _D.redis_prefix)
-    if not isinstance(prefix, str) or not prefix:
-        raise CacheConfigError("cache.redis_prefix: expected a non-empty string")
-    return CacheConfig(
-        enabled=_bool(table, "enabled", True),
-        ttl_s=_int(table, "ttl_s", _D.ttl_s, 1),
-        memory=_bool(table, "memory", True),
-        memory_max_bytes=_int(table, "memory_max_bytes", _D.memory_max_bytes, 1024),
-        sqlite=_bool(table, "sqlite", True),
-        sqlite_path=Path(path).expanduser() if path else None,
-        sqlite_max_bytes=_int(table, "sqlite_max_bytes", _D.sqlite_max_bytes, 65536),
-        redis_url=redis_url or None,
-        redis_timeout_s=_seconds(table, "redis_timeout_s", _D.redis_timeout_s),
-        redis_prefix=prefix,
-        backend_retry_s=_seconds(table, "backend_retry_s", _D.backend_retry_s),
-        hit_price_fraction=_fraction(table.get("hit_price_fraction", 0)),
-    )
+    fields = set_fields(decode({} if table is None else table, _Cache, source=source,
+                               entry="cache", error=CacheConfigError))
+    if "sqlite_path" in fields:
+        fields["sqlite_path"] = Path(fields["sqlite_path"]).expanduser()
+    if env.get(REDIS_URL_ENV):
+        if not re.match(_REDIS_URL, env[REDIS_URL_ENV]):
+            # Not echoed: a Redis URL may carry a password.
+            raise CacheConfigError(f"{REDIS_URL_ENV} (cache.redis_url): expected a redis://, "
+                                   "rediss:// or unix:// URL")
+        fields["redis_url"] = env[REDIS_URL_ENV]
+    return CacheConfig(**fields)

@@ -1,8 +1,9 @@
 """``[[providers]]`` and remote ``[[models]]`` tables: a typed schema, decoded with msgspec.
 
-Errors name the file, the entry and the field (``embedrouter.toml: providers[2].timeout_s:
-Expected `float`, got `str```). The package's built-in catalog (``builtin.toml``) is read the same
-way; the user's file overrides it entry by entry (a provider by ``name``, a model by ``slug``).
+Errors name the file, the entry and the field (``embedrouter.toml: providers[2].timeout_s
+(name "x"): Expected `float`, got `str```; see configschema.py). The package's built-in catalog
+(``builtin.toml``) is read the same way; the user's file overrides it entry by entry (a provider
+by ``name``, a model by ``slug``).
 A provider is enabled at start when its ``api_key_env`` variable is set, or when the user's own
 file declares it without one (a keyless local server such as Ollama or TEI).
 """
@@ -10,17 +11,20 @@ file declares it without one (a keyless local server such as Ollama or TEI).
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
+from msgspec import Meta
 
 from embedrouter.catalog.endpoints import EndpointSpec, ProviderConfig
+from embedrouter.configschema import FieldError, HttpUrl, Positive, decode, entry_note, where
 
-KINDS = ("openai", "azure", "cohere", "voyage", "gemini", "vertex", "ollama", "tei")
+Kind = Literal["openai", "azure", "cohere", "voyage", "gemini", "vertex", "ollama", "tei"]
+KINDS: tuple[str, ...] = get_args(Kind)
 # Keys an adapter reads from its [[providers]] table beyond the common ones (a test checks these
 # against what each adapter really reads).
 _OPENAI_OPTIONS = frozenset({"path", "base64", "dimensions_field", "input_type_field",
@@ -43,20 +47,24 @@ class ConfigError(ValueError):
 
 class _Provider(msgspec.Struct, forbid_unknown_fields=True):
     name: str
-    kind: str
-    base_url: str
+    kind: Kind
+    base_url: HttpUrl
     api_key_env: str | None = None
     display_name: str | None = None
-    timeout_s: float = 30.0
-    max_concurrency: int = 16
+    timeout_s: Annotated[float, Meta(gt=0)] = 30.0
+    max_concurrency: Positive = 16
+
+    def __post_init__(self) -> None:
+        if self.name != self.name.lower() or not self.name:
+            raise FieldError("name", f"a lowercase slug, got {self.name!r}")
 
 
 class _Endpoint(msgspec.Struct, forbid_unknown_fields=True):
     provider: str
     upstream_model: str
     price_per_million: Decimal = Decimal(0)
-    max_inputs: int | None = None
-    max_tokens: int | None = None
+    max_inputs: Positive | None = None
+    max_tokens: Positive | None = None
     supports_dimensions: bool = False
     quantization: str = "unknown"
     data_collection: Literal["allow", "deny"] = "allow"
@@ -64,17 +72,25 @@ class _Endpoint(msgspec.Struct, forbid_unknown_fields=True):
     tier: Literal["priority", "flex"] | None = None
     supports_input_type: bool = False
 
+    def __post_init__(self) -> None:
+        if not self.price_per_million.is_finite() or self.price_per_million < 0:
+            raise FieldError("price_per_million", "must be a finite, non-negative decimal")
+
 
 class _RemoteModel(msgspec.Struct, forbid_unknown_fields=True):
     slug: str
-    dimensions: int
-    context_length: int
-    endpoints: list[_Endpoint]
+    dimensions: Positive
+    context_length: Positive
+    endpoints: Annotated[list[_Endpoint], Meta(min_length=1)]
     name: str | None = None
     description: str | None = None
     matryoshka: bool = False
     token_ids: Literal["cl100k", "o200k", "native", "reject"] = "cl100k"
     hugging_face_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.slug.count("/") != 1 or not all(self.slug.split("/")):
+            raise FieldError("slug", f"expected 'author/name', got {self.slug!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,66 +116,40 @@ class RemoteModel:
     endpoints: tuple[EndpointSpec, ...]  # enabled providers' endpoints only
 
 
-def _convert(value: Any, kind: type, where: str) -> Any:
-    try:
-        return msgspec.convert(value, kind)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        # msgspec says "at `$.x[0].y`"; rewrite that as a path under the entry.
-        if " - at `$" in text:
-            message, _, path = text.rpartition(" - at `$")
-            raise ConfigError(f"{where}{path.rstrip('`')}: {message}") from None
-        raise ConfigError(f"{where}: {text}") from None
-
-
-def _positive(value: int | float | None, where: str) -> None:
-    if value is not None and value <= 0:
-        raise ConfigError(f"{where}: must be positive")
-
-
 def parse_providers(raw: Sequence[Any], source: str) -> dict[str, tuple[_Provider, dict]]:
     out: dict[str, tuple[_Provider, dict]] = {}
     for i, table in enumerate(raw):
-        where = f"{source}: providers[{i}]"
+        entry, note = f"providers[{i}]", entry_note(table, "name")
         if not isinstance(table, Mapping):
-            raise ConfigError(f"{where}: expected a table")
+            raise ConfigError(f"{where(source, entry)}: expected a table")
+        # The keys an adapter reads depend on `kind`: the schema holds the common ones.
         common = {k: v for k, v in table.items() if k in _Provider.__struct_fields__}
         extra = {k: v for k, v in table.items() if k not in _Provider.__struct_fields__}
-        entry = _convert(common, _Provider, where)
-        if entry.kind not in KINDS:
-            raise ConfigError(f"{where}.kind: expected one of {', '.join(KINDS)}; "
-                              f"got {entry.kind!r}")
-        unknown = set(extra) - KIND_OPTIONS[entry.kind]
+        provider = decode(common, _Provider, source=source, entry=entry, note=note,
+                          error=ConfigError)
+        unknown = set(extra) - KIND_OPTIONS[provider.kind]
         if unknown:
-            raise ConfigError(f"{where}: unknown keys {sorted(unknown)} for kind "
-                              f"{entry.kind!r}")
-        if entry.name != entry.name.lower() or not entry.name:
-            raise ConfigError(f"{where}.name: a lowercase slug, got {entry.name!r}")
-        if not entry.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{where}.base_url: expected an http(s) URL")
-        _positive(entry.timeout_s, f"{where}.timeout_s")
-        _positive(entry.max_concurrency, f"{where}.max_concurrency")
-        out[entry.name] = (entry, extra)
+            raise ConfigError(f"{where(source, entry, note)}: unknown keys {sorted(unknown)} for "
+                              f"kind {provider.kind!r}; it takes "
+                              f"{', '.join(sorted(KIND_OPTIONS[provider.kind]))}")
+        out[provider.name] = (provider, extra)
     return out
 
 
-def parse_remote_models(raw: Sequence[Any], source: str) -> dict[str, _RemoteModel]:
+def parse_remote_models(raw: Sequence[Any], source: str, providers: Collection[str]
+                        ) -> dict[str, _RemoteModel]:
+    """The ``[[models]]`` entries with ``endpoints``; the others are local (settings.py's)."""
     out: dict[str, _RemoteModel] = {}
     for i, table in enumerate(raw):
-        where = f"{source}: models[{i}]"
-        model = _convert(table, _RemoteModel, where)
-        if model.slug.count("/") != 1 or not all(model.slug.split("/")):
-            raise ConfigError(f"{where}.slug: expected 'author/name', got {model.slug!r}")
-        _positive(model.dimensions, f"{where}.dimensions")
-        _positive(model.context_length, f"{where}.context_length")
-        if not model.endpoints:
-            raise ConfigError(f"{where}.endpoints: at least one endpoint")
+        if isinstance(table, Mapping) and "endpoints" not in table:
+            continue
+        entry, note = f"models[{i}]", entry_note(table, "slug")
+        model = decode(table, _RemoteModel, source=source, entry=entry, note=note,
+                       error=ConfigError)
         for j, ep in enumerate(model.endpoints):
-            _positive(ep.max_inputs, f"{where}.endpoints[{j}].max_inputs")
-            _positive(ep.max_tokens, f"{where}.endpoints[{j}].max_tokens")
-            if ep.price_per_million < 0 or not ep.price_per_million.is_finite():
-                raise ConfigError(f"{where}.endpoints[{j}].price_per_million: must be a "
-                                  "finite, non-negative decimal")
+            if ep.provider not in providers:
+                raise ConfigError(f"{where(source, f'{entry}.endpoints[{j}].provider', note)}: "
+                                  f"no provider named {ep.provider!r}")
         out[model.slug.lower()] = model
     return out
 
@@ -197,14 +187,10 @@ def resolve(user_providers: Sequence[Any], user_models: Sequence[Any], env: Mapp
         states.append(ProviderState(config, enabled, reason,
                                     builtin=name in builtin_names and name not in mine))
     enabled = {s.config.name: s.config for s in states if s.enabled}
-    models = parse_remote_models(builtin.get("models", []), "builtin catalog")
-    models.update(parse_remote_models(user_models, source))
+    models = parse_remote_models(builtin.get("models", []), "builtin catalog", declared)
+    models.update(parse_remote_models(user_models, source, declared))
     out: list[RemoteModel] = []
     for slug, m in models.items():
-        for j, ep in enumerate(m.endpoints):
-            if ep.provider not in declared:
-                raise ConfigError(f"{source}: model {slug!r} endpoints[{j}].provider: no "
-                                  f"provider named {ep.provider!r}")
         eps = tuple(_endpoint(ep, enabled[ep.provider]) for ep in m.endpoints
                     if ep.provider in enabled)
         if eps:
