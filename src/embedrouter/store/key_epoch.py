@@ -6,8 +6,9 @@ cached record is used only while the epoch it was read under is still current. `
 is called on every request, so it costs microseconds, and it returns None whenever a change
 could go unseen (then nothing is cached).
 
-- SQLite (one file, processes on one machine): the writer replaces a sidecar file after its
-  commit; the epoch is that file's inode and mtime, one ``stat`` per request.
+- SQLite (one file, processes on one machine): a counter in a sidecar file that every process
+  maps shared; the writer increments it after its commit. Deleting that file while servers run
+  would leave them on the old mapping: it lives beside the database and goes with it.
 - PostgreSQL (instances on many machines): the writer sends ``NOTIFY`` in the transaction that
   changes the key, delivered at its commit; each instance listens on a connection of its own and
   counts notifications. A change is seen as soon as its notification arrives (well under a
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import mmap
 import os
 from pathlib import Path
 
@@ -31,38 +34,49 @@ log = logging.getLogger("embedrouter.store")
 # without a FIN) would otherwise leave a cache trusting an epoch nobody can change.
 PROBE_EVERY_S = 2.0
 RECONNECT_AFTER_S = 1.0
+EPOCH_BYTES = 8
 
 
 class FileEpoch:
-    """The epoch of a SQLite store: a sidecar file replaced (new inode) on every key change."""
+    """The epoch of a SQLite store: a counter in a small file that every process maps.
+
+    A shared mapping makes the per-request read a memory load (a ``stat`` cost 8 us here, a
+    third of the query it saves). Writers bump it after their commit, under a file lock.
+    """
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        if self.current() is None:
-            with contextlib.suppress(OSError):
-                self.bump()
+        self._map: mmap.mmap | None = None
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                if os.fstat(fd).st_size < EPOCH_BYTES:
+                    os.ftruncate(fd, EPOCH_BYTES)  # zeros; racing processes agree on the size
+                self._map = mmap.mmap(fd, EPOCH_BYTES)
+            finally:
+                os.close(fd)
+        except (OSError, ValueError) as exc:
+            log.warning("cannot map %s (%s); keys are read from the database on every "
+                        "request", path, type(exc).__name__)
 
     def bump(self) -> None:
         """Signal a change; called after the change has committed."""
-        tmp = self._path.with_name(f"{self._path.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_bytes(b"")
-            # A rename gives a new inode even when two changes share one mtime tick.
-            os.replace(tmp, self._path)
-        except OSError:
-            # Then the old epoch would stay current: remove the file so every reader stops
-            # trusting its cache until a later change recreates it.
-            log.warning("could not mark a key change in %s; key caching is off until the "
-                        "next change succeeds", self._path)
-            with contextlib.suppress(OSError):
-                self._path.unlink()
+        if self._map is None:
+            return
+        # Read after the commit, so even two writers that both write N+1 leave a value that no
+        # reader can have paired with a row older than either commit.
+        with open(self._path, "rb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            value = int.from_bytes(self._map[:EPOCH_BYTES], "little") + 1
+            self._map[:EPOCH_BYTES] = (value % 2**64).to_bytes(EPOCH_BYTES, "little")
 
-    def current(self) -> tuple[int, int] | None:
-        try:
-            st = os.stat(self._path)
-        except OSError:
-            return None
-        return st.st_ino, st.st_mtime_ns
+    def current(self) -> bytes | None:
+        return self._map[:EPOCH_BYTES] if self._map is not None else None
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
 
 
 class NotifyEpoch:

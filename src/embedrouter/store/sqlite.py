@@ -157,7 +157,7 @@ class SQLiteStore:
         rows = self._read(sql.LIST_KEYS)
         return [key_record(row) for row in rows]
 
-    def keys_epoch(self) -> tuple[int, int] | None:
+    def keys_epoch(self) -> bytes | None:
         """Changes after every committed key change by any process (store/key_epoch.py)."""
         return self._key_epoch.current()
 
@@ -253,6 +253,7 @@ class SQLiteStore:
     async def close(self) -> None:
         """Close the connections; idempotent."""
         self._conn.close()
+        self._key_epoch.close()
         if self._ledger is not None:
             self._ledger.close()
 
