@@ -136,10 +136,20 @@ def build_variants(work: Path, cal_texts: Sequence[str], openvino: bool) -> list
                    note="graph built from safetensors")]
 
     data, s = _timed(lambda: quantize.quantize(fp32, "int8"))
-    path = work / "ort-int8-dyn-pc-u8.onnx"
+    shipped = "s8" if quantize.WEIGHTS_SIGNED else "u8"
+    path = work / f"ort-int8-dyn-pc-{shipped}-l0f.onnx"
     path.write_bytes(data)
-    out.append(Variant("ORT int8 dynamic per-channel, u8 weights (shipped)", "ort", "int8",
-                       str(path), s, served="int8"))
+    out.append(Variant(f"ORT int8 dynamic per-channel, {shipped} weights, layer 0 FFN out fp32 "
+                       "(shipped on this CPU)", "ort", "int8", str(path), s, served="int8"))
+    # The recipe the other kind of CPU gets (VNNI: s8 weights; without: u8), same exclusion.
+    other = "u8" if quantize.WEIGHTS_SIGNED else "s8"
+    path = work / f"ort-int8-dyn-pc-{other}-l0f.onnx"
+    _, s = _timed(lambda p=path: quantize.quantize_file(
+        fp32_path, p, "int8", signed=not quantize.WEIGHTS_SIGNED))
+    out.append(Variant(f"ORT int8 dynamic per-channel, {other} weights, layer 0 FFN out fp32 "
+                       "(shipped without VNNI)" if other == "u8" else
+                       f"ORT int8 dynamic per-channel, {other} weights, layer 0 FFN out fp32 "
+                       "(shipped with VNNI)", "ort", "int8", str(path), s))
 
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 

@@ -64,8 +64,37 @@ def test_int8_graph_quantizes_all_but_the_first_ffn_output(tmp_path: Path) -> No
     inits = {t.name: t for t in graph.initializer}
     for name in ("l0_qkv_w", "l0_i_w", "l1_f_w", "l1_o_w"):
         assert name not in inits
-        assert inits[f"{name}_quantized"].data_type == onnx.TensorProto.UINT8
+        assert inits[f"{name}_quantized"].data_type == (
+            onnx.TensorProto.INT8 if quantize.WEIGHTS_SIGNED else onnx.TensorProto.UINT8)
         assert len(onnx.numpy_helper.to_array(inits[f"{name}_scale"]).shape) == 1  # per channel
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_weight_signedness_can_be_chosen_and_both_stay_close(tmp_path: Path,
+                                                             signed: bool) -> None:
+    fp32, _, _ = _int8_of_tiny(tmp_path)
+    dst = tmp_path / "variant.onnx"
+    quantize.quantize_file(fp32.onnx_path, dst, "int8", signed=signed)
+    inits = {t.name: t for t in onnx.load(str(dst)).graph.initializer}
+    assert inits["l1_f_w_quantized"].data_type == (
+        onnx.TensorProto.INT8 if signed else onnx.TensorProto.UINT8)
+
+
+@pytest.mark.parametrize(("flags", "vnni"), [
+    ("fpu sse2 avx avx2 fma", False),
+    ("fpu avx2 avx512f avx512_vnni avx512_bf16", True),
+    ("fpu avx2 avx_vnni", True),
+])
+def test_vnni_is_read_from_the_cpu_flags(tmp_path: Path, flags: str, vnni: bool) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\n")
+    assert quantize.cpu_has_vnni(cpuinfo) is vnni
+    assert quantize.cpu_has_vnni(tmp_path / "missing") is False
+
+
+def test_the_recipe_names_the_weight_signedness() -> None:
+    assert ("-s8-" in quantize.RECIPE_VERSION) is quantize.WEIGHTS_SIGNED
+    assert quantize.quantizer_version("int8").startswith(quantize.RECIPE_VERSION)
 
 
 def test_quantizer_version_is_in_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
