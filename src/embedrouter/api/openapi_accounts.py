@@ -175,7 +175,7 @@ _HASH = {"name": "hash", "in": "path", "required": True,
          "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
          "description": "The key's SHA-256 hash (`data.hash` of the key)"}
 _KEY_LINKS = {
-    f"{verb}Key": {"operationId": op, "parameters": {"hash": "$response.body#/data/hash"}}
+    f"{verb}Key": {"operationId": op, "parameters": {"path.hash": "$response.body#/data/hash"}}
     for verb, op in (("Get", "getKey"), ("Update", "updateKeys"), ("Delete", "deleteKeys"))}
 
 
