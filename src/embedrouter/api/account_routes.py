@@ -101,9 +101,10 @@ _FIELDS = {True: _SHARED_FIELDS | {"expires_at", "creator_user_id", "external"},
            False: _SHARED_FIELDS | {"disabled"}}
 # Accepted for the SDK's sake and unused here (no BYOK, workspaces or partners), but a value of
 # the wrong type is still the caller's mistake, so it is refused rather than dropped.
-_UNUSED_TYPES: dict[str, tuple[type, ...]] = {
-    "include_byok_in_limit": (bool,), "workspace_id": (str,),
-    "creator_user_id": (str, type(None)), "external": (dict,)}
+_UNUSED_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "include_byok_in_limit": ((bool,), "true or false"), "workspace_id": ((str,), "a string"),
+    "creator_user_id": ((str, type(None)), "a string or null"),
+    "external": ((dict,), "an object")}
 
 
 def _limit_nanos(value: Any) -> int | None:
@@ -127,9 +128,9 @@ def _changes(body: Any, *, creating: bool) -> dict[str, Any]:
     if unknown:
         raise e.InvalidRequest(f"Unknown fields {sorted(unknown)[:5]}",
                                metadata={"field": sorted(unknown)[0]})
-    for name, types in _UNUSED_TYPES.items():
+    for name, (types, wanted) in _UNUSED_TYPES.items():
         if name in body and not isinstance(body[name], types):
-            raise e.InvalidRequest(f"{name}: wrong type", metadata={"field": name})
+            raise e.InvalidRequest(f"{name}: expected {wanted}", metadata={"field": name})
     if body.get("expires_at") is not None:
         raise e.InvalidRequest("expires_at: keys do not expire on this server",
                                metadata={"field": "expires_at"})

@@ -395,7 +395,7 @@ class App:
     def _list(self, request: Request, models: list[Any], path: str,
               keep: str = "") -> tuple[int, bytes, dict[str, str]]:
         offset = int_param(request.query, "offset", default=0, lo=0, hi=None,
-                            nullable=True) or 0
+                           nullable=True) or 0
         limit = int_param(request.query, "limit", default=None, lo=1, hi=1000)
         return 200, orjson.dumps(page(models, offset, limit, path, keep)), {}
 
