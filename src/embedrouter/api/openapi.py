@@ -165,7 +165,8 @@ def openapi_document() -> dict[str, Any]:
                             "links": {"GetGeneration": {
                                 "operationId": "getGeneration",
                                 "parameters": {"id": "$response.body#/id"}}}},
-                    **error_responses(400, 401, 402, 403, 404, 405, 413, 429, 500, 503)},
+                    **error_responses(400, 401, 402, 403, 404, 405, 413, 429, 500, 502, 503,
+                                       504, 524, 529)},
             }},
             "/embeddings/models": {"get": {
                 "operationId": "listEmbeddingsModels", "security": [],

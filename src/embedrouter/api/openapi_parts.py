@@ -9,7 +9,10 @@ _ERROR_TEXT = {
     402: "Insufficient credits, or the key's spend limit is reached", 403: "Forbidden",
     404: "Not found", 405: "Method not allowed", 413: "Payload too large",
     429: "Too many requests (queue full or rate limited); see Retry-After",
-    500: "Internal error", 503: "Service unavailable",
+    500: "Internal error", 502: "Every upstream attempt failed (Provider returned error)",
+    503: "Service unavailable: no endpoint of the model can be tried now",
+    504: "Every upstream attempt timed out", 524: "The request's own deadline passed",
+    529: "Every upstream attempt was overloaded",
 }
 
 
