@@ -16,9 +16,8 @@ import pytest
 from openrouter import OpenRouter, errors
 
 from tests.api.conftest import DEFAULT_MODEL
-from tests.store.backends import scratch_postgres_sync
-from tests.support.live import LiveServer, start_server
-from tests.support.redis_scratch import REDIS_URL, scratch_prefix
+from tests.support.backend_server import BACKENDS, backend_server
+from tests.support.live import LiveServer
 
 # SDK 1.3.84 requires `is_provisioning_key` and `rate_limit` in /key and warns that it
 # deprecated them whenever it parses them: its warning, not this server's.
@@ -38,22 +37,14 @@ enabled = false
 COST = Decimal("0.004")  # "hello world": 4 tokens at $1000 per million
 
 
-@pytest.fixture(scope="module", params=["sqlite", "pg+redis"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            onnx_cache_dir: Path) -> Iterator[tuple[LiveServer, dict[str, str]]]:
-    import contextlib
-
     data = tmp_path_factory.mktemp("accounts-api")
     config = data / "embedrouter.toml"
     config.write_text(CONFIG)
-    env: dict[str, str] = {}
-    with contextlib.ExitStack() as stack:
-        if request.param == "pg+redis":
-            url = stack.enter_context(scratch_postgres_sync())
-            env = {"EMBEDROUTER_DATABASE_URL": url, "EMBEDROUTER_REDIS_URL": REDIS_URL,
-                   "EMBEDROUTER_REDIS_PREFIX": stack.enter_context(scratch_prefix())}
-        live = start_server(data, cache_dir=onnx_cache_dir, config=config, env=env)
-        stack.callback(live.stop)
+    with backend_server(request.param, data, cache_dir=onnx_cache_dir, config=config) as (
+            live, env):
         cli(live, env, "credits", "add", "1")
         yield live, env
 
@@ -192,3 +183,45 @@ def test_metrics_count_ledger_commits_and_counter_errors(
     assert float(values["embedrouter_accounts_ledger_rows_total"]) >= 1
     assert float(values["embedrouter_accounts_ledger_commits_total"]) >= 1
     assert float(values["embedrouter_accounts_counter_errors_total"]) == 0
+
+
+def _admin(live: LiveServer, method: str, path: str, **kw: object) -> httpx.Response:
+    return httpx.request(method, f"{live.base_url}{path}", timeout=30, **kw,  # type: ignore[arg-type]
+                         headers={"authorization": f"Bearer {live.management_key}"})
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field"), [
+    ("POST", "/keys", {"name": "x", "limit": "0.5"}, "limit"),  # a number, not a string
+    ("POST", "/keys", {"name": "x", "include_byok_in_limit": "yes"}, "include_byok_in_limit"),
+    ("POST", "/keys", {"name": "x", "external": [1]}, "external"),
+    ("POST", "/keys", {"name": "x", "disabled": False}, "disabled"),  # update only
+    ("POST", "/keys", {"name": "a\u0000b"}, "label"),  # NUL; the key service says `label`
+    ("PATCH", "/keys/" + "0" * 64, {"expires_at": None}, "expires_at"),  # create only
+    ("PATCH", "/keys/" + "0" * 64, {"workspace_id": 7}, "workspace_id"),
+    ("GET", "/keys?include_disabled=yes", None, "include_disabled"),
+    ("GET", "/keys?offset=%C2%B2", None, "offset"),  # "²".isdigit(), but not an int
+])
+def test_management_api_refuses_bad_fields_by_name(
+        server: tuple[LiveServer, dict[str, str]], method: str, path: str,
+        body: object, field: str) -> None:
+    resp = _admin(server[0], method, path, json=body)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["metadata"]["field"] == field
+
+
+def test_a_management_key_cannot_disable_itself(
+        server: tuple[LiveServer, dict[str, str]]) -> None:
+    live, _ = server
+    own = _admin(live, "GET", "/key").json()["data"]
+    mine = next(k["hash"] for k in _admin(live, "GET", "/keys").json()["data"]
+                if k["is_management_key"] and k["label"] == own["label"])
+    resp = _admin(live, "PATCH", f"/keys/{mine}", json={"disabled": True})
+    assert resp.status_code == 400 and "disable itself" in resp.json()["error"]["message"]
+    assert _admin(live, "GET", "/credits").status_code == 200  # still in
+
+
+def test_a_generation_id_with_nul_is_not_found(server: tuple[LiveServer, dict[str, str]]) -> None:
+    # On PostgreSQL the driver refused the query (a 500) before the route checked for NUL.
+    resp = httpx.get(f"{server[0].base_url}/generation", params={"id": "gen-\x00"},
+                     headers={"authorization": f"Bearer {server[0].api_key}"}, timeout=30)
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == 404

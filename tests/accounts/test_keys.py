@@ -54,7 +54,8 @@ async def test_management_keys_cannot_embed(keys: KeyService) -> None:
     assert record.is_management and not record.can_embed and record.can_manage
 
 
-@pytest.mark.parametrize("label", ["", "   ", "x" * 201])
+# NUL: PostgreSQL text cannot hold it (a 500 from the driver before it was refused here).
+@pytest.mark.parametrize("label", ["", "   ", "x" * 201, "x" + " " * 200, "a\x00b"])
 async def test_bad_labels_are_refused(keys: KeyService, label: str) -> None:
     with pytest.raises(InvalidRequest):
         await keys.create(label)

@@ -30,7 +30,8 @@ async def test_update_changes_only_what_is_given_and_clears_with_none(keys: KeyS
 
 @pytest.mark.parametrize("changes", [{"limit_reset": "yearly"}, {"rpm": -1},
                                      {"limit_nanos": 1.5}, {"tpm": True}, {"label": " "},
-                                     {"cache_policy": "sometimes"}, {"cache_policy": 1}])
+                                     {"cache_policy": "sometimes"}, {"cache_policy": 1},
+                                     {"label": "a\x00b"}])
 async def test_bad_updates_are_refused_by_field(keys: KeyService, changes: dict) -> None:  # type: ignore[type-arg]
     _, rec = await keys.create("team")
     with pytest.raises(InvalidRequest) as info:

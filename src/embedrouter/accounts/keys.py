@@ -77,12 +77,17 @@ def bearer_token(authorization: str | None) -> str:
 
 
 def _check_label(label: str) -> str:
-    label = label.strip()
-    if not label:
-        raise InvalidRequest("label: must not be empty", metadata={"field": "label"})
+    # The length is of the label as sent, before stripping: one rule, the one the API states.
     if len(label) > MAX_LABEL_LENGTH:
         raise InvalidRequest(f"label: at most {MAX_LABEL_LENGTH} characters",
                              metadata={"field": "label"})
+    # PostgreSQL text cannot hold NUL; refused on every backend so both keep the same keys.
+    if "\x00" in label:
+        raise InvalidRequest("label: must not contain NUL characters",
+                             metadata={"field": "label"})
+    label = label.strip()
+    if not label:
+        raise InvalidRequest("label: must not be empty", metadata={"field": "label"})
     return label
 
 

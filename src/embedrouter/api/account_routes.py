@@ -16,6 +16,7 @@ from embedrouter import errors as e
 from embedrouter.accounts.money import parse_usd
 from embedrouter.accounts.usage import balance, key_usage
 from embedrouter.api import account_views as views
+from embedrouter.api.params import bool_param, int_param
 from embedrouter.store import KeyRecord
 
 if TYPE_CHECKING:
@@ -77,7 +78,9 @@ async def generation(app: App, request: Request) -> Reply:
                                metadata={"field": "id"})
     if app._svc.accounts is not None:
         await app._svc.accounts.writer.settled()  # free requests' records are written behind
-    record = await app._svc.store.get_generation(gen_id[:200])
+    # PostgreSQL text cannot hold NUL, so no stored id has one (and its driver refuses the
+    # query): such an id is simply not found, on every backend alike.
+    record = None if "\x00" in gen_id else await app._svc.store.get_generation(gen_id[:200])
     # Someone else's generation is "not found", exactly like a missing one: its existence is
     # not disclosed to a key that may not read it.
     if record is None or (record.key_hash != key.key_hash and not key.can_manage):
@@ -91,18 +94,45 @@ async def _key_reply(app: App, record: KeyRecord, status: int = 200,
     return _json(status, {"data": views.key_object(record, usage), **(extra or {})})
 
 
+_SHARED_FIELDS = frozenset({"name", "limit", "limit_reset", "include_byok_in_limit",
+                           "workspace_id", "requests_per_minute", "tokens_per_minute",
+                           "cache_policy"})
+# OpenRouter's names plus rpm, tpm and the vector cache policy (checked by the key service,
+# which names the field); create and update take different sets, as there.
+_FIELDS = {True: _SHARED_FIELDS | {"expires_at", "creator_user_id", "external"},
+           False: _SHARED_FIELDS | {"disabled"}}
+# Accepted for the SDK's sake and unused here (no BYOK, workspaces or partners), but a value of
+# the wrong type is still the caller's mistake, so it is refused rather than dropped.
+_UNUSED_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "include_byok_in_limit": ((bool,), "true or false"), "workspace_id": ((str,), "a string"),
+    "creator_user_id": ((str, type(None)), "a string or null"),
+    "external": ((dict,), "an object")}
+
+
+def _limit_nanos(value: Any) -> int | None:
+    # A JSON number only: a string amount is not in the contract, and bool is an int in Python.
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise e.InvalidRequest("limit: expected a number of USD or null",
+                               metadata={"field": "limit"})
+    try:
+        return parse_usd(value, field="limit")
+    except ValueError as exc:
+        raise e.InvalidRequest(str(exc), metadata={"field": "limit"}) from None
+
+
 def _changes(body: Any, *, creating: bool) -> dict[str, Any]:
-    """Key fields from a create / update body; OpenRouter's names plus rpm, tpm and the
-    vector cache policy (checked by the key service, which names the field)."""
+    """Key fields from a create / update body."""
     if not isinstance(body, dict):
         raise e.InvalidRequest("Expected a JSON object")
-    allowed = {"name", "limit", "limit_reset", "include_byok_in_limit", "expires_at",
-               "workspace_id", "creator_user_id", "external", "disabled",
-               "requests_per_minute", "tokens_per_minute", "cache_policy"}
-    unknown = set(body) - allowed
+    unknown = set(body) - _FIELDS[creating]
     if unknown:
         raise e.InvalidRequest(f"Unknown fields {sorted(unknown)[:5]}",
                                metadata={"field": sorted(unknown)[0]})
+    for name, (types, wanted) in _UNUSED_TYPES.items():
+        if name in body and not isinstance(body[name], types):
+            raise e.InvalidRequest(f"{name}: expected {wanted}", metadata={"field": name})
     if body.get("expires_at") is not None:
         raise e.InvalidRequest("expires_at: keys do not expire on this server",
                                metadata={"field": "expires_at"})
@@ -114,16 +144,12 @@ def _changes(body: Any, *, creating: bool) -> dict[str, Any]:
     elif creating:
         raise e.InvalidRequest("name: required", metadata={"field": "name"})
     if "limit" in body:
-        try:
-            out["limit_nanos"] = None if body["limit"] is None else parse_usd(body["limit"],
-                                                                                field="limit")
-        except ValueError as exc:
-            raise e.InvalidRequest(str(exc), metadata={"field": "limit"}) from None
+        out["limit_nanos"] = _limit_nanos(body["limit"])
     if "limit_reset" in body:
         out["limit_reset"] = body["limit_reset"]
     if "disabled" in body:
-        if creating or not isinstance(body["disabled"], bool):
-            raise e.InvalidRequest("disabled: expected true or false on update",
+        if not isinstance(body["disabled"], bool):
+            raise e.InvalidRequest("disabled: expected true or false",
                                    metadata={"field": "disabled"})
         out["disabled"] = body["disabled"]
     for wire, name in (("requests_per_minute", "rpm"), ("tokens_per_minute", "tpm"),
@@ -143,13 +169,10 @@ async def _body(app: App, request: Request) -> Any:
 
 async def list_keys(app: App, request: Request) -> Reply:
     await _manager(app, request)
-    offset = request.query.get("offset") or "0"
-    if not offset.isdigit():
-        raise e.InvalidRequest("offset: expected a non-negative integer",
-                               metadata={"field": "offset"})
-    include_disabled = request.query.get("include_disabled", "false").lower() == "true"
+    offset = int_param(request.query, "offset", default=0, lo=0, hi=None, nullable=True) or 0
+    include_disabled = bool_param(request.query, "include_disabled", default=False)
     records = [r for r in await app._svc.keys.list() if include_disabled or not r.disabled]
-    page = records[int(offset):int(offset) + 100]
+    page = records[offset:offset + 100]
     now = _now_ms(app)
     data = [views.key_object(r, await key_usage(app._svc.store, r, now)) for r in page]
     return _json(200, {"data": data})
@@ -179,8 +202,12 @@ async def get_key(app: App, request: Request, key_hash: str) -> Reply:
 
 
 async def update_key(app: App, request: Request, key_hash: str) -> Reply:
-    await _manager(app, request)
+    manager = await _manager(app, request)
     changes = _changes(await _body(app, request), creating=False)
+    if changes.get("disabled") and key_hash == manager.key_hash:
+        # Like deleting itself: the caller would lock itself out of the API it is using.
+        raise e.InvalidRequest("A management key cannot disable itself",
+                               metadata={"field": "disabled"})
     record = await app._svc.keys.update(_hash_param(key_hash), changes)
     return await _key_reply(app, record)
 

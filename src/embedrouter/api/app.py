@@ -26,6 +26,7 @@ from embedrouter.api.encode import embeddings_body, generation_id
 from embedrouter.api.errors import INTERNAL_MESSAGE, envelope, render
 from embedrouter.api.metrics import RequestMetrics
 from embedrouter.api.openapi import openapi_document
+from embedrouter.api.params import int_param
 from embedrouter.api.parse import Limits
 from embedrouter.api.tracing import Tracing
 from embedrouter.api.views import API_PREFIX, endpoints_view, page
@@ -89,23 +90,6 @@ class Request:
 
 def _query(raw: bytes) -> dict[str, str]:
     return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
-
-
-def _int_param(query: dict[str, str], name: str, *, default: int | None, lo: int,
-               hi: int | None, nullable: bool = False) -> int | None:
-    raw = query.get(name)
-    # The OAS makes offset nullable (null = 0) but not limit.
-    if raw is None or (nullable and raw in ("", "null")):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise e.InvalidRequest(f"{name}: expected an integer, got {raw!r}",
-                               metadata={"field": name}) from None
-    if value < lo or (hi is not None and value > hi):
-        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        raise e.InvalidRequest(f"{name}: must be {bound}", metadata={"field": name})
-    return value
 
 
 def _refuse_repeated_auth(raw_headers: list[tuple[bytes, bytes]]) -> None:
@@ -410,9 +394,9 @@ class App:
 
     def _list(self, request: Request, models: list[Any], path: str,
               keep: str = "") -> tuple[int, bytes, dict[str, str]]:
-        offset = _int_param(request.query, "offset", default=0, lo=0, hi=None,
-                            nullable=True) or 0
-        limit = _int_param(request.query, "limit", default=None, lo=1, hi=1000)
+        offset = int_param(request.query, "offset", default=0, lo=0, hi=None,
+                           nullable=True) or 0
+        limit = int_param(request.query, "limit", default=None, lo=1, hi=1000)
         return 200, orjson.dumps(page(models, offset, limit, path, keep)), {}
 
     async def _embedding_models(self, request: Request) -> tuple[int, bytes, dict[str, str]]:

@@ -5,23 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from embedrouter import __version__
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _error_responses(*statuses: int) -> dict[str, Any]:
-    text = {400: "Bad request", 401: "Missing, unknown or disabled key", 403: "Forbidden",
-            404: "Not found", 405: "Method not allowed", 413: "Payload too large",
-            429: "Too many requests (queue full); see Retry-After", 500: "Internal error",
-            503: "Service unavailable"}
-    return {
-        str(s): {"description": text[s],
-                 "content": {"application/json": {"schema": _ref("ErrorResponse")}}}
-        for s in statuses
-    }
-
+from embedrouter.api import openapi_accounts as accounts
+from embedrouter.api.openapi_parts import error_responses, json_response, ref
 
 _TOKEN_ARRAY = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
 _PERCENTILES = {"anyOf": [{"type": "number"}, {
@@ -47,7 +32,7 @@ _SCHEMAS: dict[str, Any] = {
              "type": "object", "required": ["url"],
              "properties": {"url": {"type": "string", "minLength": 1}}}}},
         *[{"type": "object", "required": ["type", kind],
-           "properties": {"type": {"const": kind}, kind: _ref("MultimodalMedia")}}
+           "properties": {"type": {"const": kind}, kind: ref("MultimodalMedia")}}
           for kind in ("input_audio", "input_video", "input_file")],
     ]},
     "MultimodalMedia": {"type": "object", "required": ["data"], "properties": {
@@ -86,14 +71,14 @@ _SCHEMAS: dict[str, Any] = {
                 {"type": "array", "minItems": 1, "items": _TOKEN_ARRAY},
                 {"type": "array", "minItems": 1, "items": {
                     "type": "object", "required": ["content"], "properties": {"content": {
-                        "type": "array", "minItems": 1, "items": _ref("ContentPart")}}}},
+                        "type": "array", "minItems": 1, "items": ref("ContentPart")}}}},
             ]},
             # null is accepted for every optional field and means "not set".
             "encoding_format": {"enum": ["float", "base64", None], "default": "float"},
             "dimensions": {"type": ["integer", "null"], "minimum": 1},
             "input_type": {"type": ["string", "null"]},
             "user": {"type": ["string", "null"]},
-            "provider": _ref("ProviderPreferences"),
+            "provider": ref("ProviderPreferences"),
             "session_id": {"type": ["string", "null"], "maxLength": 256},
             "trace": {"type": ["object", "null"]},
         },
@@ -142,7 +127,7 @@ _SCHEMAS: dict[str, Any] = {
     },
     "ModelsListResponse": {
         "type": "object", "required": ["data", "links", "total_count"],
-        "properties": {"data": {"type": "array", "items": _ref("Model")},
+        "properties": {"data": {"type": "array", "items": ref("Model")},
                        "links": {"type": "object", "properties": {
                            "next": {"type": ["string", "null"]}}},
                        "total_count": {"type": "integer"}},
@@ -156,11 +141,6 @@ _PAGING = [
 ]
 
 
-def _json(schema: str, description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": _ref(schema)}}}
-
-
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -169,22 +149,30 @@ def openapi_document() -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "security": [{"apiKey": []}],
         "components": {
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
-            "schemas": _SCHEMAS,
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer",
+                           "description": "An inference key (management keys are refused)"},
+                **accounts.SECURITY_SCHEMES},
+            "schemas": {**_SCHEMAS, **accounts.SCHEMAS},
         },
         "paths": {
             "/embeddings": {"post": {
                 "operationId": "createEmbeddings", "summary": "Create embeddings",
                 "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": _ref("CreateEmbeddingsRequest")}}},
-                "responses": {"200": _json("CreateEmbeddingsResponse", "Embeddings"),
-                              **_error_responses(400, 401, 403, 404, 405, 413, 429, 500, 503)},
+                    "application/json": {"schema": ref("CreateEmbeddingsRequest")}}},
+                "responses": {
+                    "200": {**json_response("CreateEmbeddingsResponse", "Embeddings"),
+                            "links": {"GetGeneration": {
+                                "operationId": "getGeneration",
+                                "parameters": {"id": "$response.body#/id"}}}},
+                    **error_responses(400, 401, 402, 403, 404, 405, 413, 429, 500, 502, 503,
+                                       504, 524, 529)},
             }},
             "/embeddings/models": {"get": {
                 "operationId": "listEmbeddingsModels", "security": [],
                 "parameters": _PAGING,
-                "responses": {"200": _json("ModelsListResponse", "Embedding models"),
-                              **_error_responses(400, 500)},
+                "responses": {"200": json_response("ModelsListResponse", "Embedding models"),
+                              **error_responses(400, 500)},
             }},
             "/models": {"get": {
                 "operationId": "getModels", "security": [],
@@ -192,19 +180,20 @@ def openapi_document() -> dict[str, Any]:
                     "type": "string", "default": "all",
                     "pattern": r"^\s*(text|image|audio|embeddings|all)\s*"
                                r"(,\s*(text|image|audio|embeddings|all)\s*)*$"}}],
-                "responses": {"200": _json("ModelsListResponse", "Models"),
-                              **_error_responses(400, 500)},
+                "responses": {"200": json_response("ModelsListResponse", "Models"),
+                              **error_responses(400, 500)},
             }},
             "/models/{author}/{slug}/endpoints": {"get": {
                 "operationId": "listEndpoints", "security": [],
                 "parameters": [{"name": n, "in": "path", "required": True,
                                 "schema": {"type": "string"}} for n in ("author", "slug")],
                 "responses": {"200": {"description": "The model's endpoints"},
-                              **_error_responses(404, 500)},
+                              **error_responses(404, 500)},
             }},
             "/health": {"get": {"operationId": "health", "security": [],
                                 "responses": {"200": {"description": "Alive"}}}},
             "/openapi.json": {"get": {"operationId": "openapi", "security": [],
                                       "responses": {"200": {"description": "This document"}}}},
+            **accounts.PATHS,
         },
     }
