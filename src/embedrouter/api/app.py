@@ -89,7 +89,20 @@ class Request:
 
 
 def _query(raw: bytes) -> dict[str, str]:
-    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+    if not raw:
+        return {}
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    query = dict(pairs)
+    if len(query) < len(pairs):
+        # Every parameter here is a single value: with repeats, which one counts would be
+        # this parser's choice, not the caller's (a proxy in front may read the first).
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise e.InvalidRequest(f"{name}: given more than once; send it once",
+                                       metadata={"field": name})
+            seen.add(name)
+    return query
 
 
 def _refuse_repeated_auth(raw_headers: list[tuple[bytes, bytes]]) -> None:
@@ -204,11 +217,11 @@ class App:
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        request = Request(scope["method"], path, _query(scope.get("query_string", b"")),
-                          headers, receive)
+        request = Request(scope["method"], path, {}, headers, receive)
         if self.tracing is not None and path == _EMBEDDINGS:
             request.intervals = []
         try:
+            request.query = _query(scope.get("query_string", b""))
             if len(headers) < len(scope["headers"]):
                 _refuse_repeated_auth(scope["headers"])
             status, body, extra = await self._dispatch(request)
