@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,8 @@ class HeaderConnection(hb.RawConnection):
     """The raw keep-alive client, with extra request headers."""
 
     def __init__(self, base_url: str, key: str, headers: dict[str, str]) -> None:
-        super().__init__(base_url, key)
+        # The base class sends no-store unless told otherwise: here the headers decide.
+        super().__init__(base_url, key, cache_control="")
         extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
         self.head = self.head.replace(b"Content-Length: ", extra + b"Content-Length: ")
 
@@ -76,6 +78,14 @@ context_length = 512
   provider = "fake"
   upstream_model = "fake-embed"
 """
+
+
+def cache_header(base_url: str, key: str, payload: bytes) -> str | None:
+    request = urllib.request.Request(
+        f"{base_url}/embeddings", data=payload, method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return response.headers.get("x-embedrouter-cache")
 
 
 def body(model: str, texts: list[str]) -> bytes:
@@ -118,6 +128,10 @@ async def _measure(server: hb.Server, key: str, tiers: str, args: argparse.Names
         _, plain = await one["uncached"].post(payload)
         if status != 200:
             raise RuntimeError(filled[:300])
+        # The cached pass must really be answered by the cache (a client that sent no-store
+        # once made this bench compare uncached with uncached).
+        if cache_header(server.base_url, key, payload) != "hit":
+            raise RuntimeError(f"{tiers} {model}: a repeated request was not a cache hit")
         rows = [json.loads(x)["data"] for x in (filled, again, plain)]
         identical = rows[0] == rows[1] == rows[2]
         many = {kind: [HeaderConnection(server.base_url, key, h) for _ in range(8)]

@@ -256,7 +256,7 @@ class RawConnection:
     """One keep-alive HTTP/1.1 connection on asyncio streams: the cheapest client possible, so
     that the figure is the server's, not the client library's."""
 
-    def __init__(self, base_url: str, key: str) -> None:
+    def __init__(self, base_url: str, key: str, *, cache_control: str = "no-store") -> None:
         m = re.match(r"http://([^/:]+):(\d+)(/.*)", base_url)
         if not m:
             raise ValueError(base_url)
@@ -265,8 +265,8 @@ class RawConnection:
                      f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
                      # The corpus repeats across passes: without no-store the vector cache
                      # would answer from the second pass on, and this measures the engine.
-                     "Cache-Control: no-store\r\n"
-                     "Content-Length: ").encode()
+                     + (f"Cache-Control: {cache_control}\r\n" if cache_control else "")
+                     + "Content-Length: ").encode()
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
