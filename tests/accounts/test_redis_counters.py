@@ -112,14 +112,58 @@ async def test_a_request_whose_hold_was_reclaimed_is_not_charged(env: Env) -> No
 
     async def slow(reserve):  # type: ignore[no-untyped-def]
         await reserve(QUOTE)
-        # Meanwhile another instance decided this one was dead and reclaimed the hold.
-        await counters(env).reclaim(env.accounts.now_ms() + 31_000)
+        # The provider took longer than the reservation lives (30 s), and meanwhile another
+        # instance decided this one was dead and reclaimed the hold.
+        env.clock.now += 31
+        await counters(env).reclaim(env.accounts.now_ms())
         return _result()
 
     with pytest.raises(ServiceUnavailable):
         await env.accounts.metered(key, "gen-late", slow)
     assert await env.store.get_generation("gen-late") is None
     assert await counters(env).snapshot() == {"spent": 0, "held": 0}
+
+
+async def test_a_young_hold_is_charged_without_a_confirm_round_trip(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    confirms = 0
+    real = counters(env).confirm
+
+    async def counted(*args):  # type: ignore[no-untyped-def]
+        nonlocal confirms
+        confirms += 1
+        return await real(*args)
+
+    monkeypatch.setattr(counters(env), "confirm", counted)
+    key = await env.key()
+
+    async def taking(seconds: float):  # type: ignore[no-untyped-def]
+        async def embed(reserve):  # type: ignore[no-untyped-def]
+            await reserve(QUOTE)
+            env.clock.now += seconds
+            return _result()
+        return embed
+
+    await env.accounts.metered(key, "gen-quick", await taking(1))
+    assert confirms == 0  # 1 s into a 30 s reservation: it cannot have been reclaimed
+    await env.accounts.metered(key, "gen-slow-ok", await taking(16))
+    assert confirms == 1  # past half its life: confirmed (and extended) before charging
+    await counters(env).settled()
+    assert await counters(env).snapshot() == {"spent": 2 * to_nanos(QUOTE.cost), "held": 0}
+
+
+async def test_settles_queued_behind_the_responses_all_land(env: Env) -> None:
+    key = await env.key()
+    gates = []
+    for i in range(2):
+        gate = env.accounts.gate(key, f"gen-batch-{i}")
+        await gate.reserve(QUOTE)
+        gates.append(gate)
+    for gate in gates:
+        await gate.settle(_result(), 0.01)
+    await counters(env).settled()
+    assert await counters(env).snapshot() == {"spent": 2 * to_nanos(QUOTE.cost), "held": 0}
+    assert counters(env).errors == 0
 
 
 def _result():  # type: ignore[no-untyped-def]

@@ -123,8 +123,14 @@ class Gate:
         tokens = result.usage.prompt_tokens
         acc = self._accounts
         ttl_ms = int(acc.config.reservation_ttl_s * 1000)
+        now_ms = acc.now_ms()
+        # A hold younger than half its lifetime cannot have been reclaimed (that takes its
+        # expiry to pass, give or take clock skew between instances, which must stay under
+        # that half), and has that half left for the ledger write: only an older one is
+        # confirmed, a round trip to Redis that most requests do not need.
         try:
-            confirmed = await acc.counters.confirm(hold, acc.now_ms() + ttl_ms)
+            confirmed = now_ms - self._now_ms < ttl_ms // 2 or \
+                await acc.counters.confirm(hold, now_ms + ttl_ms)
         except BaseException:
             await self.release()
             raise
@@ -162,8 +168,13 @@ class Gate:
         return from_nanos(cost)
 
     async def _settle_counters(self, hold: Hold, cost: int, tokens: int) -> None:
+        counters = self._accounts.counters
+        behind = getattr(counters, "settle_behind", None)
+        if behind is not None:  # shared counters: batched, after the response (see there)
+            behind(hold, cost, tokens)
+            return
         try:
-            await self._accounts.counters.settle(hold, cost, tokens)
+            await counters.settle(hold, cost, tokens)
         except Exception:  # the charge is durable; the reclaimer applies it from the ledger
             log.warning("settling %s in the counters failed; it is reclaimed from the ledger "
                         "after the reservation expires", self.generation_id)

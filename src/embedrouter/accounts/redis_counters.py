@@ -8,6 +8,11 @@ If Redis cannot be reached, claims fail with a 503 (nothing is served unmetered)
 is logged and counted; a settle that fails after its charge was committed leaves the hold in
 Redis, and the reclaimer (any instance, every ``reclaim_every_s``) applies it from the ledger
 later: nothing is lost or charged twice.
+
+Settles run behind the response, gathered into one pipelined round trip per batch
+(``settle_behind``): the charge is already durable in the ledger, and until its settle lands
+the hold keeps its whole amount counted, so a late settle can only refuse early, never let a
+budget be overspent.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class RedisCounters:
         self._confirm = self._redis.register_script(redis_lua.CONFIRM)
         self._last_logged = 0.0
         self.errors = 0  # for /metrics
+        self._settles: list[tuple[str, int, int, str]] = []
+        self._settler: asyncio.Task[None] | None = None
 
     def _failed(self, exc: BaseException, what: str) -> CountersUnavailable:
         self.errors += 1
@@ -147,6 +154,35 @@ class RedisCounters:
         kw = self._kw(hold.key_hash, hold.window_id) if hold.window_id else ""
         await self._settle_script(hold.id, cost, tokens, kw)
 
+    def settle_behind(self, hold: Hold, cost: int, tokens: int) -> None:
+        """``settle`` without waiting: queued, and sent with the others queued meanwhile in one
+        pipelined round trip."""
+        kw = self._kw(hold.key_hash, hold.window_id) if hold.window_id else ""
+        self._settles.append((hold.id, cost, tokens, kw))
+        if self._settler is None or self._settler.done():
+            self._settler = asyncio.create_task(self._flush_settles())
+
+    async def _flush_settles(self) -> None:
+        while self._settles:
+            batch, self._settles = self._settles[:RECLAIM_BATCH], self._settles[RECLAIM_BATCH:]
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for hold_id, cost, tokens, kw in batch:
+                        await self._settle(
+                            keys=[self._acct, f"{self._p}holds", f"{self._p}hold:{hold_id}",
+                                  f"{self._p}done:{hold_id}"],
+                            args=[hold_id, cost, tokens, DONE_TTL_S, kw], client=pipe)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:
+                # The charges are in the ledger: the reclaimer settles these holds from it once
+                # they expire. Counting and logging is all that is left to do here.
+                self._failed(exc, "settle")
+
+    async def settled(self) -> None:
+        """Return once every settle queued so far has been sent."""
+        while self._settler is not None and not self._settler.done():
+            await asyncio.shield(self._settler)
+
     async def release(self, hold: Hold) -> None:
         await self._call("release", self._release(
             keys=[self._acct, f"{self._p}holds", f"{self._p}hold:{hold.id}"], args=[hold.id]))
@@ -185,5 +221,6 @@ class RedisCounters:
         return {k: int(v) for k, v in raw.items()}
 
     async def close(self) -> None:
+        await self.settled()
         await self._redis.aclose()
         await self._redis.connection_pool.disconnect()
