@@ -15,6 +15,7 @@ very next request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from embedrouter.store.base import DuplicateKey, StoreUnavailable
 from embedrouter.store.key_epoch import FileEpoch
 from embedrouter.store.migrations import (
     CREATE_VERSION_TABLE,
+    GENERATIONS_TABLE,
     KEYS_TABLE,
     MARKERS_TABLE,
     VERSION_TABLE,
@@ -45,6 +47,17 @@ BOOTSTRAP_MARKER = "bootstrap"
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
+
+
+# 9 parameters a row: 9 * 256 stays far under SQLite's 32,766 bound on one statement's variables.
+ROWS_PER_INSERT = 256
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_generations(n: int) -> str:
+    row = "(" + ", ".join(["?"] * len(sql.GEN_COLUMNS.split(","))) + ")"
+    return (f"INSERT INTO {GENERATIONS_TABLE} ({sql.GEN_COLUMNS}) VALUES "
+            + ", ".join([row] * n))
 
 
 class SQLiteStore:
@@ -218,7 +231,12 @@ class SQLiteStore:
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable() from exc
         try:
-            conn.executemany(sql.INSERT_GENERATION, rows)
+            # One multi-row statement, not executemany: the driver gives up and retakes the
+            # GIL around every step, and each retake contends with the event loop thread.
+            for start in range(0, len(rows), ROWS_PER_INSERT):
+                chunk = rows[start:start + ROWS_PER_INSERT]
+                conn.execute(_insert_generations(len(chunk)),
+                             [value for row in chunk for value in row])
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
