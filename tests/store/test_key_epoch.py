@@ -130,3 +130,12 @@ async def test_postgres_listener_loss_stops_caching_until_it_is_back(pg_url: str
         assert after != before  # what was cached before the loss is not trusted after it
     finally:
         await store.close()
+
+
+def test_a_sqlite_server_does_not_load_the_postgresql_driver() -> None:
+    import subprocess
+    import sys
+    code = ("import sys, embedrouter.server, embedrouter.store.sqlite, embedrouter.accounts.keys;"
+            "print(sorted(m for m in ('psycopg', 'psycopg_pool', 'redis') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -26,8 +26,6 @@ import mmap
 import os
 from pathlib import Path
 
-import psycopg
-
 log = logging.getLogger("embedrouter.store")
 
 # How often a quiet listener proves its connection alive: a half-open connection (a peer gone
@@ -97,6 +95,8 @@ class NotifyEpoch:
         return self._count if self._live else None
 
     async def _listen(self) -> None:
+        import psycopg  # here: a SQLite-only server never loads libpq (~15 MB of RSS)
+
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
