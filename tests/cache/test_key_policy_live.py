@@ -231,3 +231,27 @@ def test_cli_creates_a_key_with_a_policy(server: tuple[LiveServer, dict[str, str
     t = text()
     assert cache_state(embed(live, key, t)) is None
     assert cache_state(embed(live, live.api_key, t)) == "miss"
+
+
+def test_the_generation_record_shows_cached_and_total_tokens(
+        server: tuple[LiveServer, dict[str, str]]) -> None:
+    live, _ = server
+    key, _ = new_key(live)
+    fresh, repeat = text(), text()
+    embed(live, key, repeat)  # now cached
+    resp = httpx.post(f"{live.base_url}/embeddings", json={"model": MODEL,
+                                                           "input": [fresh, repeat]},
+                      headers={"authorization": f"Bearer {key}"}, timeout=60)
+    usage = resp.json()["usage"]
+    cached = usage["prompt_tokens_details"]["cached_tokens"]
+    assert 0 < cached < usage["prompt_tokens"]  # one of the two inputs came from the cache
+    got = httpx.get(f"{live.base_url}/generation", params={"id": resp.json()["id"]},
+                    headers={"authorization": f"Bearer {key}"}, timeout=30).json()["data"]
+    assert got["tokens_prompt"] == usage["prompt_tokens"]
+    assert got["native_tokens_cached"] == cached
+    assert got["total_cost"] == usage["cost"]
+    # A request the cache took no part in says so with null, as its usage leaves the field out.
+    plain = embed(live, key, text(), cache_control="no-store")
+    got = httpx.get(f"{live.base_url}/generation", params={"id": plain.json()["id"]},
+                    headers={"authorization": f"Bearer {key}"}, timeout=30).json()["data"]
+    assert got["native_tokens_cached"] is None

@@ -144,7 +144,8 @@ class Gate:
         row = GenerationRecord(
             id=self.generation_id, key_hash=self._key.key_hash, model=quote.model,
             upstream_model=result.model, provider=result.provider, tokens=tokens,
-            cost_nanos=cost, created_ms=self._now_ms, latency_ms=round(latency_s * 1000))
+            cost_nanos=cost, created_ms=self._now_ms, latency_ms=round(latency_s * 1000),
+            cached_tokens=result.usage.cached_tokens)
         self._settled = True  # from here this method alone decides what happens to the hold
         if cost == 0:
             # Nothing charged (a free model, or all hits): nothing to lose or double, so the

@@ -100,7 +100,7 @@ def generation_view(g: GenerationRecord) -> dict[str, Any]:
     null_fields = ("upstream_id", "cache_discount", "upstream_inference_cost", "app_id",
                    "moderation_latency", "finish_reason", "native_finish_reason",
                    "service_tier", "native_tokens_completion_images", "native_tokens_reasoning",
-                   "native_tokens_cached", "num_media_prompt", "num_input_audio_prompt",
+                   "num_media_prompt", "num_input_audio_prompt",
                    "num_media_completion", "num_search_results", "num_fetches",
                    "web_search_engine", "external_user", "preset_id", "router",
                    "provider_responses", "user_agent", "http_referer", "workspace_id")
@@ -112,4 +112,6 @@ def generation_view(g: GenerationRecord) -> dict[str, Any]:
         "cancelled": False, "tokens_prompt": g.tokens, "tokens_completion": 0,
         "native_tokens_prompt": g.tokens, "native_tokens_completion": 0, "origin": "",
         "data_region": "global", "upstream_model": g.upstream_model,
+        # Of tokens_prompt, those served from the vector cache (null: the cache took no part).
+        "native_tokens_cached": g.cached_tokens,
     }}

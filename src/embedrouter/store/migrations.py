@@ -118,6 +118,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"ALTER TABLE {KEYS_TABLE} ADD COLUMN cache_policy TEXT",
         ),
     ),
+    Migration(
+        4,
+        "tokens served from the vector cache, per generation",
+        # NULL: the cache took no part in that request (and every row from before this step).
+        (f"ALTER TABLE {GENERATIONS_TABLE} ADD COLUMN cached_tokens BIGINT",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

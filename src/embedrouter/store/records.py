@@ -62,6 +62,9 @@ class GenerationRecord:
     cost_nanos: int
     created_ms: int  # admission time
     latency_ms: int
+    # Of ``tokens``, those whose vectors came from the vector cache; None: the cache took no
+    # part (off, or no-store), as in the response's usage.
+    cached_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from embedrouter.store.records import KEY_UPDATE_FIELDS, GenerationRecord, KeyRe
 KEY_COLUMNS = ("key_hash, label, is_management, disabled, created_at, display, "
                "limit_nanos, limit_reset, rpm, tpm, updated_at, cache_policy")
 GEN_COLUMNS = ("id, key_hash, model, upstream_model, provider, tokens, cost_nanos, created_ms, "
-               "latency_ms")
+               "latency_ms, cached_tokens")
 
 INSERT_KEY = (f"INSERT INTO {KEYS_TABLE} ({KEY_COLUMNS}, inserted_ns) "
               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -36,7 +36,7 @@ ADD_CREDITS = (f"UPDATE {ACCOUNT_TABLE} SET credits_nanos = credits_nanos + ? WH
                "RETURNING credits_nanos")
 
 INSERT_GENERATION = (f"INSERT INTO {GENERATIONS_TABLE} ({GEN_COLUMNS}) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 GET_GENERATION = f"SELECT {GEN_COLUMNS} FROM {GENERATIONS_TABLE} WHERE id = ?"
 SPENT_TOTAL = f"SELECT COALESCE(SUM(cost_nanos), 0) FROM {GENERATIONS_TABLE}"
 SPENT_BY_KEY_SINCE = (f"SELECT COALESCE(SUM(cost_nanos), 0) FROM {GENERATIONS_TABLE} "
@@ -80,14 +80,15 @@ def key_values(rec: KeyRecord) -> tuple[Any, ...]:
 
 def gen_values(rec: GenerationRecord) -> tuple[Any, ...]:
     return (rec.id, rec.key_hash, rec.model, rec.upstream_model, rec.provider, rec.tokens,
-            rec.cost_nanos, rec.created_ms, rec.latency_ms)
+            rec.cost_nanos, rec.created_ms, rec.latency_ms, rec.cached_tokens)
 
 
 def gen_record(row: tuple[Any, ...]) -> GenerationRecord:
-    gid, key_hash, model, upstream, provider, tokens, cost, created, latency = row
+    gid, key_hash, model, upstream, provider, tokens, cost, created, latency, cached = row
     return GenerationRecord(id=gid, key_hash=key_hash, model=model, upstream_model=upstream,
                             provider=provider, tokens=int(tokens), cost_nanos=int(cost),
-                            created_ms=int(created), latency_ms=int(latency))
+                            created_ms=int(created), latency_ms=int(latency),
+                            cached_tokens=None if cached is None else int(cached))
 
 
 def check_update(changes: dict[str, object]) -> list[str]:

@@ -49,7 +49,7 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-# 9 parameters a row: 9 * 256 stays far under SQLite's 32,766 bound on one statement's variables.
+# 10 parameters a row: 10 * 256 stays far under SQLite's 32,766 bound on one statement's variables.
 ROWS_PER_INSERT = 256
 
 
