@@ -32,6 +32,19 @@ async def within(check: Callable[[], Any], seconds: float) -> float:
     return time.monotonic() - started
 
 
+def count_reads(store: Store) -> Callable[[], int]:
+    """Wrap the store's get_key; the returned function says how often it was called."""
+    calls = [0]
+    real_get = store.get_key
+
+    async def counted(key_hash: str) -> Any:
+        calls[0] += 1
+        return await real_get(key_hash)
+
+    store.get_key = counted  # type: ignore[method-assign]
+    return lambda: calls[0]
+
+
 async def live_epoch(store: Store) -> object:
     await within(lambda: store.keys_epoch() is not None, 5.0)  # the listener has connected
     return store.keys_epoch()
@@ -72,18 +85,10 @@ async def test_a_cached_key_is_read_once_per_epoch_and_refused_once_disabled_els
     admin, server = KeyService(admin_store), KeyService(server_store)
     key, record = await admin.create("cached")
     await live_epoch(server_store)
-    reads = 0
-    real_get = server_store.get_key
-
-    async def counted(key_hash: str) -> Any:
-        nonlocal reads
-        reads += 1
-        return await real_get(key_hash)
-
-    server_store.get_key = counted  # type: ignore[method-assign]
+    reads = count_reads(server_store)
     for _ in range(5):
         assert (await server.authenticate(f"Bearer {key}")).key_hash == record.key_hash
-    assert reads == 1
+    assert reads() == 1
 
     before = server_store.keys_epoch()
     await admin.disable(key)
@@ -91,7 +96,7 @@ async def test_a_cached_key_is_read_once_per_epoch_and_refused_once_disabled_els
         await within(lambda: server_store.keys_epoch() not in (None, before), DELIVERY_BOUND_S)
     with pytest.raises(AuthenticationFailed, match="disabled"):
         await server.authenticate(f"Bearer {key}")
-    assert reads == 2
+    assert reads() == 2
 
 
 async def test_a_store_with_no_epoch_reads_every_time(open_db: OpenDb) -> None:
@@ -100,18 +105,10 @@ async def test_a_store_with_no_epoch_reads_every_time(open_db: OpenDb) -> None:
     key, _ = await service.create("uncached")
     await live_epoch(store)
     store.keys_epoch = lambda: None  # type: ignore[method-assign]
-    reads = 0
-    real_get = store.get_key
-
-    async def counted(key_hash: str) -> Any:
-        nonlocal reads
-        reads += 1
-        return await real_get(key_hash)
-
-    store.get_key = counted  # type: ignore[method-assign]
+    reads = count_reads(store)
     for _ in range(3):
         await service.authenticate(f"Bearer {key}")
-    assert reads == 3
+    assert reads() == 3
 
 
 async def test_postgres_listener_loss_stops_caching_until_it_is_back(pg_url: str) -> None:
