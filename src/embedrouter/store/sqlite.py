@@ -60,6 +60,21 @@ def _insert_generations(n: int) -> str:
             + ", ".join([row] * n))
 
 
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL, waiting (bounded) for processes opening it at the same moment:
+    the switch takes an exclusive lock and SQLite may answer "locked" at once, without its busy
+    handler, while another connection is switching or recovering the same file."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)
+
+
 class SQLiteStore:
     """:class:`~embedrouter.store.base.Store` over one SQLite file."""
 
@@ -80,7 +95,7 @@ class SQLiteStore:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn)
             # NORMAL is durable across application crashes in WAL mode; only an OS crash can
             # lose the last transactions, which is acceptable for admin writes.
             conn.execute("PRAGMA synchronous = NORMAL")
