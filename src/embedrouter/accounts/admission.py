@@ -152,7 +152,7 @@ class Gate:
             # usage record is group-committed behind the response instead of an fsync before
             # it, which was most of a free request's latency at low concurrency.
             acc.writer.write_behind(row)
-            await self._settle_counters(hold, cost, tokens)
+            self._settle_counters(hold, cost, tokens)
             return from_nanos(cost)
         try:
             await acc.writer.write(row)
@@ -165,17 +165,12 @@ class Gate:
             else:
                 await self._release_counters(hold)
             raise
-        await self._settle_counters(hold, cost, tokens)
+        self._settle_counters(hold, cost, tokens)
         return from_nanos(cost)
 
-    async def _settle_counters(self, hold: Hold, cost: int, tokens: int) -> None:
-        counters = self._accounts.counters
-        behind = getattr(counters, "settle_behind", None)
-        if behind is not None:  # shared counters: batched, after the response (see there)
-            behind(hold, cost, tokens)
-            return
+    def _settle_counters(self, hold: Hold, cost: int, tokens: int) -> None:
         try:
-            await counters.settle(hold, cost, tokens)
+            self._accounts.counters.settle_behind(hold, cost, tokens)
         except Exception:  # the charge is durable; the reclaimer applies it from the ledger
             log.warning("settling %s in the counters failed; it is reclaimed from the ledger "
                         "after the reservation expires", self.generation_id)

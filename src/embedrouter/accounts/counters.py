@@ -94,6 +94,12 @@ class Counters(Protocol):
         """The charge is committed: move ``cost`` from held to spent, free the rest."""
         ...
 
+    def settle_behind(self, hold: Hold, cost: int, tokens: int) -> None:
+        """``settle`` without waiting for it (the request's path): applied now where that is
+        free, queued where it costs a round trip. Until it lands the hold stays counted in
+        full, which can refuse early but never overspend."""
+        ...
+
     async def release(self, hold: Hold) -> None:
         """Nothing was charged: free the whole reservation (requests still count)."""
         ...
@@ -189,6 +195,9 @@ class MemoryCounters:
         return True  # in-process holds live exactly as long as their request
 
     async def settle(self, hold: Hold, cost: int, tokens: int) -> None:
+        self.settle_behind(hold, cost, tokens)
+
+    def settle_behind(self, hold: Hold, cost: int, tokens: int) -> None:
         self._unhold(hold, cost)
         unused = hold.tokens - tokens
         if unused > 0:

@@ -127,7 +127,8 @@ class KeyService:
     ``authenticate`` reuses a key's record only while the store's ``keys_epoch()`` is the one it
     was read under; every key change by any process moves the epoch, so disabling a key (from
     the CLI or another instance) still takes effect on the next request, and a request costs
-    one ``stat`` (SQLite) or nothing (PostgreSQL, told by NOTIFY) instead of a query.
+    a memory load (SQLite: a shared mapping; PostgreSQL: a count kept by a NOTIFY listener)
+    instead of a query.
     """
 
     def __init__(self, store: Store) -> None:
@@ -247,8 +248,8 @@ class KeyService:
 
     async def update(self, key_hash: str, changes: dict[str, Any]) -> KeyRecord:
         """Change label, disabled, limit_nanos, limit_reset, rpm, tpm or cache_policy of the
-        key with this full hash. Every instance sees it on the key's next request (nothing is
-        cached)."""
+        key with this full hash. Every instance sees it on the key's next request (the store's
+        key epoch moves)."""
         if "label" in changes:
             changes["label"] = _check_label(str(changes["label"]))
         if "cache_policy" in changes:
