@@ -87,12 +87,14 @@ def quantize_file(src: Path, dst: Path, precision: str, *, signed: bool | None =
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    if signed is None:
+        signed = WEIGHTS_SIGNED
     model = onnx.load(str(src))
     keep = [n.name for n in model.graph.node
             if n.op_type == "MatMul" and len(n.input) > 1 and n.input[1] in FP32_WEIGHTS]
     quantize_dynamic(model, dst, op_types_to_quantize=["MatMul"], per_channel=True,
-                     weight_type=QuantType.QInt8 if (WEIGHTS_SIGNED if signed is None else signed)
-                     else QuantType.QUInt8, nodes_to_exclude=keep)
+                     weight_type=QuantType.QInt8 if signed else QuantType.QUInt8,
+                     nodes_to_exclude=keep)
 
 
 def quantize(fp32_graph: bytes, precision: str) -> bytes:

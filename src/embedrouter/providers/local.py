@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from embedrouter.catalog import ModelSpec
@@ -114,20 +114,21 @@ class LocalProvider:
         return ProviderResult(vectors=vectors, prompt_tokens=sum(counts), truncated=truncated,
                               input_tokens=counts)
 
+    def _labelled(self) -> Iterator[tuple[str, LoadedModel]]:
+        """Every loaded model with its metrics label: the slug, or ``slug:int8`` for a
+        precision other than fp32."""
+        for slug, by_precision in self._models.items():
+            for precision, loaded in by_precision.items():
+                yield (slug if precision == "fp32" else f"{slug}:{precision}"), loaded
+
     def stats(self) -> dict[str, dict[str, float]]:
-        """Batcher gauges by model; a precision other than fp32 as ``slug:int8``."""
-        return {slug if precision == "fp32" else f"{slug}:{precision}": loaded.batcher.stats()
-                for slug, by_precision in self._models.items()
-                for precision, loaded in by_precision.items()}
+        """Batcher gauges by model label."""
+        return {label: loaded.batcher.stats() for label, loaded in self._labelled()}
 
     def histograms(self) -> dict[str, dict[str, object]]:
         """Per-forward-pass histograms, keyed like ``stats``."""
-        return {slug if precision == "fp32" else f"{slug}:{precision}":
-                dict(loaded.batcher.histograms())
-                for slug, by_precision in self._models.items()
-                for precision, loaded in by_precision.items()}
+        return {label: dict(loaded.batcher.histograms()) for label, loaded in self._labelled()}
 
     async def close(self) -> None:
-        for by_precision in self._models.values():
-            for loaded in by_precision.values():
-                await loaded.batcher.close()
+        for _, loaded in self._labelled():
+            await loaded.batcher.close()
