@@ -35,6 +35,13 @@ class FieldError(ValueError):
         self.field = field
 
 
+def check_price(price: Any) -> None:
+    """``price_per_million`` (a Decimal, or UNSET when the file leaves it out) is a finite,
+    non-negative amount."""
+    if price is not msgspec.UNSET and (not price.is_finite() or price < 0):
+        raise FieldError("price_per_million", "must be a finite, non-negative decimal")
+
+
 def where(source: str, path: str = "", note: str = "") -> str:
     """The start of every config error: the file, the path of the entry and field, what names the
     entry (``embedrouter.toml: models[2].path (slug "acme/x")``)."""

@@ -14,7 +14,14 @@ from typing import Annotated, Any, Literal, get_args
 from msgspec import UNSET, Meta, Struct, UnsetType
 from msgspec import field as key
 
-from embedrouter.configschema import FieldError, HttpUrl, NonEmpty, Positive, set_fields
+from embedrouter.configschema import (
+    FieldError,
+    HttpUrl,
+    NonEmpty,
+    Positive,
+    check_price,
+    set_fields,
+)
 
 DEFAULT_MODEL_SLUG = "sentence-transformers/all-minilm-l6-v2"
 # Precisions the local engine can serve (engine.quantize.PRECISIONS; a test ties the two). Each one
@@ -32,11 +39,6 @@ TOKEN_ID_MODES: tuple[str, ...] = get_args(TokenIds)
 Seconds = Annotated[float, Meta(gt=0, le=86400)]
 Quantizations = Annotated[tuple[Quantization, ...], Meta(min_length=1)]
 DATABASE_URL = r"^(sqlite:///|postgresql://|postgres://)"
-
-
-def _check_price(price: Decimal | UnsetType) -> None:
-    if price is not UNSET and (not price.is_finite() or price < 0):
-        raise FieldError("price_per_million", "must be a finite, non-negative decimal")
 
 
 def _precisions(listed: tuple[str, ...] | UnsetType, chosen: str | UnsetType,
@@ -90,7 +92,7 @@ class DefaultModel(Struct, forbid_unknown_fields=True):
         default=UNSET, name="default_quantization")
 
     def __post_init__(self) -> None:
-        _check_price(self.default_model_price)
+        check_price(self.default_model_price)
         self.default_model_quantizations, self.default_model_default_quantization = _precisions(
             self.default_model_quantizations, self.default_model_default_quantization,
             DEFAULT_MODEL_QUANTIZATIONS)
@@ -120,7 +122,7 @@ class LocalModel(Struct, forbid_unknown_fields=True):
         embeds = self.output_modalities is UNSET or "embeddings" in self.output_modalities
         if embeds and self.slug != DEFAULT_MODEL_SLUG and self.path is UNSET:
             raise FieldError("path", "a local embeddings model needs the path of its directory")
-        _check_price(self.price_per_million)
+        check_price(self.price_per_million)
         self.quantizations, self.default_quantization = _precisions(
             self.quantizations, self.default_quantization,
             DEFAULT_MODEL_QUANTIZATIONS if self.slug == DEFAULT_MODEL_SLUG else ("fp32",))

@@ -21,7 +21,15 @@ import msgspec
 from msgspec import Meta
 
 from embedrouter.catalog.endpoints import EndpointSpec, ProviderConfig
-from embedrouter.configschema import FieldError, HttpUrl, Positive, decode, entry_note, where
+from embedrouter.configschema import (
+    FieldError,
+    HttpUrl,
+    Positive,
+    check_price,
+    decode,
+    entry_note,
+    where,
+)
 
 Kind = Literal["openai", "azure", "cohere", "voyage", "gemini", "vertex", "ollama", "tei"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -73,8 +81,7 @@ class _Endpoint(msgspec.Struct, forbid_unknown_fields=True):
     supports_input_type: bool = False
 
     def __post_init__(self) -> None:
-        if not self.price_per_million.is_finite() or self.price_per_million < 0:
-            raise FieldError("price_per_million", "must be a finite, non-negative decimal")
+        check_price(self.price_per_million)
 
 
 class _RemoteModel(msgspec.Struct, forbid_unknown_fields=True):
