@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from embedrouter.engine import LocalModel, default_model_dir, onnx_cache
 from tests.engine.tiny_bert import write_tiny_model
+from tests.support.threads import at_once
 
 
 def _onnx_files(cache: Path) -> list[Path]:
@@ -103,21 +103,8 @@ def test_unwritable_cache_still_loads(tmp_path: Path) -> None:
 
 def test_concurrent_cold_loads(tmp_path: Path) -> None:
     write_tiny_model(tmp_path / "m")
-    results: list[LocalModel] = []
-    errors: list[BaseException] = []
-
-    def load() -> None:
-        try:
-            results.append(LocalModel.load(tmp_path / "m", cache_dir=tmp_path / "cache",
-                                           threads=1))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=load) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = at_once(
+        lambda: LocalModel.load(tmp_path / "m", cache_dir=tmp_path / "cache", threads=1), 3)
     assert not errors and len(results) == 3
     assert len(_onnx_files(tmp_path / "cache")) == 1
     assert not list((tmp_path / "cache").rglob("*.tmp"))

@@ -44,23 +44,10 @@ def test_many_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -
     # Switching a fresh file to WAL takes an exclusive lock, and SQLite can answer "database is
     # locked" at once (no busy handler) to a connection that meets another one switching: with
     # 8 openers on a fresh file that happened in about 1 round in 15 before the retry (2 cores).
-    import threading
-
     from embedrouter.store.sqlite import SQLiteStore
+    from tests.support.threads import at_once
 
     for round_ in range(100):
         path = tmp_path / f"r{round_}" / "embedrouter.db"
-        errors: list[BaseException] = []
-
-        def open_one(p: Path = path, errs: list[BaseException] = errors) -> None:
-            try:
-                SQLiteStore.open_sync(p)._conn.close()
-            except BaseException as exc:  # collected and asserted below
-                errs.append(exc)
-
-        threads = [threading.Thread(target=open_one) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _, errors = at_once(lambda p=path: SQLiteStore.open_sync(p)._conn.close(), 8)
         assert errors == [], f"round {round_}: {errors[0]!r}"
