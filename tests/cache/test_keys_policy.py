@@ -75,3 +75,9 @@ def test_lone_surrogates_and_huge_ids_are_exact() -> None:
 ])
 def test_resolve_mode(policy: str | None, header: str | None, want: CacheMode) -> None:
     assert resolve_mode(policy, header) == want
+
+
+def test_every_policy_a_key_may_hold_has_a_mode() -> None:
+    from embedrouter.cache.policy import _BY_NAME
+    from embedrouter.store.records import KEY_CACHE_POLICIES
+    assert set(_BY_NAME) == set(KEY_CACHE_POLICIES)

@@ -7,11 +7,11 @@ import logging
 from pathlib import Path
 
 from embedrouter.cache.config import CacheConfig, CacheConfigError, parse_cache
-from embedrouter.cache.policy import KEY_POLICIES, CacheMode, resolve_mode
+from embedrouter.cache.policy import CacheMode, resolve_mode
 from embedrouter.cache.service import Served, VectorCache
 from embedrouter.cache.tiers import Tier, Tiers
 
-__all__ = ["KEY_POLICIES", "CacheConfig", "CacheConfigError", "CacheMode", "Served",
+__all__ = ["CacheConfig", "CacheConfigError", "CacheMode", "Served",
            "VectorCache", "build_cache", "parse_cache", "resolve_mode"]
 
 log = logging.getLogger("embedrouter.cache")

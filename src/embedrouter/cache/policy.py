@@ -9,11 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embedrouter.store.records import KEY_CACHE_POLICIES
-
-# A key's cache_policy, set through the management API (`/keys`) or `keys create`.
-KEY_POLICIES = KEY_CACHE_POLICIES
-
 
 @dataclass(frozen=True, slots=True)
 class CacheMode:
@@ -28,6 +23,7 @@ class CacheMode:
 USE = CacheMode(read=True, write=True)
 REFRESH = CacheMode(read=False, write=True)
 BYPASS = CacheMode(read=False, write=False)
+# A key's cache_policy (store.records.KEY_CACHE_POLICIES), set through `/keys` or `keys create`.
 _BY_NAME = {"default": USE, "no-cache": REFRESH, "no-store": BYPASS}
 
 
