@@ -342,10 +342,12 @@ class HttpxConnection:
 CLIENTS: dict[str, Callable[[str, str], Any]] = {"raw": RawConnection, "httpx": HttpxConnection}
 
 
-def encode_bodies(texts: Sequence[str], plan: Sequence[tuple[int, int]], fmt: str
-                  ) -> list[tuple[bytes, int]]:
-    return [(json.dumps({"model": MODEL, "input": list(texts[a:b]), "encoding_format": fmt},
-                        separators=(",", ":")).encode(), b - a) for a, b in plan]
+def encode_bodies(texts: Sequence[str], plan: Sequence[tuple[int, int]], fmt: str,
+                  extra: dict[str, Any] | None = None) -> list[tuple[bytes, int]]:
+    """One request body per (start, end) of ``plan``, with ``extra`` fields (e.g. provider)."""
+    return [(json.dumps({"model": MODEL, "input": list(texts[a:b]), "encoding_format": fmt,
+                         **(extra or {})}, separators=(",", ":")).encode(), b - a)
+            for a, b in plan]
 
 
 @dataclass

@@ -33,7 +33,6 @@ import asyncio
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,10 +43,11 @@ from pathlib import Path
 from typing import Any
 
 from http_bench import (
-    MODEL,
     SHORT,
     close_conns,
+    encode_bodies,
     load_corpus,
+    med,
     open_conns,
     percentile,
     plan_requests,
@@ -55,6 +55,7 @@ from http_bench import (
     run_load,
     short_latency,
     start_server,
+    verdict,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -72,10 +73,6 @@ TARGET_RSS_MB = 500.0
 
 def log(msg: str) -> None:
     print(f"[precision] {msg}", file=sys.stderr, flush=True)
-
-
-def med(xs: Sequence[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
 
 
 @dataclass
@@ -309,9 +306,9 @@ def quality(ref: Any, got: Any, k: int = 10) -> dict[str, float]:
 
 def bodies(texts: Sequence[str], plan: Sequence[tuple[int, int]], precision: str
            ) -> list[tuple[bytes, int]]:
+    """Base64 request bodies that pick ``precision`` (fp32: the model's default)."""
     extra = {} if precision == "fp32" else {"provider": {"quantizations": [precision]}}
-    return [(json.dumps({"model": MODEL, "input": list(texts[a:b]), "encoding_format": "base64",
-                         **extra}, separators=(",", ":")).encode(), b - a) for a, b in plan]
+    return encode_bodies(texts, plan, "base64", extra)
 
 
 async def http_round(server: Any, key: str, texts: Sequence[str], plan: Any, precisions: Any,
@@ -450,10 +447,6 @@ def bench(args: argparse.Namespace, tmp: Path, openvino: bool) -> dict[str, Any]
     return out
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def evaluate(r: dict[str, Any]) -> list[dict[str, str]]:
     by = {v["served"]: v for v in r["variants"] if v["served"]}
     t: list[dict[str, str]] = []
@@ -461,19 +454,20 @@ def evaluate(r: dict[str, Any]) -> list[dict[str, str]]:
     if fp["http_rate"] and i8["http_rate"]:
         ratio = i8["http_rate"] / fp["http_rate"]
         t.append({"name": f"int8 / fp32 over HTTP c=32 >= {TARGET_INT8_VS_FP32_HTTP}x",
-                  "measured": f"{ratio:.2f}x", "result": _verdict(ratio >= 2.0)})
+                  "measured": f"{ratio:.2f}x",
+                  "result": verdict(ratio >= TARGET_INT8_VS_FP32_HTTP)})
         if r["st_rate"]:
             ratio = i8["http_rate"] / r["st_rate"]
             t.append({"name": f"int8 over HTTP c=32 / sentence-transformers fp32 >= "
                               f"{TARGET_INT8_VS_ST}x", "measured": f"{ratio:.2f}x",
-                      "result": _verdict(ratio >= TARGET_INT8_VS_ST)})
+                      "result": verdict(ratio >= TARGET_INT8_VS_ST)})
         for precision, limit in TARGET_SHORT_MS.items():
             p50 = med([h[precision]["short_p50_ms"] for h in r["http"]])
             t.append({"name": f"one short input over HTTP p50, {precision} <= {limit:g} ms",
-                      "measured": f"{p50:.2f} ms", "result": _verdict(p50 <= limit)})
+                      "measured": f"{p50:.2f} ms", "result": verdict(p50 <= limit)})
         peak = max(r["server_memory_mb"].values())
         t.append({"name": f"server RSS with fp32 + int8 loaded <= {TARGET_RSS_MB:g} MB (peak)",
-                  "measured": f"{peak:.0f} MB", "result": _verdict(peak <= TARGET_RSS_MB)})
+                  "measured": f"{peak:.0f} MB", "result": verdict(peak <= TARGET_RSS_MB)})
     for v in r["variants"]:
         if v["precision"] == "bf16":
             ratio = v["rate"] / next(x["rate"] for x in r["variants"]
