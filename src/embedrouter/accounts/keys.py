@@ -126,9 +126,9 @@ class KeyService:
 
     ``authenticate`` reuses a key's record only while the store's ``keys_epoch()`` is the one it
     was read under; every key change by any process moves the epoch, so disabling a key (from
-    the CLI or another instance) still takes effect on the next request, and a request costs
-    a memory load (SQLite: a shared mapping; PostgreSQL: a count kept by a NOTIFY listener)
-    instead of a query.
+    the CLI or another instance) still takes effect on the next request. On SQLite a request
+    then costs a memory load (a shared mapping) instead of a query; PostgreSQL has no epoch,
+    so there every request reads its key.
     """
 
     def __init__(self, store: Store) -> None:

@@ -21,7 +21,6 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from embedrouter.store import sql
 from embedrouter.store.base import DuplicateKey, StoreUnavailable
-from embedrouter.store.key_epoch import NotifyEpoch
 from embedrouter.store.migrations import (
     CREATE_VERSION_TABLE,
     KEYS_TABLE,
@@ -34,7 +33,6 @@ from embedrouter.store.sql import check_update, gen_record, gen_values, key_reco
 
 BOOTSTRAP_MARKER = "bootstrap"
 DEFAULT_POOL_SIZE = 10
-KEYS_CHANNEL = f"{KEYS_TABLE}_changed"  # NOTIFY channel: a key was changed, disabled or deleted
 # A database that does not answer within this many seconds is reported as unavailable rather
 # than hanging the request; the URL may override it with ?connect_timeout=N.
 DEFAULT_CONNECT_TIMEOUT_S = 5
@@ -70,9 +68,8 @@ async def _configure(conn: Conn) -> None:
 class PostgresStore:
     """:class:`~embedrouter.store.base.Store` over a PostgreSQL database."""
 
-    def __init__(self, pool: AsyncConnectionPool, key_epoch: NotifyEpoch | None = None) -> None:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
-        self._key_epoch = key_epoch
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> PostgresStore:
@@ -97,9 +94,7 @@ class PostgresStore:
                                    configure=_configure, timeout=POOL_WAIT_S,
                                    check=AsyncConnectionPool.check_connection)
         await pool.open()
-        key_epoch = NotifyEpoch(conninfo, KEYS_CHANNEL)
-        key_epoch.start()
-        return cls(pool, key_epoch)
+        return cls(pool)
 
     @staticmethod
     async def _migrate(conn: Conn) -> None:
@@ -202,26 +197,15 @@ class PostgresStore:
         """Every key, oldest first."""
         return [key_record(row) for row in await self._all(sql.LIST_KEYS)]
 
-    def keys_epoch(self) -> int | None:
-        """Changes with every key change any instance commits (store/key_epoch.py)."""
-        return self._key_epoch.current() if self._key_epoch is not None else None
-
-    async def _change_key(self, statement: str, params: tuple[Any, ...]) -> int:
-        """Run one key-changing statement and its NOTIFY in one transaction: listeners hear of
-        the change exactly when it commits."""
-        async def work(conn: Conn) -> int:
-            async with conn.transaction():
-                cur = await conn.execute(sql.pg(statement), params)
-                if cur.rowcount:
-                    await conn.execute(f"NOTIFY {KEYS_CHANNEL}")
-                return cur.rowcount
-
-        return await self._run(work)
+    def keys_epoch(self) -> None:
+        """None: no change signal here is synchronous with the change (store/key_epoch.py), so
+        every request reads its key and a disabled key is refused on its next request."""
+        return None
 
     async def set_key_disabled(self, key_hash: str, disabled: bool) -> bool:
         """Disable or re-enable a key; False if no such key."""
-        return await self._change_key(f"UPDATE {KEYS_TABLE} SET disabled = ? WHERE key_hash = ?",
-                                      (disabled, key_hash)) == 1
+        return await self._count(f"UPDATE {KEYS_TABLE} SET disabled = ? WHERE key_hash = ?",
+                                 (disabled, key_hash)) == 1
 
     async def count_keys(self) -> int:
         """How many keys exist, disabled ones included."""
@@ -230,12 +214,12 @@ class PostgresStore:
 
     async def update_key(self, key_hash: str, changes: dict[str, object]) -> KeyRecord | None:
         fields = check_update(changes)
-        updated = await self._change_key(sql.update_key(fields),
-                                         (*changes.values(), int(time.time()), key_hash))
+        updated = await self._count(sql.update_key(fields),
+                                    (*changes.values(), int(time.time()), key_hash))
         return await self.get_key(key_hash) if updated == 1 else None
 
     async def delete_key(self, key_hash: str) -> bool:
-        return await self._change_key(sql.DELETE_KEY, (key_hash,)) == 1
+        return await self._count(sql.DELETE_KEY, (key_hash,)) == 1
 
     async def credits_total(self) -> int:
         row = await self._one(sql.CREDITS_TOTAL)
@@ -287,7 +271,5 @@ class PostgresStore:
         return [UsageRow(str(k), str(m), int(n), int(t), int(c)) for k, m, n, t, c in rows]
 
     async def close(self) -> None:
-        """Close the pool's connections and the key-change listener; idempotent."""
-        if self._key_epoch is not None:
-            await self._key_epoch.close()
+        """Close the pool's connections; idempotent."""
         await self._pool.close()
