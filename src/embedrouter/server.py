@@ -122,11 +122,11 @@ async def build_router(settings: Settings, cache: VectorCache | None = None) -> 
 
 def build_dispatcher(settings: Settings) -> Dispatcher:
     """Adapters for the enabled providers that serve at least one remote model."""
-    from embedrouter.providers.http import AiohttpClient
+    from embedrouter.providers.http import HttpClient
     from embedrouter.providers.registry import adapter_for
 
     used = {ep.provider for m in settings.remote_models for ep in m.endpoints}
-    http = AiohttpClient()
+    http = HttpClient()
     adapters = {s.config.name: adapter_for(s.config, http) for s in settings.providers
                 if s.enabled and s.config.name in used}
     limits = {s.config.name: s.config.max_concurrency for s in settings.providers}

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from embedrouter.providers.http import AiohttpClient
+from embedrouter.providers.http import HttpClient
 from tests.support.fake_upstreams import FakeUpstreams
 
 
@@ -24,8 +24,8 @@ def fake(_fake_server: FakeUpstreams) -> Iterator[FakeUpstreams]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[AiohttpClient]:
+async def http() -> AsyncIterator[HttpClient]:
     """The real pooled client, created inside the test's event loop."""
-    client = AiohttpClient()
+    client = HttpClient()
     yield client
     await client.close()

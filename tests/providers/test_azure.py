@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from embedrouter.providers.azure import AzureAdapter
-from embedrouter.providers.http import AiohttpClient
+from embedrouter.providers.http import HttpClient
 from embedrouter.providers.upstream import UpstreamCall
 from tests.providers.common import TEXTS, TOKENS, CommonSuite, assert_rows, failure_of, make
 from tests.support.fake_upstreams import API_KEY, FakeUpstreams, Step
@@ -14,7 +14,7 @@ class TestCommon(CommonSuite):
     cap = 2048
 
 
-async def test_request_shape(fake: FakeUpstreams, http: AiohttpClient) -> None:
+async def test_request_shape(fake: FakeUpstreams, http: HttpClient) -> None:
     adapter = make(AzureAdapter, fake, http, "azure", api_version="2024-06-01")
     reply = await adapter.embed(UpstreamCall(inputs=TEXTS, upstream_model="text-embedding-3-large",
                                              dimensions=4))
@@ -29,7 +29,7 @@ async def test_request_shape(fake: FakeUpstreams, http: AiohttpClient) -> None:
 
 
 async def test_default_api_version_and_deployment_map(fake: FakeUpstreams,
-                                                      http: AiohttpClient) -> None:
+                                                      http: HttpClient) -> None:
     adapter = make(AzureAdapter, fake, http, "azure",
                    deployments={"text-embedding-3-small": "prod-small"})
     await adapter.embed(UpstreamCall(inputs=["x"], upstream_model="text-embedding-3-small"))
@@ -37,7 +37,7 @@ async def test_default_api_version_and_deployment_map(fake: FakeUpstreams,
     assert fake.last.query == {"api-version": "2024-10-21"}
 
 
-async def test_entra_bearer(fake: FakeUpstreams, http: AiohttpClient) -> None:
+async def test_entra_bearer(fake: FakeUpstreams, http: HttpClient) -> None:
     adapter = make(AzureAdapter, fake, http, "azure", auth="bearer")
     exc = await failure_of(adapter, UpstreamCall(inputs=["x"], upstream_model="m"))
     # The fake (like a key-only resource) wants `api-key`; what matters is what was sent.
@@ -46,7 +46,7 @@ async def test_entra_bearer(fake: FakeUpstreams, http: AiohttpClient) -> None:
     assert exc.kind == "auth" and API_KEY not in (exc.raw or "") + exc.message
 
 
-async def test_429_prefers_retry_after_ms(fake: FakeUpstreams, http: AiohttpClient) -> None:
+async def test_429_prefers_retry_after_ms(fake: FakeUpstreams, http: HttpClient) -> None:
     fake.script(Step.reply(429, {"error": {"code": "429", "message": "exceeded call rate"}},
                            **{"retry-after": "2", "retry-after-ms": "1500"}))
     exc = await failure_of(make(AzureAdapter, fake, http, "azure"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from embedrouter.providers.cohere import CohereAdapter
-from embedrouter.providers.http import AiohttpClient
+from embedrouter.providers.http import HttpClient
 from embedrouter.providers.upstream import UpstreamCall
 from tests.providers.common import TEXTS, TOKENS, CommonSuite, assert_rows, failure_of, make
 from tests.support.fake_upstreams import API_KEY, FakeUpstreams, Step
@@ -17,7 +17,7 @@ class TestCommon(CommonSuite):
     cap = 96
 
 
-async def test_request_shape(fake: FakeUpstreams, http: AiohttpClient) -> None:
+async def test_request_shape(fake: FakeUpstreams, http: HttpClient) -> None:
     reply = await make(CohereAdapter, fake, http, "cohere").embed(
         UpstreamCall(inputs=TEXTS, upstream_model="embed-v4.0", dimensions=4))
     seen = fake.last
@@ -34,14 +34,14 @@ async def test_request_shape(fake: FakeUpstreams, http: AiohttpClient) -> None:
                                              ("retrieval.passage", "search_document"),
                                              ("classification", "classification"),
                                              ("clustering", "clustering")])
-async def test_input_type_mapping(fake: FakeUpstreams, http: AiohttpClient, given: str,
+async def test_input_type_mapping(fake: FakeUpstreams, http: HttpClient, given: str,
                                   sent: str) -> None:
     await make(CohereAdapter, fake, http, "cohere").embed(
         UpstreamCall(inputs=["x"], upstream_model="embed-v4.0", input_type=given))
     assert fake.last.json["input_type"] == sent
 
 
-async def test_base64_option(fake: FakeUpstreams, http: AiohttpClient) -> None:
+async def test_base64_option(fake: FakeUpstreams, http: HttpClient) -> None:
     adapter = make(CohereAdapter, fake, http, "cohere", base64=True)
     reply = await adapter.embed(UpstreamCall(inputs=TEXTS, upstream_model="embed-v4.0"))
     assert fake.last.json["embedding_types"] == ["base64"]
@@ -52,7 +52,7 @@ async def test_base64_option(fake: FakeUpstreams, http: AiohttpClient) -> None:
 
 
 async def test_unknown_intent_reaches_cohere_and_its_400(fake: FakeUpstreams,
-                                                         http: AiohttpClient) -> None:
+                                                         http: HttpClient) -> None:
     exc = await failure_of(make(CohereAdapter, fake, http, "cohere"),
                            UpstreamCall(inputs=["x"], upstream_model="embed-v4.0",
                                         input_type="similarity"))
@@ -63,7 +63,7 @@ async def test_unknown_intent_reaches_cohere_and_its_400(fake: FakeUpstreams,
 
 @pytest.mark.parametrize(("status", "kind"), [(498, "auth"), (499, "unavailable"),
                                               (422, "bad_request"), (504, "timeout")])
-async def test_cohere_statuses(fake: FakeUpstreams, http: AiohttpClient, status: int,
+async def test_cohere_statuses(fake: FakeUpstreams, http: HttpClient, status: int,
                                kind: str) -> None:
     fake.script(Step.reply(status, {"id": "r", "message": "reason"}))
     exc = await failure_of(make(CohereAdapter, fake, http, "cohere"),
@@ -71,7 +71,7 @@ async def test_cohere_statuses(fake: FakeUpstreams, http: AiohttpClient, status:
     assert (exc.kind, exc.message) == (kind, "reason")
 
 
-async def test_token_ids_refused_before_sending(fake: FakeUpstreams, http: AiohttpClient
+async def test_token_ids_refused_before_sending(fake: FakeUpstreams, http: HttpClient
                                                ) -> None:
     exc = await failure_of(make(CohereAdapter, fake, http, "cohere"),
                            UpstreamCall(inputs=[[1, 2, 3]], upstream_model="embed-v4.0"))

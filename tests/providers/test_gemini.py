@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from embedrouter.providers.gemini import GeminiAdapter
-from embedrouter.providers.http import AiohttpClient
+from embedrouter.providers.http import HttpClient
 from embedrouter.providers.upstream import UpstreamCall
 from tests.providers.common import TEXTS, CommonSuite, assert_rows, failure_of, make
 from tests.support.fake_upstreams import API_KEY, FakeUpstreams, Step
@@ -17,11 +17,11 @@ class TestCommon(CommonSuite):
     cap = 100
 
 
-def gemini(fake: FakeUpstreams, http: AiohttpClient, **options: object) -> GeminiAdapter:
+def gemini(fake: FakeUpstreams, http: HttpClient, **options: object) -> GeminiAdapter:
     return make(GeminiAdapter, fake, http, "gemini", **options)
 
 
-async def test_request_shape(fake: FakeUpstreams, http: AiohttpClient) -> None:
+async def test_request_shape(fake: FakeUpstreams, http: HttpClient) -> None:
     reply = await gemini(fake, http).embed(UpstreamCall(
         inputs=TEXTS[:2], upstream_model="models/gemini-embedding-001", dimensions=4,
         input_type="search_query"))
@@ -38,7 +38,7 @@ async def test_request_shape(fake: FakeUpstreams, http: AiohttpClient) -> None:
 @pytest.mark.parametrize(("given", "sent"), [
     (None, None), ("passage", "RETRIEVAL_DOCUMENT"), ("similarity", "SEMANTIC_SIMILARITY"),
     ("classification", "CLASSIFICATION"), ("code_retrieval_query", "CODE_RETRIEVAL_QUERY")])
-async def test_task_types(fake: FakeUpstreams, http: AiohttpClient, given: str | None,
+async def test_task_types(fake: FakeUpstreams, http: HttpClient, given: str | None,
                           sent: str | None) -> None:
     await gemini(fake, http).embed(UpstreamCall(inputs=["x"], upstream_model="m",
                                                 input_type=given))
@@ -46,7 +46,7 @@ async def test_task_types(fake: FakeUpstreams, http: AiohttpClient, given: str |
 
 
 @pytest.mark.parametrize(("delay", "hint"), [("12s", 12.0), ("0.5s", 0.5), ("soon", None)])
-async def test_retry_delay_from_the_body(fake: FakeUpstreams, http: AiohttpClient, delay: str,
+async def test_retry_delay_from_the_body(fake: FakeUpstreams, http: HttpClient, delay: str,
                                          hint: float | None) -> None:
     fake.script(Step.reply(429, {"error": {
         "code": 429, "message": "Resource has been exhausted", "status": "RESOURCE_EXHAUSTED",
@@ -65,7 +65,7 @@ async def test_retry_delay_from_the_body(fake: FakeUpstreams, http: AiohttpClien
     (400, "INVALID_ARGUMENT", "Request contains an invalid argument.", "bad_request"),
     (400, "FAILED_PRECONDITION", "User location is not supported.", "bad_request"),
 ])
-async def test_rpc_statuses(fake: FakeUpstreams, http: AiohttpClient, status: int, rpc: str,
+async def test_rpc_statuses(fake: FakeUpstreams, http: HttpClient, status: int, rpc: str,
                             message: str, kind: str) -> None:
     fake.script(Step.reply(status, {"error": {"code": status, "message": message,
                                               "status": rpc}}))
@@ -74,7 +74,7 @@ async def test_rpc_statuses(fake: FakeUpstreams, http: AiohttpClient, status: in
 
 
 async def test_bad_key_is_400_api_key_invalid_mapped_to_auth(fake: FakeUpstreams,
-                                                             http: AiohttpClient) -> None:
+                                                             http: HttpClient) -> None:
     # Google answers a bad key with 400 INVALID_ARGUMENT; only ErrorInfo.reason tells it apart
     # from a bad request, and it must not reach the client as "your request was invalid".
     adapter = make(GeminiAdapter, fake, http, "gemini", key="AIzaWrongKey0123456789abcdefgh")

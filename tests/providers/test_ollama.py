@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from embedrouter.providers.http import AiohttpClient
+from embedrouter.providers.http import HttpClient
 from embedrouter.providers.ollama import OllamaAdapter
 from embedrouter.providers.upstream import UpstreamCall
 from tests.providers.common import TEXTS, TOKENS, CommonSuite, assert_rows, failure_of, make
@@ -14,7 +14,7 @@ class TestCommon(CommonSuite):
     retry_hint = None  # Ollama sends no rate-limit headers
 
 
-async def test_request_shape_without_key(fake: FakeUpstreams, http: AiohttpClient) -> None:
+async def test_request_shape_without_key(fake: FakeUpstreams, http: HttpClient) -> None:
     adapter = make(OllamaAdapter, fake, http, "ollama", key=None, truncate=False,
                    keep_alive="10m")
     reply = await adapter.embed(UpstreamCall(inputs=TEXTS, upstream_model="all-minilm",
@@ -28,7 +28,7 @@ async def test_request_shape_without_key(fake: FakeUpstreams, http: AiohttpClien
     assert reply.prompt_tokens == TOKENS  # prompt_eval_count
 
 
-async def test_error_string_body(fake: FakeUpstreams, http: AiohttpClient) -> None:
+async def test_error_string_body(fake: FakeUpstreams, http: HttpClient) -> None:
     fake.script(Step.reply(400, {"error": "the input length exceeds the context length"}))
     exc = await failure_of(make(OllamaAdapter, fake, http, "ollama"),
                            UpstreamCall(inputs=["x"], upstream_model="all-minilm"))
@@ -37,7 +37,7 @@ async def test_error_string_body(fake: FakeUpstreams, http: AiohttpClient) -> No
                                        "the input length exceeds the context length")
 
 
-async def test_model_not_pulled(fake: FakeUpstreams, http: AiohttpClient) -> None:
+async def test_model_not_pulled(fake: FakeUpstreams, http: HttpClient) -> None:
     exc = await failure_of(make(OllamaAdapter, fake, http, "ollama"),
                            UpstreamCall(inputs=["x"], upstream_model="missing-model"))
     # The endpoint cannot serve the model; another one may: unavailable, not the caller's fault.

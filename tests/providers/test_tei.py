@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from embedrouter.providers.http import AiohttpClient
+from embedrouter.providers.http import HttpClient
 from embedrouter.providers.tei import TeiAdapter
 from embedrouter.providers.upstream import UpstreamCall
 from tests.providers.common import TEXTS, CommonSuite, assert_rows, failure_of, make
@@ -17,7 +17,7 @@ class TestCommon(CommonSuite):
     cap = 32
 
 
-async def test_request_shape(fake: FakeUpstreams, http: AiohttpClient) -> None:
+async def test_request_shape(fake: FakeUpstreams, http: HttpClient) -> None:
     adapter = make(TeiAdapter, fake, http, "tei", prompt_names={"query": "query"},
                    normalize=True)
     reply = await adapter.embed(UpstreamCall(inputs=TEXTS, upstream_model="bge",
@@ -31,7 +31,7 @@ async def test_request_shape(fake: FakeUpstreams, http: AiohttpClient) -> None:
 
 
 async def test_no_key_no_auth_header_and_unmapped_intent_not_sent(
-        fake: FakeUpstreams, http: AiohttpClient) -> None:
+        fake: FakeUpstreams, http: HttpClient) -> None:
     adapter = make(TeiAdapter, fake, http, "tei", key=None)
     await adapter.embed(UpstreamCall(inputs=["x"], upstream_model="bge",
                                      input_type="document"))
@@ -39,7 +39,7 @@ async def test_no_key_no_auth_header_and_unmapped_intent_not_sent(
     assert fake.last.json == {"inputs": ["x"]}
 
 
-async def test_token_ids_go_natively(fake: FakeUpstreams, http: AiohttpClient) -> None:
+async def test_token_ids_go_natively(fake: FakeUpstreams, http: HttpClient) -> None:
     ids = [[101, 2023, 102], [101, 102]]
     reply = await make(TeiAdapter, fake, http, "tei").embed(
         UpstreamCall(inputs=ids, upstream_model="bge"))
@@ -56,7 +56,7 @@ async def test_token_ids_go_natively(fake: FakeUpstreams, http: AiohttpClient) -
     (400, "Empty", "bad_request"),
     (413, "Validation", "too_large"),
 ])
-async def test_error_types(fake: FakeUpstreams, http: AiohttpClient, status: int,
+async def test_error_types(fake: FakeUpstreams, http: HttpClient, status: int,
                            error_type: str, kind: str) -> None:
     fake.script(Step.reply(status, {"error": "some reason", "error_type": error_type}))
     exc = await failure_of(make(TeiAdapter, fake, http, "tei"),
@@ -64,7 +64,7 @@ async def test_error_types(fake: FakeUpstreams, http: AiohttpClient, status: int
     assert (exc.kind, exc.status, exc.code, exc.retry_after) == (kind, status, error_type, None)
 
 
-async def test_reply_that_is_not_a_list_is_invalid(fake: FakeUpstreams, http: AiohttpClient
+async def test_reply_that_is_not_a_list_is_invalid(fake: FakeUpstreams, http: HttpClient
                                                    ) -> None:
     fake.script(Step.reply(200, {"embeddings": [[0.1]]}))
     exc = await failure_of(make(TeiAdapter, fake, http, "tei"),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from embedrouter.providers.http import AiohttpClient
+from embedrouter.providers.http import HttpClient
 from embedrouter.providers.upstream import UpstreamCall
 from embedrouter.providers.voyage import VoyageAdapter
 from tests.providers.common import TEXTS, TOKENS, CommonSuite, assert_rows, failure_of, make
@@ -17,7 +17,7 @@ class TestCommon(CommonSuite):
     cap = 1000
 
 
-async def test_request_shape_base64(fake: FakeUpstreams, http: AiohttpClient) -> None:
+async def test_request_shape_base64(fake: FakeUpstreams, http: HttpClient) -> None:
     reply = await make(VoyageAdapter, fake, http, "voyage").embed(
         UpstreamCall(inputs=TEXTS, upstream_model="voyage-3.5", dimensions=4,
                      input_type="search_query"))
@@ -33,7 +33,7 @@ async def test_request_shape_base64(fake: FakeUpstreams, http: AiohttpClient) ->
 
 @pytest.mark.parametrize(("given", "sent"), [(None, None), ("passage", "document"),
                                              ("classification", None)])
-async def test_input_type_is_query_document_or_null(fake: FakeUpstreams, http: AiohttpClient,
+async def test_input_type_is_query_document_or_null(fake: FakeUpstreams, http: HttpClient,
                                                     given: str | None, sent: str | None
                                                     ) -> None:
     await make(VoyageAdapter, fake, http, "voyage").embed(
@@ -43,7 +43,7 @@ async def test_input_type_is_query_document_or_null(fake: FakeUpstreams, http: A
     assert "encoding_format" not in fake.last.json  # Voyage has no "float" value
 
 
-async def test_detail_error_body(fake: FakeUpstreams, http: AiohttpClient) -> None:
+async def test_detail_error_body(fake: FakeUpstreams, http: HttpClient) -> None:
     fake.script(Step.reply(400, {"detail": "Input cannot contain empty strings."}))
     exc = await failure_of(make(VoyageAdapter, fake, http, "voyage"),
                            UpstreamCall(inputs=["x"], upstream_model="voyage-3.5"))
