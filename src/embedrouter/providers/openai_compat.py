@@ -85,7 +85,7 @@ class OpenAICompatAdapter(JsonAdapter):
             # The common, well-formed reply in two comprehensions; anything odd is named below.
             indices: list[int] = [item["index"] for item in data]
             rows: list[Any] = [item["embedding"] for item in data]
-            if not all(type(i) is int for i in indices):
+            if indices and set(map(type, indices)) != {int}:
                 raise TypeError
         except (TypeError, KeyError):
             rows, indices = [], []

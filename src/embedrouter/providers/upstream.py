@@ -325,10 +325,10 @@ def base64_rows(rows: Sequence[Any], config: ProviderConfig, reply: HttpReply) -
     try:
         first = rows[0] if n else None
         if isinstance(first, str) and "=" not in first and len(first) % 4 == 0 \
-                and all(isinstance(r, str) and len(r) == len(first) for r in rows):
+                and len(set(map(type, rows))) == 1 and len(set(map(len, rows))) == 1:
             # Rows of unpadded base64 (a width whose bytes divide by 3, such as 384 or 1536
             # floats) concatenate into valid base64: one decode, and the rows are equal slices
-            # of it, so no per-row copies.
+            # of it, so no per-row copies. (All of one type, the first's, and one length.)
             joined = pybase64.b64decode("".join(rows), validate=True)
             width = len(joined) // n
         else:

@@ -26,6 +26,10 @@ def split(token_counts: Sequence[int], *, max_inputs: int | None,
     """
     if max_inputs is not None and max_inputs < 1:
         raise ValueError("max_inputs must be at least 1")
+    n = len(token_counts)
+    if (max_inputs is None or n <= max_inputs) and \
+            (max_tokens is None or sum(token_counts) <= max_tokens):
+        return [list(range(n))] if n else []  # within both caps: one part, no loop
     parts: list[list[int]] = []
     current: list[int] = []
     tokens = 0
@@ -83,7 +87,9 @@ def apportion(total: int, weights: Sequence[int]) -> list[int]:
         weights, weight = [1] * n, n
     shares = [total * w // weight for w in weights]
     left = total - sum(shares)
-    by_remainder = sorted(range(n), key=lambda i: (-(total * weights[i] % weight), i))
-    for i in by_remainder[:left]:
-        shares[i] += 1
+    if left:
+        # Largest remainder first; sorted is stable, so ties go to the earlier input.
+        remainders = [-(total * w % weight) for w in weights]
+        for i in sorted(range(n), key=remainders.__getitem__)[:left]:
+            shares[i] += 1
     return shares
