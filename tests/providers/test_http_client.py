@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from embedrouter.providers.http import HttpClient
-from embedrouter.providers.upstream import AttemptFailure
+from embedrouter.providers.openai_compat import OpenAICompatAdapter
+from embedrouter.providers.upstream import (
+    REPLY_BYTES_FIXED,
+    AttemptFailure,
+    ProviderConfig,
+    UpstreamCall,
+    reply_limit,
+)
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 BODY = b'{"input": "x"}'
@@ -241,6 +248,27 @@ async def test_oversized_reply_is_refused_and_dropped(client: HttpClient, declar
         await post(client, url, max_bytes=10_000)
     assert info.value.kind == "invalid_reply" and "limit" in info.value.message
     assert not client._idle.get(next(iter(client._targets.values()))[0])
+
+
+async def test_an_adapter_bounds_the_reply_by_what_its_call_can_produce(client: HttpClient
+                                                                         ) -> None:
+    """A reply to a one-input call may not be hundreds of megabytes: the bound follows the
+    number of inputs sent, far below the client's own 256 MiB."""
+    big = b'{"data": [{"index": 0, "embedding": "' + b"A" * reply_limit(1) + b'"}]}'
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(reply(big))
+        await writer.drain()
+
+    server, url = await serving(handler)
+    config = ProviderConfig(name="up", kind="openai", base_url=url.rsplit("/", 1)[0],
+                            api_key="k", display_name="Up", timeout_s=5, options={})
+    adapter = OpenAICompatAdapter(config, client)
+    with pytest.raises(AttemptFailure) as info:
+        await adapter.embed(UpstreamCall(inputs=["x"], upstream_model="m"))
+    assert info.value.kind == "invalid_reply" and "limit" in info.value.message
+    assert reply_limit(1) < reply_limit(100) and reply_limit(0) > REPLY_BYTES_FIXED
 
 
 async def test_malformed_reply_is_a_connection_failure(client: HttpClient) -> None:

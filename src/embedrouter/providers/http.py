@@ -289,7 +289,8 @@ class HttpClient:
                                  message="the provider's configured headers hold a line break "
                                          "or NUL") from None
         request = head + str(len(body)).encode() + b"\r\n\r\n" + body
-        limit = self.max_reply_bytes if max_bytes is None else max_bytes
+        limit = self.max_reply_bytes if max_bytes is None else min(max_bytes,
+                                                                  self.max_reply_bytes)
         try:
             async with asyncio.timeout(timeout):
                 status, reply_headers, payload = await self._send(origin, request, limit)

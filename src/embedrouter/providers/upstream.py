@@ -26,6 +26,16 @@ __all__ = ["Adapter", "AttemptFailure", "Http", "HttpReply", "ProviderConfig", "
            "UpstreamReply"]
 
 MAX_RAW_CHARS = 2000
+# What one input's reply may take: a 4,096-float vector as JSON text is ~90 KB; 256 KiB leaves
+# room for any format's overhead. With a fixed allowance for the envelope (errors included),
+# this bounds what a broken or hostile upstream can make the router buffer for one call.
+REPLY_BYTES_PER_INPUT = 256 * 1024
+REPLY_BYTES_FIXED = 1024 * 1024
+
+
+def reply_limit(inputs: int) -> int:
+    """The most bytes a reply to a call of ``inputs`` inputs may have."""
+    return REPLY_BYTES_FIXED + REPLY_BYTES_PER_INPUT * max(inputs, 1)
 
 Kind = Literal["rate_limited", "overloaded", "unavailable", "timeout", "connection",
                "invalid_reply", "bad_request", "auth", "too_large"]
@@ -84,7 +94,8 @@ class Http(Protocol):
     """The pooled client adapters send through (see providers/http.py)."""
 
     async def post(self, url: str, *, headers: Mapping[str, str], body: bytes,
-                   timeout: float, provider: str) -> HttpReply: ...
+                   timeout: float, provider: str, max_bytes: int | None = None
+                   ) -> HttpReply: ...
 
 
 class JsonAdapter:
@@ -123,7 +134,8 @@ class JsonAdapter:
         reply = await self._http.post(self.url(call), headers=self._headers,
                                       body=orjson.dumps(self.body(call)),
                                       timeout=self.config.timeout_s,
-                                      provider=self.config.shown_name)
+                                      provider=self.config.shown_name,
+                                      max_bytes=reply_limit(len(call.inputs)))
         return self.read(reply, call)
 
     async def close(self) -> None:
