@@ -5,6 +5,10 @@ one worker thread runs ``model.forward`` so the event loop never blocks on compu
 ``max_inflight_batches`` (default 2) batches are handed to the worker at once, so the next batch is
 already waiting when the current one finishes, while the loop keeps accepting new requests.
 
+A small batch formed while the engine is idle and has been for a moment (the lone short request)
+runs on the event loop's own thread instead: the hop to the worker thread and back costs about
+as much as a sixth of such a forward (see ``DEFAULT_INLINE_MAX_TOKENS``).
+
 Batch selection is FIFO-anchored: the oldest queued item is always in the next batch, so no
 request starves, and the rest of the batch comes from a window of the oldest queued items, sorted
 by length, growing around the anchor's length while padding stays low (see ``grow_batch``).
@@ -70,6 +74,7 @@ class _Stats:
     dropped_cancelled: int = 0
     failed_batches: int = 0
     idle_releases: int = 0
+    inline_batches: int = 0  # of batches_run, those run on the event loop's thread
     # EWMA of items/s over each batch's compute time: while the queue is full the worker runs
     # batches back to back, so this is the queue's drain rate, which Retry-After is built from.
     items_per_s: float = 0.0
@@ -93,6 +98,22 @@ DEFAULT_MAX_BATCH_ATTENTION = 64 * 128 * 128
 # LocalModel.release_memory). Long enough that a steady trickle of requests never pays for it,
 # short enough that RSS is back to its resting size soon after a burst.
 DEFAULT_IDLE_RELEASE_S = 1.0
+
+
+# A batch of at most this many padded tokens (count x longest) may run on the event loop's thread
+# when it is the only work (see Batcher._runs_inline). The hop event loop -> worker thread ->
+# event loop is two thread wake-ups and three loop iterations: ~0.5 ms of a 6 ms 12-token fp32
+# forward here, a sixth of a 3 ms one on a Zen 4 (bench/README.md, short_path.py). The bound keeps
+# the loop held only a few ms: 32 tokens took 13 ms (fp32) and 8 ms (int8) at p50 on the 2-core
+# AVX2 VM, ~3x less on a Zen 4; past that the saving is a shrinking share of the forward.
+DEFAULT_INLINE_MAX_TOKENS = 32
+
+
+# ... and only once this long has passed since the last forward ended. Requests that arrived
+# while a forward held the loop (or behind one on the worker) reach the batcher within a fraction
+# of a millisecond of its end; they go to the worker, where they batch together and leave the
+# loop free to read the next ones, instead of running one by one on the loop.
+INLINE_QUIET_S = 0.002
 
 
 # Retry-After bounds: below 1 s a refused caller would hammer a queue that cannot have drained;
@@ -159,6 +180,8 @@ class Batcher:
     count; ``max_queue_items`` bounds sequences waiting (not yet handed to the worker) before
     ``embed`` answers Overloaded; ``window_items`` is how many of the oldest waiting sequences a
     batch may be picked from, and ``max_padding`` the padding share each addition may bring.
+    ``inline_max_tokens`` bounds the lone batch run on the event loop's thread (0: never), and
+    ``inline_quiet_s`` is how long after the last forward ended that may happen.
     """
 
     def __init__(self, model: LocalModel, *, max_batch_tokens: int = 16384,
@@ -166,7 +189,9 @@ class Batcher:
                  max_inflight_batches: int = 2, window_items: int = 1024,
                  max_padding: float = 0.2,
                  max_batch_attention: int = DEFAULT_MAX_BATCH_ATTENTION,
-                 idle_release_s: float | None = DEFAULT_IDLE_RELEASE_S) -> None:
+                 idle_release_s: float | None = DEFAULT_IDLE_RELEASE_S,
+                 inline_max_tokens: int = DEFAULT_INLINE_MAX_TOKENS,
+                 inline_quiet_s: float = INLINE_QUIET_S) -> None:
         if max_batch_tokens < model.max_seq_length:
             raise ValueError(f"max_batch_tokens ({max_batch_tokens}) must fit one sequence of "
                              f"max_seq_length ({model.max_seq_length})")
@@ -174,6 +199,8 @@ class Batcher:
             raise ValueError("max_batch_size, max_queue_items, max_inflight_batches must be >= 1")
         if not 0.0 <= max_padding <= 1.0:
             raise ValueError("max_padding must lie in [0, 1]")
+        if inline_max_tokens < 0:
+            raise ValueError("inline_max_tokens must be >= 0")
         self.model = model
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
@@ -196,6 +223,9 @@ class Batcher:
         self._closed = False
         self.idle_release_s = idle_release_s
         self._dirty = False  # a batch ran since memory was last released
+        self.inline_max_tokens = inline_max_tokens
+        self.inline_quiet_s = inline_quiet_s
+        self._last_forward_end = -math.inf  # time.perf_counter() when the last batch finished
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -274,6 +304,7 @@ class Batcher:
             "failed_batches": s.failed_batches,
             "items_per_s": round(s.items_per_s, 1),
             "idle_releases": s.idle_releases,
+            "inline_batches": s.inline_batches,
         }
 
     def histograms(self) -> dict[str, Histogram]:
@@ -365,7 +396,10 @@ class Batcher:
                         self._wakeup.clear()
                         await self._wait_or_release()
                     batch = self._take_batch()
-                self._submit(batch)
+                if self._runs_inline(batch):
+                    self._run_inline(batch)
+                else:
+                    self._submit(batch)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug here would otherwise leave every caller hanging
@@ -414,25 +448,62 @@ class Batcher:
         out = self.model.forward([it.ids for it in live])
         return live, out, time.perf_counter() - started
 
+    def _runs_inline(self, batch: list[_Item]) -> bool:
+        """Whether ``batch`` runs on this (the event loop's) thread: it is small, nothing else is
+        queued or on the worker, and no forward ended in the last ``inline_quiet_s``.
+
+        Never beside another forward or ``release_memory``: the worker has nothing in flight, and
+        a release only runs while this loop task awaits it, not while it forms a batch.
+        """
+        if self.inline_max_tokens <= 0 or self._inflight or self._queued:
+            return False
+        if len(batch) * max(len(it.ids) for it in batch) > self.inline_max_tokens:
+            return False
+        return time.perf_counter() - self._last_forward_end >= self.inline_quiet_s
+
+    def _run_inline(self, batch: list[_Item]) -> None:
+        """The forward of ``batch`` right here, holding the loop for its few milliseconds."""
+        assert self._slots is not None
+        try:
+            result = self._compute(batch)
+        except Exception as exc:
+            self._fail(batch, exc)
+        else:
+            if result[1] is not None:
+                self._stats.inline_batches += 1
+            self._deliver(batch, *result)
+        finally:
+            self._slots.release()
+
     def _finish(self, batch: list[_Item], fut: asyncio.Future[Any]) -> None:
+        """A batch came back from the worker thread."""
         self._inflight.discard(fut)
         assert self._slots is not None
         self._slots.release()
         exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
         if exc is not None:
-            self._stats.failed_batches += 1
-            # Only the requests in this batch see the error; the rest of the queue carries on.
-            for req in {it.req for it in batch}:
-                if not req.future.done():
-                    req.future.set_exception(exc)
+            self._fail(batch, exc)
             return
-        live, out, seconds = fut.result()
+        self._deliver(batch, *fut.result())
+
+    def _fail(self, batch: list[_Item], exc: BaseException) -> None:
+        self._last_forward_end = time.perf_counter()
+        self._stats.failed_batches += 1
+        # Only the requests in this batch see the error; the rest of the queue carries on.
+        for req in {it.req for it in batch}:
+            if not req.future.done():
+                req.future.set_exception(exc)
+
+    def _deliver(self, batch: list[_Item], live: list[_Item], out: np.ndarray | None,
+                 seconds: float) -> None:
+        """Rows of a finished forward to their requests, and its figures to the stats."""
         live_ids = {id(it) for it in live}
         for item in batch:
             if id(item) not in live_ids and item.req.future.cancelled():
                 self._stats.dropped_cancelled += 1
         if out is None:
             return
+        self._last_forward_end = time.perf_counter()
         if not self._dirty:
             self._dirty = True
             # The loop may be waiting without a timeout (it was clean); wake it to start the
