@@ -13,8 +13,9 @@ POISON = 999  # a valid token id that makes GatedModel.forward fail
 
 
 class GatedModel:
-    """Wraps the real model; forward can be held at a gate and fails on POISON ids. Records the
-    thread each forward ran on and the most forwards and releases that ever ran at once."""
+    """Wraps the real model; forward and release_memory can be held at gates, and forward fails
+    on POISON ids. Records the thread each forward ran on and the most forwards and releases
+    that ever ran at once."""
 
     def __init__(self, inner: LocalModel) -> None:
         self.inner = inner
@@ -25,6 +26,9 @@ class GatedModel:
         self.entered = threading.Event()
         self.batches: list[list[list[int]]] = []
         self.releases = 0
+        self.release_gate = threading.Event()  # release_memory waits here too
+        self.release_gate.set()
+        self.release_entered = threading.Event()
         self.threads: list[int] = []  # threading.get_ident() of each forward
         self.max_overlap = 0
         self._running = 0
@@ -56,6 +60,8 @@ class GatedModel:
         self._enter()
         try:
             self.releases += 1
+            self.release_entered.set()
+            assert self.release_gate.wait(10), "test never opened the release gate"
             self.inner.release_memory()
         finally:
             self._leave()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from embedrouter.engine import Batcher, LocalModel
 from embedrouter.engine.batcher import DEFAULT_INLINE_MAX_TOKENS
+from embedrouter.errors import ServiceUnavailable
 from embedrouter.settings import Settings
 from embedrouter.timing import SPANS
 from tests.engine.gated import POISON, GatedModel
@@ -145,16 +147,69 @@ async def test_never_inline_while_a_batch_is_in_flight(gated: GatedModel) -> Non
     await batcher.close()
 
 
-async def test_never_inline_while_more_is_queued(gated: GatedModel) -> None:
-    """One sequence per batch: the first of two leaves the second queued, so both go to the
-    worker (the loop stays free to hand over the next)."""
-    batcher = Batcher(gated, max_batch_size=1, inline_quiet_s=0)  # type: ignore[arg-type]
+async def test_requests_that_come_together_take_the_queue(gated: GatedModel) -> None:
+    """Two short requests in the same loop iteration: neither runs inline, both batch."""
+    batcher = Batcher(gated, inline_quiet_s=0)  # type: ignore[arg-type]
     try:
         await asyncio.gather(batcher.embed([SHORT]), batcher.embed([[101, 2000, 102]]))
     finally:
         await batcher.close()
-    assert len(gated.threads) == 2 and threading.get_ident() not in gated.threads
+    assert len(gated.threads) == 1 and threading.get_ident() not in gated.threads
+    assert [len(b) for b in gated.batches] == [2]
     assert batcher.stats()["inline_batches"] == 0
+
+
+async def test_never_inline_while_memory_is_released(gated: GatedModel) -> None:
+    batcher = Batcher(gated, idle_release_s=0.02, inline_quiet_s=0)  # type: ignore[arg-type]
+    try:
+        await batcher.embed([SHORT])
+        gated.release_gate.clear()
+        await asyncio.to_thread(gated.release_entered.wait, 5)
+        waiting = asyncio.ensure_future(batcher.embed([SHORT]))
+        await asyncio.sleep(0.05)
+        assert not waiting.done() and batcher.stats()["queue_items"] == 1
+        gated.release_gate.set()
+        await waiting
+    finally:
+        await batcher.close()
+    assert gated.threads[0] == threading.get_ident() != gated.threads[1]
+    assert gated.max_overlap == 1 and batcher.stats()["inline_batches"] == 1
+
+
+class _Shape:
+    dim, max_seq_length, vocab_size = 4, 256, 30522
+
+
+@pytest.mark.parametrize(("state", "lengths", "lone"), [
+    ({}, [12], True),
+    ({}, [32], True),
+    ({}, [33], False),  # 33 padded tokens: past the bound
+    ({}, [8, 8, 8, 8], True),  # 4 x 8
+    ({}, [2, 2, 9, 2], False),  # 4 x 9 = 36 padded, though only 15 real
+    ({"_queued": 1}, [12], False),
+    ({"_inflight": {object()}}, [12], False),
+    ({"_releasing": True}, [12], False),
+    ({"_closed": True}, [12], False),
+    ({"_last_forward_end": "now"}, [12], False),  # within the quiet spell
+    ({"inline_max_tokens": 0}, [2], False),
+])
+def test_when_a_request_is_lone(state: dict[str, object], lengths: list[int],
+                                lone: bool) -> None:
+    batcher = Batcher(_Shape())  # type: ignore[arg-type]
+    for name, value in state.items():
+        setattr(batcher, name, time.perf_counter() if value == "now" else value)
+    assert batcher._lone([[101] * n for n in lengths]) is lone
+
+
+async def test_closed_while_it_yields(minilm: LocalModel) -> None:
+    batcher = Batcher(minilm)
+    await batcher.start()
+    task = asyncio.ensure_future(batcher.embed([SHORT]))
+    await asyncio.sleep(0)  # the request is now at its one-iteration yield
+    await batcher.close()
+    with pytest.raises(ServiceUnavailable):
+        await task
+    assert batcher.stats()["batches_run"] == 0
 
 
 async def test_inline_forward_error_reaches_its_caller_only(gated: GatedModel) -> None:

@@ -5,9 +5,9 @@ one worker thread runs ``model.forward`` so the event loop never blocks on compu
 ``max_inflight_batches`` (default 2) batches are handed to the worker at once, so the next batch is
 already waiting when the current one finishes, while the loop keeps accepting new requests.
 
-A small batch formed while the engine is idle and has been for a moment (the lone short request)
-runs on the event loop's own thread instead: the hop to the worker thread and back costs about
-as much as a sixth of such a forward (see ``DEFAULT_INLINE_MAX_TOKENS``).
+A short request that finds the engine idle, and idle for a moment (the lone short request), is
+computed right in ``embed`` on the event loop's own thread instead: the hop to the worker thread
+and back costs ~0.7 ms, a tenth of such a forward here (see ``DEFAULT_INLINE_MAX_TOKENS``).
 
 Batch selection is FIFO-anchored: the oldest queued item is always in the next batch, so no
 request starves, and the rest of the batch comes from a window of the oldest queued items, sorted
@@ -100,12 +100,13 @@ DEFAULT_MAX_BATCH_ATTENTION = 64 * 128 * 128
 DEFAULT_IDLE_RELEASE_S = 1.0
 
 
-# A batch of at most this many padded tokens (count x longest) may run on the event loop's thread
-# when it is the only work (see Batcher._runs_inline). The hop event loop -> worker thread ->
-# event loop is two thread wake-ups and three loop iterations: ~0.5 ms of a 6 ms 12-token fp32
-# forward here, a sixth of a 3 ms one on a Zen 4 (bench/README.md, short_path.py). The bound keeps
-# the loop held only a few ms: 32 tokens took 13 ms (fp32) and 8 ms (int8) at p50 on the 2-core
-# AVX2 VM, ~3x less on a Zen 4; past that the saving is a shrinking share of the forward.
+# A request of at most this many padded tokens (count x longest) may be computed on the event
+# loop's thread when it is the only work (see Batcher._lone). Through the worker thread it costs
+# ~0.7 ms more than the forward alone (the queue, the loop task, two thread wake-ups, the
+# future): 7.1 ms against 6.4 for a 12-token fp32 forward on the 2-core AVX2 VM, 0.1 ms more
+# inline (bench/README.md, short_path.py). The bound keeps the loop held only a few ms: 32 tokens
+# took 13 ms (fp32) and 8 ms (int8) at p50 on that VM, ~3x less on a Zen 4; past that the saving
+# is a shrinking share of the forward.
 DEFAULT_INLINE_MAX_TOKENS = 32
 
 
@@ -172,6 +173,13 @@ def grow_batch(lengths: Sequence[int], anchor: int, *, max_size: int, max_tokens
     return lo, hi
 
 
+def _add_spans(spans: list[tuple[str, int, int]] | None, req: _Request) -> None:
+    """A traced request's time queued and computing, for the API layer's trace."""
+    if spans is not None and req.started_ns:
+        spans.append(("queue", req.enqueued_ns, req.started_ns))
+        spans.append(("inference", req.started_ns, req.finished_ns))
+
+
 class Batcher:
     """Shares one model between concurrent asyncio callers by batching their sequences.
 
@@ -226,6 +234,8 @@ class Batcher:
         self.inline_max_tokens = inline_max_tokens
         self.inline_quiet_s = inline_quiet_s
         self._last_forward_end = -math.inf  # time.perf_counter() when the last batch finished
+        self._arrivals = 0  # embed calls so far: tells a lone request whether another came
+        self._releasing = False  # release_memory is running on the worker thread
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -270,6 +280,13 @@ class Batcher:
         if n > self.max_queue_items:
             raise PayloadTooLarge(f"{n} inputs in one request; the local model accepts at most "
                                   f"{self.max_queue_items}")
+        self._arrivals += 1
+        if self._lone(seqs):
+            out = await self._embed_inline(seqs)
+            if out is not None:
+                return out
+            if self._closed:  # closed while it yielded: the queue is no longer served
+                raise ServiceUnavailable("The local model is shutting down")
         if self._queued + n > self.max_queue_items:
             retry = self._retry_after()
             raise Overloaded(f"The local model queue is full ({self._queued} inputs waiting); "
@@ -286,9 +303,43 @@ class Batcher:
         self._wakeup.set()
         # Cancelling the caller cancels ``fut``, which marks the request abandoned.
         out = await fut
-        if spans is not None and req.started_ns:
-            spans.append(("queue", req.enqueued_ns, req.started_ns))
-            spans.append(("inference", req.started_ns, req.finished_ns))
+        _add_spans(spans, req)
+        return out
+
+    def _lone(self, seqs: list[list[int]]) -> bool:
+        """Whether ``seqs`` may be computed on this (the event loop's) thread: they are few
+        padded tokens, nothing is queued, on the worker or being released, and no forward ended
+        in the last ``inline_quiet_s``. So an inline forward never overlaps another forward or
+        ``release_memory`` (the model runs one thing at a time, as with the worker alone)."""
+        return (0 < len(seqs) * max(map(len, seqs)) <= self.inline_max_tokens
+                and not (self._queued or self._inflight or self._releasing or self._closed)
+                and time.perf_counter() - self._last_forward_end >= self.inline_quiet_s)
+
+    async def _embed_inline(self, seqs: list[list[int]]) -> np.ndarray | None:
+        """The rows of a lone request computed here; None if it turned out not to be alone."""
+        mark = self._arrivals
+        # One loop iteration for requests that came in with this one: if any did, all of them
+        # take the queue and batch together there.
+        await asyncio.sleep(0)
+        if self._arrivals != mark or not self._lone(seqs):
+            return None
+        assert self._loop is not None
+        n = len(seqs)
+        fut: asyncio.Future[np.ndarray] = self._loop.create_future()
+        req = _Request(fut, np.empty((n, self.model.dim), dtype=np.float32), remaining=n, queued=0)
+        spans = SPANS.get()
+        if spans is not None:
+            req.enqueued_ns = time.time_ns()
+        batch = [_Item(req, i, s) for i, s in enumerate(seqs)]
+        try:
+            result = self._compute(batch)
+        except Exception as exc:
+            self._fail(batch, exc)
+        else:
+            self._stats.inline_batches += 1
+            self._deliver(batch, *result)
+        out = fut.result()  # raises what the forward raised
+        _add_spans(spans, req)
         return out
 
     def stats(self) -> dict[str, int | float]:
@@ -396,10 +447,7 @@ class Batcher:
                         self._wakeup.clear()
                         await self._wait_or_release()
                     batch = self._take_batch()
-                if self._runs_inline(batch):
-                    self._run_inline(batch)
-                else:
-                    self._submit(batch)
+                self._submit(batch)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug here would otherwise leave every caller hanging
@@ -413,20 +461,29 @@ class Batcher:
         if not self._dirty or self.idle_release_s is None:
             await self._wakeup.wait()
             return
-        try:
-            await asyncio.wait_for(self._wakeup.wait(), self.idle_release_s)
-            return
-        except TimeoutError:
-            pass
-        if self._inflight:  # the other slot's batch is still running: not idle yet
+        # Measured from the last forward's end, as inline forwards do not wake this task; while a
+        # batch runs, a whole spell (its end does not wake this task either).
+        idle_for = 0.0 if self._inflight else time.perf_counter() - self._last_forward_end
+        if idle_for < self.idle_release_s:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), self.idle_release_s - idle_for)
+                return
+            except TimeoutError:
+                pass
+        # Another batch is still running, or an inline one ran meanwhile: not idle yet (the
+        # caller waits again).
+        if self._inflight or time.perf_counter() - self._last_forward_end < self.idle_release_s:
             return
         self._dirty = False
-        # On the worker thread, so it never overlaps a forward and never blocks the loop.
+        # On the worker thread, so it never blocks the loop; while it runs, requests queue.
+        self._releasing = True
         try:
             await self._loop.run_in_executor(self._executor, self.model.release_memory)
         except Exception:  # a failed clean-up must not take the batcher down with it
             log.exception("releasing idle model memory failed")
             return
+        finally:
+            self._releasing = False
         self._stats.idle_releases += 1
 
     def _submit(self, batch: list[_Item]) -> None:
@@ -447,33 +504,6 @@ class Batcher:
         started = time.perf_counter()
         out = self.model.forward([it.ids for it in live])
         return live, out, time.perf_counter() - started
-
-    def _runs_inline(self, batch: list[_Item]) -> bool:
-        """Whether ``batch`` runs on this (the event loop's) thread: it is small, nothing else is
-        queued or on the worker, and no forward ended in the last ``inline_quiet_s``.
-
-        Never beside another forward or ``release_memory``: the worker has nothing in flight, and
-        a release only runs while this loop task awaits it, not while it forms a batch.
-        """
-        if self.inline_max_tokens <= 0 or self._inflight or self._queued:
-            return False
-        if len(batch) * max(len(it.ids) for it in batch) > self.inline_max_tokens:
-            return False
-        return time.perf_counter() - self._last_forward_end >= self.inline_quiet_s
-
-    def _run_inline(self, batch: list[_Item]) -> None:
-        """The forward of ``batch`` right here, holding the loop for its few milliseconds."""
-        assert self._slots is not None
-        try:
-            result = self._compute(batch)
-        except Exception as exc:
-            self._fail(batch, exc)
-        else:
-            if result[1] is not None:
-                self._stats.inline_batches += 1
-            self._deliver(batch, *result)
-        finally:
-            self._slots.release()
 
     def _finish(self, batch: list[_Item], fut: asyncio.Future[Any]) -> None:
         """A batch came back from the worker thread."""
