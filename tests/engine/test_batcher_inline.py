@@ -161,9 +161,9 @@ async def test_requests_that_come_together_take_the_queue(gated: GatedModel) -> 
 
 async def test_never_inline_while_memory_is_released(gated: GatedModel) -> None:
     batcher = Batcher(gated, idle_release_s=0.02, inline_quiet_s=0)  # type: ignore[arg-type]
+    gated.release_gate.clear()
     try:
         await batcher.embed([SHORT])
-        gated.release_gate.clear()
         await asyncio.to_thread(gated.release_entered.wait, 5)
         waiting = asyncio.ensure_future(batcher.embed([SHORT]))
         await asyncio.sleep(0.05)
@@ -255,5 +255,6 @@ async def test_idle_release_after_inline_forwards_never_overlaps_one(gated: Gate
         stats = batcher.stats()
     finally:
         await batcher.close()
-    assert stats["idle_releases"] >= 1 and stats["inline_batches"] == 21
-    assert gated.max_overlap == 1
+    assert stats["idle_releases"] >= 1 and stats["batches_run"] == 21
+    # Those that came while a release ran waited for it and took the worker.
+    assert 10 <= stats["inline_batches"] <= 21 and gated.max_overlap == 1
