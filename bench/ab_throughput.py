@@ -4,6 +4,7 @@ concurrency 32 (http_bench's load). Prints each round, the medians and after/bef
 
     git archive BASE src | tar -x -C /tmp/base     # the tree to compare against
     .venv/bin/python bench/ab_throughput.py --before /tmp/base/src [--rounds 5] [--sentences N]
+        [--concurrency 32] [--one-per-request]
 
 Made for issue 13's check that prometheus_client metrics cost under 2% at c = 32.
 """
@@ -57,9 +58,13 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--sentences", type=int, default=None,
                    help="use the first N corpus sentences a round (default: all 2,000)")
+    p.add_argument("--one-per-request", action="store_true",
+                   help="one sentence per request instead of http_bench's 1-16")
     args = p.parse_args()
     texts = hb.load_corpus()[:args.sentences]
-    bodies = hb.encode_bodies(texts, hb.plan_requests(len(texts)), "base64")
+    plan = ([(i, i + 1) for i in range(len(texts))] if args.one_per_request
+            else hb.plan_requests(len(texts)))
+    bodies = hb.encode_bodies(texts, plan, "base64")
     tmp = Path(tempfile.mkdtemp(prefix="ab-"))
     servers = {}
     try:

@@ -125,13 +125,16 @@ class Server:
 
 
 def start_server(data_dir: Path, cache_dir: Path, *, python: str = sys.executable,
-                 timeout: float = 300.0, config: Path | None = None
-                 ) -> tuple[Server, str | None]:
+                 timeout: float = 300.0, config: Path | None = None,
+                 launcher: Sequence[str] | None = None) -> tuple[Server, str | None]:
     """Spawn the CLI as a user would; returns the server and the bootstrap inference key (first
-    start only). ready_s runs from just before spawn to the moment the ready line was read."""
+    start only). ready_s runs from just before spawn to the moment the ready line was read.
+    ``launcher``: what runs the CLI instead of ``python -m embedrouter`` (it gets the CLI's
+    arguments after it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMBEDROUTER_")}
     env["EMBEDROUTER_CACHE_DIR"] = str(cache_dir)
-    cmd = [python, "-m", "embedrouter", "serve", "--port", "0", "--data-dir", str(data_dir)]
+    cmd = [*(launcher or (python, "-m", "embedrouter")), "serve", "--port", "0",
+           "--data-dir", str(data_dir)]
     if config is not None:
         cmd += ["--config", str(config)]
     lines: list[str] = []

@@ -8,10 +8,16 @@ Per precision (fp32, int8), medians over ``--rounds`` interleaved rounds of ``--
 - ``forward, N threads``: ``Session.run`` of that one sequence in sessions with 1 and 2 intra-op
   threads, back to back (the compute floor), and the 2-thread session after 5 ms idle
   (``after idle``: ORT's pool threads have stopped spinning and must be woken);
-- ``batcher``: ``Batcher.embed`` of the pre-tokenized sequence (event loop -> engine thread ->
-  event loop), 5 ms apart like sequential HTTP requests;
-- over HTTP (``embedrouter serve``, one keep-alive connection, 5 ms apart too): ``GET /health``
-  (server + client + loopback, no engine) and ``POST /embeddings`` with the one input.
+- on one event loop, taking turns call by call, 5 ms apart like sequential HTTP requests:
+  ``forward on the loop`` (``LocalModel.forward`` called from a coroutine: the floor), and
+  ``Batcher.embed`` of the pre-tokenized sequence two ways: ``via the engine thread``
+  (``inline_max_tokens=0``: event loop -> engine thread -> event loop, the path before the inline
+  rule) and ``inline`` (as shipped: a lone short batch runs on the loop's thread);
+- over HTTP (``embedrouter serve``, one keep-alive connection each), against two servers side by
+  side taking turns: ``[engine] inline_max_tokens = 0`` (the engine thread) and the default
+  (inline): ``GET /health`` (server + client + loopback, no engine) and ``POST /embeddings`` with
+  the one input, 5 ms apart and back to back, in turns of 25 calls (back to back falls within
+  the inline rule's quiet spell, so both servers take the engine thread there).
 
 The difference between rows is what each stage adds. The machine is shared: read medians.
 """
@@ -44,14 +50,34 @@ def p50_us(fn: Callable[[], Any], n: int, gap: float = 0.0) -> float:
     return statistics.median(times) * 1e6
 
 
-async def batcher_p50_us(batcher: Any, seq: list[int], n: int) -> float:
-    times = []
+def paired_p50_us(calls: dict[str, Callable[[], Any]], n: int, gap: float, block: int = 1
+                  ) -> dict[str, float]:
+    """p50 of each of ``calls``, ``n`` times each, taking turns every ``block`` calls, so that a
+    slow spell on the machine hits every variant alike (they are compared with each other)."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for start in range(0, n, block):
+        for name, fn in calls.items():
+            for _ in range(min(block, n - start)):
+                if gap:
+                    time.sleep(gap)
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) * 1e6 for name, ts in times.items()}
+
+
+async def paired_loop_p50_us(calls: dict[str, Callable[[], Any]], n: int) -> dict[str, float]:
+    """``paired_p50_us`` from a coroutine (awaiting what a call returns), GAP_S apart."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(n):
-        await asyncio.sleep(GAP_S)
-        t0 = time.perf_counter()
-        await batcher.embed([seq])
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e6
+        for name, call in calls.items():
+            await asyncio.sleep(GAP_S)
+            t0 = time.perf_counter()
+            out = call()
+            if asyncio.iscoroutine(out):
+                await out
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) * 1e6 for name, ts in times.items()}
 
 
 class Http:
@@ -97,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import onnxruntime as ort
 
     from embedrouter.engine import Batcher, LocalModel, default_model_dir
+    from embedrouter.engine.batcher import DEFAULT_INLINE_MAX_TOKENS
     from embedrouter.engine.model import _session_options
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -116,9 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sessions = {(q, t): ort.InferenceSession(str(m.onnx_path), _session_options(t),
                                              providers=["CPUExecutionProvider"])
                 for q, m in models.items() for t in (1, 2)}
-    server = key = None
+    servers: dict[str, tuple[Any, str | None]] = {}
     if not args.no_http:
-        server, key = start_server(tmp / "data", cache)
+        thread_cfg = tmp / "engine-thread.toml"
+        thread_cfg.write_text("[engine]\ninline_max_tokens = 0\n")
+        servers["engine thread"] = start_server(tmp / "data-thread", cache, config=thread_cfg)
+        servers["inline"] = start_server(tmp / "data-inline", cache)
     rows: dict[str, list[float]] = {}
 
     def add(name: str, value: float) -> None:
@@ -140,27 +170,47 @@ def main(argv: Sequence[str] | None = None) -> int:
                 add(f"{q} forward, 2 threads, after {GAP_S * 1e3:g} ms idle",
                     p50_us(lambda s=s: s.run(["embeddings"], feed), args.n // 2, GAP_S))
 
-                async def via_batcher(q: str = q) -> float:
-                    b = Batcher(models[q])
-                    await b.start()
+                async def on_loop(q: str = q) -> dict[str, float]:
+                    m = models[q]
+                    via_thread = Batcher(m, inline_max_tokens=0)
+                    inline = Batcher(m, inline_max_tokens=DEFAULT_INLINE_MAX_TOKENS)
                     try:
-                        return await batcher_p50_us(b, seq, args.n // 2)
+                        return await paired_loop_p50_us({
+                            f"{q} forward on the loop": lambda: m.forward([seq]),
+                            f"{q} Batcher.embed via the engine thread":
+                                lambda: via_thread.embed([seq]),
+                            f"{q} Batcher.embed inline (lone short batch)":
+                                lambda: inline.embed([seq]),
+                        }, args.n // 2)
                     finally:
-                        await b.close()
-                add(f"{q} Batcher.embed, {GAP_S * 1e3:g} ms apart", asyncio.run(via_batcher()))
-            if server is not None:
-                c = Http(server.base_url, key)
-                add("HTTP GET /health", p50_us(lambda c=c: c.request("GET", "/health"),
-                                                args.n // 2, GAP_S))
+                        await via_thread.close()
+                        await inline.close()
+                for name, value in asyncio.run(on_loop()).items():
+                    add(f"{name}, {GAP_S * 1e3:g} ms apart", value)
+            if servers:
+                conns = {label: Http(server.base_url, key)
+                         for label, (server, key) in servers.items()}
+                for label, v in paired_p50_us(
+                        {label: lambda c=c: c.request("GET", "/health")
+                         for label, c in conns.items()}, args.n // 2, GAP_S).items():
+                    add(f"HTTP GET /health ({label} server)", v)
                 for q in ("fp32", "int8"):
                     extra = {} if q == "fp32" else {"provider": {"quantizations": [q]}}
                     body = json.dumps({"model": MODEL, "input": [SHORT],
                                        "encoding_format": "base64", **extra}).encode()
-                    add(f"{q} HTTP POST /embeddings, one input",
-                        p50_us(lambda b=body, c=c: c.request("POST", "/embeddings", b),
-                               args.n // 2, GAP_S))
+                    # Turns of 25, not call by call: after its forward one server's ORT pool
+                    # threads spin on, and would slow the other's next call (16.7 against
+                    # 8.8 ms once on the 2-core VM); back to back would not be back to back.
+                    for gap, when in ((GAP_S, f"{GAP_S * 1e3:g} ms apart"),
+                                      (0.0, "back to back")):
+                        got = paired_p50_us(
+                            {label: lambda b=body, c=c: c.request("POST", "/embeddings", b)
+                             for label, c in conns.items()}, args.n // 2, gap, 25)
+                        for label, v in got.items():
+                            add(f"{q} HTTP POST /embeddings, one input, {label} server, {when}",
+                                v)
     finally:
-        if server is not None:
+        for server, _ in servers.values():
             server.stop()
     print(f"one input of {len(seq)} tokens ({SHORT!r}); p50 in microseconds, median of "
           f"{args.rounds} rounds (runs in brackets)\n")

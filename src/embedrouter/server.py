@@ -111,7 +111,8 @@ async def build_router(settings: Settings, cache: VectorCache | None = None) -> 
                                                    model.max_seq_length),  # type: ignore[attr-defined]
                               max_batch_attention=DEFAULT_MAX_BATCH_ATTENTION // share,
                               max_batch_size=settings.max_batch_size,
-                              max_queue_items=settings.max_queue_items)
+                              max_queue_items=settings.max_queue_items,
+                              inline_max_tokens=settings.inline_max_tokens)
             await batcher.start()
             loaded.setdefault(slug, {})[precision] = LoadedModel(
                 model=model, batcher=batcher)  # type: ignore[arg-type]

@@ -94,6 +94,9 @@ class Settings:
     max_batch_tokens: int = 16384
     max_batch_size: int = 64
     max_queue_items: int = 8192
+    # Padded tokens of a lone batch run on the event loop's thread, skipping the hop to the
+    # engine thread (engine/batcher.py, DEFAULT_INLINE_MAX_TOKENS); 0: never.
+    inline_max_tokens: int = 32
     default_model: bool = True
     default_model_price: Decimal = Decimal(0)
     default_model_token_ids: str = "cl100k"

@@ -80,6 +80,9 @@ class Engine(Struct, forbid_unknown_fields=True):
     max_batch_tokens: Annotated[int, Meta(ge=512)] | UnsetType = UNSET
     max_batch_size: Positive | UnsetType = UNSET
     max_queue_items: Positive | UnsetType = UNSET
+    # At most 128: such a forward holds the event loop, and 128 tokens already took ~36 ms (fp32)
+    # on the 2-core VM; the project's bound for holding the loop is ~50 ms.
+    inline_max_tokens: Annotated[int, Meta(ge=0, le=128)] | UnsetType = UNSET
 
 
 class DefaultModel(Struct, forbid_unknown_fields=True):

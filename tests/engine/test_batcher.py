@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,35 +16,8 @@ from hypothesis import strategies as st
 from embedrouter.engine import Batcher, LocalModel
 from embedrouter.engine.batcher import SMALL_BATCH_TOKENS, _Item, _Request, grow_batch
 from embedrouter.errors import InvalidRequest, Overloaded, PayloadTooLarge, ServiceUnavailable
+from tests.engine.gated import POISON, GatedModel
 from tests.engine.util import cosine
-
-POISON = 999  # a valid token id that makes GatedModel.forward fail
-
-
-class GatedModel:
-    """Wraps the real model; forward can be held at a gate and fails on POISON ids."""
-
-    def __init__(self, inner: LocalModel) -> None:
-        self.inner = inner
-        self.dim, self.max_seq_length, self.vocab_size = (inner.dim, inner.max_seq_length,
-                                                          inner.vocab_size)
-        self.gate = threading.Event()
-        self.gate.set()
-        self.entered = threading.Event()
-        self.batches: list[list[list[int]]] = []
-        self.releases = 0
-
-    def forward(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
-        self.entered.set()
-        assert self.gate.wait(10), "test never opened the gate"
-        self.batches.append([list(s) for s in batch])
-        if any(POISON in s for s in batch):
-            raise RuntimeError("boom")
-        return self.inner.forward(batch)
-
-    def release_memory(self) -> None:
-        self.releases += 1
-        self.inner.release_memory()
 
 
 @pytest.fixture
@@ -110,7 +81,8 @@ async def test_order_under_concurrency(minilm: LocalModel) -> None:
 
 
 async def test_queue_full_raises_overloaded(gated: GatedModel) -> None:
-    batcher = Batcher(gated, max_queue_items=10, max_batch_size=4)  # type: ignore[arg-type]
+    batcher = Batcher(gated, max_queue_items=10, max_batch_size=4,  # type: ignore[arg-type]
+                      inline_max_tokens=0)  # worker path: a closed gate would hold the loop
     await batcher.start()
     gated.gate.clear()
     first = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
@@ -133,7 +105,8 @@ async def test_queue_full_raises_overloaded(gated: GatedModel) -> None:
 
 
 async def test_cancelled_requests_are_skipped(gated: GatedModel) -> None:
-    batcher = Batcher(gated, max_batch_size=64)  # type: ignore[arg-type]
+    batcher = Batcher(gated, max_batch_size=64,  # type: ignore[arg-type]
+                      inline_max_tokens=0)  # worker path: a closed gate would hold the loop
     await batcher.start()
     gated.gate.clear()
     running = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
@@ -159,7 +132,8 @@ async def test_cancelled_requests_are_skipped(gated: GatedModel) -> None:
 
 
 async def test_forward_error_reaches_only_its_batch(gated: GatedModel) -> None:
-    batcher = Batcher(gated)  # type: ignore[arg-type]
+    # worker path: a closed gate would hold the loop
+    batcher = Batcher(gated, inline_max_tokens=0)  # type: ignore[arg-type]
     await batcher.start()
     gated.gate.clear()
     bad = asyncio.ensure_future(batcher.embed([[101, POISON, 102], [101, 5, 102]]))
@@ -190,7 +164,8 @@ async def test_invalid_sequences_rejected_before_batching(minilm: LocalModel) ->
 
 
 async def test_close_fails_queued_and_refuses_new(gated: GatedModel) -> None:
-    batcher = Batcher(gated)  # type: ignore[arg-type]
+    # worker path: a closed gate would hold the loop
+    batcher = Batcher(gated, inline_max_tokens=0)  # type: ignore[arg-type]
     await batcher.start()
     gated.gate.clear()
     running = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))

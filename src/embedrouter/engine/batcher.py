@@ -5,6 +5,10 @@ one worker thread runs ``model.forward`` so the event loop never blocks on compu
 ``max_inflight_batches`` (default 2) batches are handed to the worker at once, so the next batch is
 already waiting when the current one finishes, while the loop keeps accepting new requests.
 
+A short request that finds the engine idle, and idle for a moment (the lone short request), is
+computed right in ``embed`` on the event loop's own thread instead: the hop to the worker thread
+and back costs ~0.7 ms, a tenth of such a forward here (see ``DEFAULT_INLINE_MAX_TOKENS``).
+
 Batch selection is FIFO-anchored: the oldest queued item is always in the next batch, so no
 request starves, and the rest of the batch comes from a window of the oldest queued items, sorted
 by length, growing around the anchor's length while padding stays low (see ``grow_batch``).
@@ -70,6 +74,7 @@ class _Stats:
     dropped_cancelled: int = 0
     failed_batches: int = 0
     idle_releases: int = 0
+    inline_batches: int = 0  # of batches_run, those run on the event loop's thread
     # EWMA of items/s over each batch's compute time: while the queue is full the worker runs
     # batches back to back, so this is the queue's drain rate, which Retry-After is built from.
     items_per_s: float = 0.0
@@ -93,6 +98,23 @@ DEFAULT_MAX_BATCH_ATTENTION = 64 * 128 * 128
 # LocalModel.release_memory). Long enough that a steady trickle of requests never pays for it,
 # short enough that RSS is back to its resting size soon after a burst.
 DEFAULT_IDLE_RELEASE_S = 1.0
+
+
+# A request of at most this many padded tokens (count x longest) may be computed on the event
+# loop's thread when it is the only work (see Batcher._lone). Through the worker thread it costs
+# ~0.7 ms more than the forward alone (the queue, the loop task, two thread wake-ups, the
+# future): 7.1 ms against 6.4 for a 12-token fp32 forward on the 2-core AVX2 VM, 0.1 ms more
+# inline (bench/README.md, short_path.py). The bound keeps the loop held only a few ms: 32 tokens
+# took 13 ms (fp32) and 8 ms (int8) at p50 on that VM, ~3x less on a Zen 4; past that the saving
+# is a shrinking share of the forward.
+DEFAULT_INLINE_MAX_TOKENS = 32
+
+
+# ... and only once this long has passed since the last forward ended. Requests that arrived
+# while a forward held the loop (or behind one on the worker) reach the batcher within a fraction
+# of a millisecond of its end; they go to the worker, where they batch together and leave the
+# loop free to read the next ones, instead of running one by one on the loop.
+INLINE_QUIET_S = 0.002
 
 
 # Retry-After bounds: below 1 s a refused caller would hammer a queue that cannot have drained;
@@ -151,6 +173,13 @@ def grow_batch(lengths: Sequence[int], anchor: int, *, max_size: int, max_tokens
     return lo, hi
 
 
+def _add_spans(spans: list[tuple[str, int, int]] | None, req: _Request) -> None:
+    """A traced request's time queued and computing, for the API layer's trace."""
+    if spans is not None and req.started_ns:
+        spans.append(("queue", req.enqueued_ns, req.started_ns))
+        spans.append(("inference", req.started_ns, req.finished_ns))
+
+
 class Batcher:
     """Shares one model between concurrent asyncio callers by batching their sequences.
 
@@ -159,6 +188,8 @@ class Batcher:
     count; ``max_queue_items`` bounds sequences waiting (not yet handed to the worker) before
     ``embed`` answers Overloaded; ``window_items`` is how many of the oldest waiting sequences a
     batch may be picked from, and ``max_padding`` the padding share each addition may bring.
+    ``inline_max_tokens`` bounds the lone batch run on the event loop's thread (0: never), and
+    ``inline_quiet_s`` is how long after the last forward ended that may happen.
     """
 
     def __init__(self, model: LocalModel, *, max_batch_tokens: int = 16384,
@@ -166,7 +197,9 @@ class Batcher:
                  max_inflight_batches: int = 2, window_items: int = 1024,
                  max_padding: float = 0.2,
                  max_batch_attention: int = DEFAULT_MAX_BATCH_ATTENTION,
-                 idle_release_s: float | None = DEFAULT_IDLE_RELEASE_S) -> None:
+                 idle_release_s: float | None = DEFAULT_IDLE_RELEASE_S,
+                 inline_max_tokens: int = DEFAULT_INLINE_MAX_TOKENS,
+                 inline_quiet_s: float = INLINE_QUIET_S) -> None:
         if max_batch_tokens < model.max_seq_length:
             raise ValueError(f"max_batch_tokens ({max_batch_tokens}) must fit one sequence of "
                              f"max_seq_length ({model.max_seq_length})")
@@ -174,6 +207,8 @@ class Batcher:
             raise ValueError("max_batch_size, max_queue_items, max_inflight_batches must be >= 1")
         if not 0.0 <= max_padding <= 1.0:
             raise ValueError("max_padding must lie in [0, 1]")
+        if inline_max_tokens < 0:
+            raise ValueError("inline_max_tokens must be >= 0")
         self.model = model
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
@@ -196,6 +231,11 @@ class Batcher:
         self._closed = False
         self.idle_release_s = idle_release_s
         self._dirty = False  # a batch ran since memory was last released
+        self.inline_max_tokens = inline_max_tokens
+        self.inline_quiet_s = inline_quiet_s
+        self._last_forward_end = -math.inf  # time.perf_counter() when the last batch finished
+        self._arrivals = 0  # embed calls so far: tells a lone request whether another came
+        self._releasing = False  # release_memory is running on the worker thread
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -240,6 +280,13 @@ class Batcher:
         if n > self.max_queue_items:
             raise PayloadTooLarge(f"{n} inputs in one request; the local model accepts at most "
                                   f"{self.max_queue_items}")
+        self._arrivals += 1
+        if self._lone(seqs):
+            out = await self._embed_inline(seqs)
+            if out is not None:
+                return out
+            if self._closed:  # closed while it yielded: the queue is no longer served
+                raise ServiceUnavailable("The local model is shutting down")
         if self._queued + n > self.max_queue_items:
             retry = self._retry_after()
             raise Overloaded(f"The local model queue is full ({self._queued} inputs waiting); "
@@ -256,9 +303,43 @@ class Batcher:
         self._wakeup.set()
         # Cancelling the caller cancels ``fut``, which marks the request abandoned.
         out = await fut
-        if spans is not None and req.started_ns:
-            spans.append(("queue", req.enqueued_ns, req.started_ns))
-            spans.append(("inference", req.started_ns, req.finished_ns))
+        _add_spans(spans, req)
+        return out
+
+    def _lone(self, seqs: list[list[int]]) -> bool:
+        """Whether ``seqs`` may be computed on this (the event loop's) thread: they are few
+        padded tokens, nothing is queued, on the worker or being released, and no forward ended
+        in the last ``inline_quiet_s``. So an inline forward never overlaps another forward or
+        ``release_memory`` (the model runs one thing at a time, as with the worker alone)."""
+        return (0 < len(seqs) * max(map(len, seqs)) <= self.inline_max_tokens
+                and not (self._queued or self._inflight or self._releasing or self._closed)
+                and time.perf_counter() - self._last_forward_end >= self.inline_quiet_s)
+
+    async def _embed_inline(self, seqs: list[list[int]]) -> np.ndarray | None:
+        """The rows of a lone request computed here; None if it turned out not to be alone."""
+        mark = self._arrivals
+        # One loop iteration for requests that came in with this one: if any did, all of them
+        # take the queue and batch together there.
+        await asyncio.sleep(0)
+        if self._arrivals != mark or not self._lone(seqs):
+            return None
+        assert self._loop is not None
+        n = len(seqs)
+        fut: asyncio.Future[np.ndarray] = self._loop.create_future()
+        req = _Request(fut, np.empty((n, self.model.dim), dtype=np.float32), remaining=n, queued=0)
+        spans = SPANS.get()
+        if spans is not None:
+            req.enqueued_ns = time.time_ns()
+        batch = [_Item(req, i, s) for i, s in enumerate(seqs)]
+        try:
+            result = self._compute(batch)
+        except Exception as exc:
+            self._fail(batch, exc)
+        else:
+            self._stats.inline_batches += 1
+            self._deliver(batch, *result)
+        out = fut.result()  # raises what the forward raised
+        _add_spans(spans, req)
         return out
 
     def stats(self) -> dict[str, int | float]:
@@ -274,6 +355,7 @@ class Batcher:
             "failed_batches": s.failed_batches,
             "items_per_s": round(s.items_per_s, 1),
             "idle_releases": s.idle_releases,
+            "inline_batches": s.inline_batches,
         }
 
     def histograms(self) -> dict[str, Histogram]:
@@ -379,20 +461,29 @@ class Batcher:
         if not self._dirty or self.idle_release_s is None:
             await self._wakeup.wait()
             return
-        try:
-            await asyncio.wait_for(self._wakeup.wait(), self.idle_release_s)
-            return
-        except TimeoutError:
-            pass
-        if self._inflight:  # the other slot's batch is still running: not idle yet
+        # Measured from the last forward's end, as inline forwards do not wake this task; while a
+        # batch runs, a whole spell (its end does not wake this task either).
+        idle_for = 0.0 if self._inflight else time.perf_counter() - self._last_forward_end
+        if idle_for < self.idle_release_s:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), self.idle_release_s - idle_for)
+                return
+            except TimeoutError:
+                pass
+        # Another batch is still running, or an inline one ran meanwhile: not idle yet (the
+        # caller waits again).
+        if self._inflight or time.perf_counter() - self._last_forward_end < self.idle_release_s:
             return
         self._dirty = False
-        # On the worker thread, so it never overlaps a forward and never blocks the loop.
+        # On the worker thread, so it never blocks the loop; while it runs, requests queue.
+        self._releasing = True
         try:
             await self._loop.run_in_executor(self._executor, self.model.release_memory)
         except Exception:  # a failed clean-up must not take the batcher down with it
             log.exception("releasing idle model memory failed")
             return
+        finally:
+            self._releasing = False
         self._stats.idle_releases += 1
 
     def _submit(self, batch: list[_Item]) -> None:
@@ -415,24 +506,34 @@ class Batcher:
         return live, out, time.perf_counter() - started
 
     def _finish(self, batch: list[_Item], fut: asyncio.Future[Any]) -> None:
+        """A batch came back from the worker thread."""
         self._inflight.discard(fut)
         assert self._slots is not None
         self._slots.release()
         exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
         if exc is not None:
-            self._stats.failed_batches += 1
-            # Only the requests in this batch see the error; the rest of the queue carries on.
-            for req in {it.req for it in batch}:
-                if not req.future.done():
-                    req.future.set_exception(exc)
+            self._fail(batch, exc)
             return
-        live, out, seconds = fut.result()
+        self._deliver(batch, *fut.result())
+
+    def _fail(self, batch: list[_Item], exc: BaseException) -> None:
+        self._last_forward_end = time.perf_counter()
+        self._stats.failed_batches += 1
+        # Only the requests in this batch see the error; the rest of the queue carries on.
+        for req in {it.req for it in batch}:
+            if not req.future.done():
+                req.future.set_exception(exc)
+
+    def _deliver(self, batch: list[_Item], live: list[_Item], out: np.ndarray | None,
+                 seconds: float) -> None:
+        """Rows of a finished forward to their requests, and its figures to the stats."""
         live_ids = {id(it) for it in live}
         for item in batch:
             if id(item) not in live_ids and item.req.future.cancelled():
                 self._stats.dropped_cancelled += 1
         if out is None:
             return
+        self._last_forward_end = time.perf_counter()
         if not self._dirty:
             self._dirty = True
             # The loop may be waiting without a timeout (it was clean); wake it to start the
