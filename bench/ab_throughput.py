@@ -4,7 +4,7 @@ concurrency 32 (http_bench's load). Prints each round, the medians and after/bef
 
     git archive BASE src | tar -x -C /tmp/base     # the tree to compare against
     .venv/bin/python bench/ab_throughput.py --before /tmp/base/src [--rounds 5] [--sentences N]
-        [--concurrency 32] [--one-per-request]
+        [--concurrency 32] [--one-per-request] [--quantization int8]
 
 Made for issue 13's check that prometheus_client metrics cost under 2% at c = 32.
 """
@@ -60,11 +60,14 @@ def main() -> int:
                    help="use the first N corpus sentences a round (default: all 2,000)")
     p.add_argument("--one-per-request", action="store_true",
                    help="one sentence per request instead of http_bench's 1-16")
+    p.add_argument("--quantization", default=None,
+                   help="ask for this precision of the default model (e.g. int8)")
     args = p.parse_args()
     texts = hb.load_corpus()[:args.sentences]
     plan = ([(i, i + 1) for i in range(len(texts))] if args.one_per_request
             else hb.plan_requests(len(texts)))
-    bodies = hb.encode_bodies(texts, plan, "base64")
+    extra = {"provider": {"quantizations": [args.quantization]}} if args.quantization else None
+    bodies = hb.encode_bodies(texts, plan, "base64", extra)
     tmp = Path(tempfile.mkdtemp(prefix="ab-"))
     servers = {}
     try:

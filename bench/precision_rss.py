@@ -1,10 +1,11 @@
 """Server memory with fp32 and int8 both loaded, against the batches' attention budget.
 
-    python bench/precision_rss.py [--attention 64x128 32x128] [--repeats 1] [--sentences N]
+    python bench/precision_rss.py [--attention 64x128 32x128 32x128/1] [--repeats 1]
+        [--sentences N]
 
 A budget ``CxL`` caps count x longest^2 per forward at C x L^2 for fp32 (the shipped
-``batcher.DEFAULT_MAX_BATCH_ATTENTION`` is 64x128); int8 gets that divided by
-``quantize.ACTIVATION_FACTOR["int8"]`` (``--int8-factor`` overrides it), as ``build_router`` does.
+``batcher.DEFAULT_MAX_BATCH_ATTENTION`` was 64x128); int8 gets that divided by
+``quantize.ACTIVATION_FACTOR["int8"]`` as ``build_router`` does, or by F for ``CxL/F``.
 Per budget, two servers (no config: fp32 and int8 endpoints, the budget patched in by the
 launcher) each take the corpus at c = 32 (http_bench's requests of 1-16 inputs, base64) three
 times back to back, one precision per pass, in the orders fp32 int8 fp32 and int8 fp32 int8 (the
@@ -37,9 +38,11 @@ PATCHED = ("import runpy, sys; import embedrouter.engine.batcher as b; "
            "runpy.run_module('embedrouter', run_name='__main__', alter_sys=True)")
 
 
-def budget(spec: str) -> int:
-    count, _, longest = spec.partition("x")
-    return int(count) * int(longest) ** 2
+def budget(spec: str) -> tuple[int, int]:
+    """``CxL[/F]`` as (C x L^2, F); F 0 keeps quantize.ACTIVATION_FACTOR."""
+    size, _, factor = spec.partition("/")
+    count, _, longest = size.partition("x")
+    return int(count) * int(longest) ** 2, int(factor or 0)
 
 
 async def one_pass(server: hb.Server, key: str, bodies: list[tuple[bytes, int]]) -> float:
@@ -53,7 +56,6 @@ async def one_pass(server: hb.Server, key: str, bodies: list[tuple[bytes, int]])
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--attention", nargs="+", default=["64x128", "32x128"])
-    p.add_argument("--int8-factor", type=int, default=0, help="0: quantize.ACTIVATION_FACTOR")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--sentences", type=int, default=None)
     args = p.parse_args()
@@ -75,10 +77,10 @@ def main() -> int:
         try:
             for spec in args.attention:
                 for order in ORDERS:
-                    launcher = [sys.executable, "-c", PATCHED, str(budget(spec)),
-                                str(args.int8_factor)]
-                    server, key = hb.start_server(tmp / f"data-{spec}-{order[0]}", cache,
-                                                  launcher=launcher)
+                    attention, factor = budget(spec)
+                    launcher = [sys.executable, "-c", PATCHED, str(attention), str(factor)]
+                    data = tmp / f"data-{spec.replace('/', '-')}-{order[0]}"
+                    server, key = hb.start_server(data, cache, launcher=launcher)
                     if key is None:
                         raise RuntimeError("no bootstrap key")
                     servers[(spec, order)] = (server, key)

@@ -19,7 +19,7 @@ from tests.support.live import LiveServer, start_server
 pytestmark = pytest.mark.adversarial
 
 TARGET_MB = 500.0
-# ~128 tokens: with LONG (256) the batcher forms both of its largest shapes, 64 x 128 and 16 x 256.
+# ~128 tokens: with LONG (256) the batcher forms both of its largest shapes, 32 x 128 and 8 x 256.
 MID = " ".join(["world"] * 126)
 
 

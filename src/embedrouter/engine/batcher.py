@@ -88,10 +88,12 @@ class _Stats:
 SMALL_BATCH_TOKENS = 256
 
 
-# Attention activations grow with count x longest^2; this bounds them at what 64 sequences of
-# 128 tokens (or 16 of 256) need, which keeps the ORT arena near 450 MB instead of ~860 MB for
-# 64 x 256, at no cost in throughput (on CPU it is flat above ~8 sequences per batch).
-DEFAULT_MAX_BATCH_ATTENTION = 64 * 128 * 128
+# Attention activations grow with count x longest^2; this bounds them at what 32 sequences of
+# 128 tokens (or 8 of 256) need. With fp32 and int8 loaded (int8 gets half, ACTIVATION_FACTOR) the
+# server peaked at 359 MB over the corpus at c = 32 in either order of precisions, against
+# 467-569 MB at 64 x 128 (bench/README.md, precision_rss.py), at no cost in throughput: per token,
+# 16 to 64 x 128 and 4 to 16 x 256 cost the same within 15% on CPU, the smaller batches less.
+DEFAULT_MAX_BATCH_ATTENTION = 32 * 128 * 128
 
 
 # After this long with nothing queued or running, the model hands its idle memory back (see
