@@ -105,8 +105,8 @@ DEFAULT_IDLE_RELEASE_S = 1.0
 # A request of at most this many padded tokens (count x longest) may be computed on the event
 # loop's thread when it is the only work (see Batcher._lone). Through the worker thread it costs
 # ~0.7 ms more than the forward alone (the queue, the loop task, two thread wake-ups, the
-# future): 7.1 ms against 6.4 for a 12-token fp32 forward on the 2-core AVX2 VM, 0.1 ms more
-# inline (bench/README.md, short_path.py). The bound keeps the loop held only a few ms: 32 tokens
+# future): 6.4 ms against 5.7 for a 12-token fp32 forward on the 2-core AVX2 VM, 5.9 inline
+# (bench/README.md, short_path.py). The bound keeps the loop held only a few ms: 32 tokens
 # took 13 ms (fp32) and 8 ms (int8) at p50 on that VM, ~3x less on a Zen 4; past that the saving
 # is a shrinking share of the forward.
 DEFAULT_INLINE_MAX_TOKENS = 32
@@ -313,7 +313,8 @@ class Batcher:
         padded tokens, nothing is queued, on the worker or being released, and no forward ended
         in the last ``inline_quiet_s``. So an inline forward never overlaps another forward or
         ``release_memory`` (the model runs one thing at a time, as with the worker alone)."""
-        return (0 < len(seqs) * max(map(len, seqs)) <= self.inline_max_tokens
+        return (len(seqs) <= self.inline_max_tokens  # before the pass over a large request
+                and 0 < len(seqs) * max(map(len, seqs)) <= self.inline_max_tokens
                 and not (self._queued or self._inflight or self._releasing or self._closed)
                 and time.perf_counter() - self._last_forward_end >= self.inline_quiet_s)
 
