@@ -148,16 +148,27 @@ def build_variants(work: Path, cal_texts: Sequence[str], openvino: bool) -> list
                        f"ORT int8 dynamic per-channel, {other} weights, layer 0 FFN out fp32 "
                        "(shipped with VNNI)", "ort", "int8", str(path), s))
 
+    import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     for name, per_channel, wtype in (("s8 weights", True, QuantType.QInt8),
                                      ("per-tensor, u8 weights", False, QuantType.QUInt8)):
         path = work / f"ort-int8-dyn-{name.replace(' ', '').replace(',', '-')}.onnx"
         _, s = _timed(lambda p=path, pc=per_channel, w=wtype: quantize_dynamic(
-            fp32_path, p, op_types_to_quantize=["MatMul"], per_channel=pc, weight_type=w))
+            fp32_path, p, op_types_to_quantize=["MatMul"], per_channel=pc, weight_type=w,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT}))
         out.append(Variant(f"ORT int8 dynamic {'per-channel, ' if per_channel else ''}{name}",
                            "ort", "int8", str(path), s))
 
+    # Static QDQ and OpenVINO start from the opset-17-only flavour of the same graph (the same
+    # function): neither the calibrator's shape inference nor OpenVINO's ONNX reader knows ORT's
+    # MultiHeadAttention.
+    from embedrouter.engine import onnx_cache
+    from embedrouter.engine.model_dir import read_model_dir
+
+    portable = work / "fp32-standard.onnx"
+    portable.write_bytes(onnx_cache.build_graph_bytes(read_model_dir(default_model_dir()),
+                                                      "standard"))
     cal = batches(tokenized(cal_texts), 16)
     path = work / "ort-int8-static-qdq.onnx"
 
@@ -170,7 +181,7 @@ def build_variants(work: Path, cal_texts: Sequence[str], openvino: bool) -> list
             return None if item is None else {"input_ids": item[1], "attention_mask": item[2]}
 
     _, s = _timed(lambda: quantize_static(
-        fp32_path, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        portable, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
         op_types_to_quantize=["MatMul"], extra_options={"MatMulConstBOnly": True}))
     out.append(Variant("ORT int8 static QDQ per-channel (MinMax calibration)", "ort", "int8",
@@ -182,12 +193,12 @@ def build_variants(work: Path, cal_texts: Sequence[str], openvino: bool) -> list
     import openvino as ov
 
     ir = work / "ov-fp32.xml"
-    ov_model, s = _timed(lambda: ov.convert_model(str(fp32_path)))
+    ov_model, s = _timed(lambda: ov.convert_model(str(portable)))
     ov.save_model(ov_model, ir, compress_to_fp16=False)
     out.append(Variant("OpenVINO fp32", "openvino", "fp32", str(ir), s, hint="f32"))
     out.append(Variant("OpenVINO bf16", "openvino", "bf16", str(ir), s, hint="bf16"))
     dataset = nncf.Dataset([{"input_ids": ids, "attention_mask": mask} for _, ids, mask in cal])
-    q, s = _timed(lambda: nncf.quantize(ov.convert_model(str(fp32_path)), dataset,
+    q, s = _timed(lambda: nncf.quantize(ov.convert_model(str(portable)), dataset,
                                         model_type=nncf.ModelType.TRANSFORMER,
                                         subset_size=len(cal)))
     path = work / "ov-int8.xml"
@@ -211,9 +222,12 @@ def child(args: argparse.Namespace) -> int:
         import onnxruntime as ort
 
         from embedrouter.engine.model import _session_options
+        from embedrouter.engine.quantize import DISABLED_OPTIMIZERS
 
         sess = ort.InferenceSession(args.child_path, _session_options(None),
-                                    providers=["CPUExecutionProvider"])
+                                    providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=DISABLED_OPTIMIZERS.get(args.child_precision,
+                                                                                []))
 
         def run(ids: Any, mask: Any) -> Any:
             return sess.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})[0]
@@ -247,7 +261,8 @@ def child(args: argparse.Namespace) -> int:
 
 def run_child(v: Variant, sentences: int, save: Path | None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child-runtime", v.runtime, "--child-path", v.path,
-           "--child-hint", v.hint or "f32", "--sentences", str(sentences)]
+           "--child-hint", v.hint or "f32", "--child-precision", v.precision,
+           "--sentences", str(sentences)]
     if save is not None:
         cmd += ["--child-save", str(save)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
@@ -349,6 +364,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--child-runtime", help=argparse.SUPPRESS)
     p.add_argument("--child-path", help=argparse.SUPPRESS)
     p.add_argument("--child-hint", help=argparse.SUPPRESS)
+    p.add_argument("--child-precision", help=argparse.SUPPRESS)
     p.add_argument("--child-save", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:

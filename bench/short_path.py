@@ -125,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from embedrouter.engine import Batcher, LocalModel, default_model_dir
     from embedrouter.engine.batcher import DEFAULT_INLINE_MAX_TOKENS
     from embedrouter.engine.model import _session_options
+    from embedrouter.engine.quantize import DISABLED_OPTIMIZERS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=500)
@@ -141,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     feed = {"input_ids": np.array([seq], dtype=np.int64),
             "attention_mask": np.ones((1, len(seq)), dtype=np.int64)}
     sessions = {(q, t): ort.InferenceSession(str(m.onnx_path), _session_options(t),
-                                             providers=["CPUExecutionProvider"])
+                                             providers=["CPUExecutionProvider"],
+                                             disabled_optimizers=DISABLED_OPTIMIZERS.get(q, []))
                 for q, m in models.items() for t in (1, 2)}
     servers: dict[str, tuple[Any, str | None]] = {}
     if not args.no_http:

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from embedrouter.engine import LocalModel
+from embedrouter.engine.onnx_builder import FLAVOURS
 from tests.engine.tiny_bert import reference_embed, write_tiny_model
 
 # Mixed lengths so that every batch is padded, and one sequence as long as the position table.
 SEQS = [[101, 102], [101, 7592, 2088, 102], [101, *range(2000, 2061), 102], [101, 5, 6, 102]]
 
 
-@pytest.mark.parametrize("flavour", ["standard", "fused"])
+@pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize(("pooling", "normalize"),
                          [("mean", True), ("mean", False), ("cls", True), ("max", False)])
 def test_graph_matches_numpy_reference(tmp_path: Path, pooling: str, normalize: bool,
@@ -38,7 +39,7 @@ def test_weight_naming_variants(tmp_path: Path, prefix: str, gamma_beta: bool) -
     np.testing.assert_allclose(model.forward([SEQS[1]])[0], want, atol=2e-5)
 
 
-@pytest.mark.parametrize("flavour", ["standard", "fused"])
+@pytest.mark.parametrize("flavour", FLAVOURS)
 @pytest.mark.parametrize(("act", "tanh"),
                          [("gelu", False), ("gelu_python", False), ("gelu_new", True),
                           ("gelu_pytorch_tanh", True)])

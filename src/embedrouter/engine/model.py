@@ -22,11 +22,11 @@ from tokenizers import Tokenizer
 from embedrouter.engine import onnx_cache
 from embedrouter.engine.errors import ModelLoadError
 from embedrouter.engine.model_dir import ModelSpec, read_model_dir
-from embedrouter.engine.quantize import PRECISIONS
+from embedrouter.engine.quantize import DISABLED_OPTIMIZERS, PRECISIONS
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FLAVOUR = "standard"
+DEFAULT_FLAVOUR = "mha"
 # Characters to tokenize per allowed token before concluding a text is too long: English runs
 # at about 4-5 characters a WordPiece token, so 16 leaves a wide margin at a bounded cost.
 PROBE_CHARS_PER_TOKEN = 16
@@ -207,9 +207,11 @@ class LocalModel:
             # The session reads the table from this buffer instead of its own copy.
             options.add_initializer(WORD_EMBEDDINGS, shared)
         providers = ["CPUExecutionProvider"]
+        disabled = DISABLED_OPTIMIZERS.get(precision, [])
         if data is None:
             try:
-                session = ort.InferenceSession(str(path), options, providers=providers)
+                session = ort.InferenceSession(str(path), options, providers=providers,
+                                               disabled_optimizers=disabled)
             except Exception as exc:  # ORT's pybind errors share no useful base class
                 # A cache file that ORT rejects (disk trouble, foreign writer) is rebuilt, not
                 # trusted: the weights are the source of truth.
@@ -218,7 +220,8 @@ class LocalModel:
                 path, data = onnx_cache.ensure_graph(spec, sha, cache_dir, flavour, precision)
         built = data is not None
         if data is not None:
-            session = ort.InferenceSession(data, options, providers=providers)
+            session = ort.InferenceSession(data, options, providers=providers,
+                                           disabled_optimizers=disabled)
             # Building (quantizing above all) leaves freed heap that glibc would otherwise keep.
             del data
             if _MALLOC_TRIM is not None:

@@ -1,12 +1,19 @@
 """Turning BERT weights into an ONNX encoder graph with pooling (and L2 normalisation) inside.
 
 The graph is written by hand with ``onnx.helper`` so the server needs neither torch nor an export
-step. Two flavours exist: ``standard`` uses only ONNX opset-17 ops and is the default; ``fused``
-uses ONNX Runtime's ``com.microsoft`` CPU kernels (Attention, SkipLayerNormalization, BiasGelu).
-Measured on 2 CPU cores with onnxruntime 1.32, ``fused`` was no faster (5-15 % slower for
-batches of 32 x 16..128 tokens, within noise at 64 x 256), so it is kept only as an option to
-re-measure on other hardware. ORT's level-ALL optimiser already turns the erf GELU of
-``standard`` into BiasGelu.
+step. Three flavours exist, all computing the same function:
+
+- ``mha`` (the default): the attention core (heads split, scores, mask, softmax, heads merged) is
+  ONNX Runtime's ``com.microsoft`` MultiHeadAttention kernel; everything else is opset-17.
+  Against ``standard`` on a 2-core Zen 4 with onnxruntime 1.32, over the corpus in batches of 32
+  (bench/README.md, "Precisions"): fp32 +4%, int8 +14%, because the four Transposes a layer
+  (14% of an int8 forward) and the mask Add and Softmax go into one kernel.
+- ``standard``: only ONNX opset-17 ops, for runtimes without Microsoft's contrib ops (the
+  OpenVINO rows of bench/precision_bench.py are built from it).
+- ``fused``: ORT's Attention, SkipLayerNormalization and BiasGelu kernels; no faster than
+  ``standard`` (5-15% slower for batches of 32 x 16..128 tokens), kept to re-measure.
+
+ORT's level-ALL optimiser already turns the erf GELU of ``standard`` and ``mha`` into BiasGelu.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from embedrouter.engine.model_dir import EMBEDDING_KEYS, ModelSpec, layer_keys
 
 OPSET = 17
 MS_DOMAIN = "com.microsoft"
-FLAVOURS = ("standard", "fused")
+FLAVOURS = ("mha", "standard", "fused")
 # Padded keys get this added to their attention scores; exp() of it is exactly 0 in float32, and
 # it is far enough from float32's limit that adding a score cannot overflow.
 MASK_NEG = -1e9
@@ -103,12 +110,32 @@ def _gelu_tanh(g: _Graph, x: str) -> str:
     return g.op("Mul", [g.op("Mul", [x, tanh1]), g.const_once("half_f", _f32(0.5))])
 
 
+def _attention_ops(g: _Graph, spec: ModelSpec, q: str, kk: str, v: str, mask_bias: str) -> str:
+    """Scaled-dot-product attention over [B,S,H] q/k/v (q already scaled) in opset-17 ops."""
+    cfg = spec.config
+    heads_shape = g.const_once("heads_shape", _i64(0, 0, cfg.num_heads,
+                                                   cfg.hidden_size // cfg.num_heads))
+    qh = g.op("Transpose", [g.op("Reshape", [q, heads_shape])], perm=[0, 2, 1, 3])
+    kh = g.op("Transpose", [g.op("Reshape", [kk, heads_shape])], perm=[0, 2, 3, 1])
+    vh = g.op("Transpose", [g.op("Reshape", [v, heads_shape])], perm=[0, 2, 1, 3])
+    scores = g.op("Add", [g.op("MatMul", [qh, kh]), mask_bias])
+    ctx = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), vh])
+    return g.op("Reshape", [g.op("Transpose", [ctx], perm=[0, 2, 1, 3]),
+                            g.const_once("hidden_shape", _i64(0, 0, cfg.hidden_size))])
+
+
+def _attention_mha(g: _Graph, spec: ModelSpec, q: str, kk: str, v: str, mask_i32: str) -> str:
+    """The same in ORT's MultiHeadAttention kernel; ``mask_i32`` is the [B,S] 1/0 key mask.
+    scale=1: the 1/sqrt(d) is already folded into Q's weights."""
+    return g.op("MultiHeadAttention", [q, kk, v, "", mask_i32], domain=MS_DOMAIN,
+                num_heads=spec.config.num_heads, scale=1.0)
+
+
 def _standard_layer(g: _Graph, spec: ModelSpec, w: Mapping[str, np.ndarray], i: int, x: str,
-                    mask_bias: str) -> str:
+                    mask: str, *, mha: bool = False) -> str:
     cfg = spec.config
     k = layer_keys(i)
-    heads, head_dim = cfg.num_heads, cfg.hidden_size // cfg.num_heads
-    scale = 1.0 / math.sqrt(head_dim)
+    scale = 1.0 / math.sqrt(cfg.hidden_size // cfg.num_heads)
     # One [H, 3H] projection instead of three, with the 1/sqrt(d) score scale folded into Q.
     qkv_w = np.concatenate([w[k["q_w"]].T * scale, w[k["k_w"]].T, w[k["v_w"]].T], axis=1)
     qkv_b = np.concatenate([w[k["q_b"]] * scale, w[k["k_b"]], w[k["v_b"]]])
@@ -118,14 +145,7 @@ def _standard_layer(g: _Graph, spec: ModelSpec, w: Mapping[str, np.ndarray], i: 
     g.nodes.append(helper.make_node("Split", [qkv, g.const_once("split3", _i64(
         cfg.hidden_size, cfg.hidden_size, cfg.hidden_size))], [q, kk, v], axis=2,
         name=f"l{i}_split"))
-    heads_shape = g.const_once("heads_shape", _i64(0, 0, heads, head_dim))
-    qh = g.op("Transpose", [g.op("Reshape", [q, heads_shape])], perm=[0, 2, 1, 3])
-    kh = g.op("Transpose", [g.op("Reshape", [kk, heads_shape])], perm=[0, 2, 3, 1])
-    vh = g.op("Transpose", [g.op("Reshape", [v, heads_shape])], perm=[0, 2, 1, 3])
-    scores = g.op("Add", [g.op("MatMul", [qh, kh]), mask_bias])
-    ctx = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), vh])
-    ctx = g.op("Reshape", [g.op("Transpose", [ctx], perm=[0, 2, 1, 3]),
-                           g.const_once("hidden_shape", _i64(0, 0, cfg.hidden_size))])
+    ctx = (_attention_mha if mha else _attention_ops)(g, spec, q, kk, v, mask)
     attn = g.op("Add", [g.op("MatMul", [ctx, g.const(f"l{i}_o_w", w[k["o_w"]].T)]),
                         g.const(f"l{i}_o_b", w[k["o_b"]])])
     x = g.op("LayerNormalization", [g.op("Add", [attn, x]), g.const(f"l{i}_ln1_w", w[k["ln1_w"]]),
@@ -203,6 +223,10 @@ def build_model(spec: ModelSpec, weights: Mapping[str, np.ndarray], *,
         mask_i32 = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
         for i in range(spec.config.num_layers):
             hidden = _fused_layer(g, spec, weights, i, hidden, mask_i32)
+    elif flavour == "mha":
+        mask_i32 = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
+        for i in range(spec.config.num_layers):
+            hidden = _standard_layer(g, spec, weights, i, hidden, mask_i32, mha=True)
     else:
         # [B,S] 0/1 -> [B,1,1,S] additive bias, 0 for real tokens and MASK_NEG for padding.
         bias = g.op("Mul", [g.op("Sub", [g.const_once("one_f", _f32(1.0)), mask_f]),
@@ -225,7 +249,7 @@ def build_model(spec: ModelSpec, weights: Mapping[str, np.ndarray], *,
         initializer=g.inits,
     )
     opsets = [helper.make_opsetid("", OPSET)]
-    if flavour == "fused":
+    if flavour != "standard":
         opsets.append(helper.make_opsetid(MS_DOMAIN, 1))
     model = helper.make_model(graph, opset_imports=opsets, producer_name="embedrouter")
     model.ir_version = 8  # readable by every onnxruntime >= 1.14
