@@ -43,13 +43,7 @@ def estimate_all(items: Sequence[str] | Sequence[Sequence[int]]) -> list[int]:
             return [(n + 2) // 3 or 1 for n in map(len, items)]
     except TypeError:
         pass
-    out = []
-    for x in items:
-        if type(x) is str:
-            out.append(((len(x) if x.isascii() else len(x.encode("utf-8"))) + 2) // 3 or 1)
-        else:
-            out.append(estimate_tokens(x))
-    return out
+    return list(map(estimate_tokens, items))
 
 
 @dataclass(slots=True)
