@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from embedrouter.store import SchemaTooNew, open_store
+from embedrouter.store import SchemaTooNew, StoreUnavailable, open_store
 from embedrouter.store.migrations import LATEST_VERSION, MIGRATIONS, VERSION_TABLE, pending
+from embedrouter.store.records import GenerationRecord
+from embedrouter.store.sqlite_ledger import LedgerLost
 
 
 async def test_creates_folders_wal_and_version_rows(tmp_path: Path) -> None:
@@ -51,3 +53,62 @@ def test_many_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -
         path = tmp_path / f"r{round_}" / "embedrouter.db"
         _, errors = at_once(lambda p=path: SQLiteStore.open_sync(p)._conn.close(), 8)
         assert errors == [], f"round {round_}: {errors[0]!r}"
+
+
+def _gen(i: int) -> GenerationRecord:
+    return GenerationRecord(id=f"gen-emb-1-ledger{i:04d}", key_hash="k" * 64, model="a/b",
+                            upstream_model="b", provider="Local", tokens=4, cost_nanos=100 + i,
+                            created_ms=1_700_000_000_000 + i, latency_ms=1)
+
+
+async def test_ledger_process_killed_between_batches_is_restarted(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'er.db'}")
+    try:
+        await store.record_generations([_gen(0), _gen(1)])
+        proc = store._ledger._proc  # type: ignore[attr-defined]
+        assert proc is not None
+        proc.kill()
+        await proc.wait()
+        await store.record_generations([_gen(2)])  # a fresh process takes over
+        assert store._ledger._proc is not proc  # type: ignore[attr-defined]
+        for i in range(3):
+            got = await store.get_generation(_gen(i).id)
+            assert got is not None and got.cost_nanos == 100 + i
+    finally:
+        await store.close()
+    assert proc.returncode is not None
+
+
+async def test_ledger_process_closed_with_the_store(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'er.db'}")
+    await store.record_generations([_gen(0)])
+    proc = store._ledger._proc  # type: ignore[attr-defined]
+    await store.close()
+    assert proc is not None and proc.returncode == 0
+
+
+async def test_a_lost_batch_is_reported_by_what_the_ledger_holds(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'er.db'}")
+    ledger = store._ledger  # type: ignore[attr-defined]
+    commit = ledger.commit
+    try:
+        # The process ended after committing, before its reply: the batch is in the ledger,
+        # so it succeeded (failing it would release holds whose charges exist).
+        async def committed_then_lost(rows):  # type: ignore[no-untyped-def]
+            await commit(rows)
+            raise LedgerLost()
+
+        ledger.commit = committed_then_lost
+        await store.record_generations([_gen(0), _gen(1)])
+
+        # It ended before committing: unknown to the caller, absent from the ledger, a 503.
+        async def lost(rows):  # type: ignore[no-untyped-def]
+            raise LedgerLost()
+
+        ledger.commit = lost
+        with pytest.raises(StoreUnavailable):
+            await store.record_generations([_gen(2)])
+        assert await store.get_generation(_gen(2).id) is None
+    finally:
+        ledger.commit = commit
+        await store.close()
