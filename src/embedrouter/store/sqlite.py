@@ -4,12 +4,12 @@ Every call but one runs on the event loop thread. That is deliberate: lookups by
 take microseconds, and WAL readers never wait for writers, so the hot path (``get_key`` per
 request) never blocks in practice. Admin writes (create/disable a key, first start) may wait up
 to ``BUSY_TIMEOUT_MS`` if another process holds the write lock. The exception is the ledger:
-``record_generations`` runs in a worker thread on its own connection with
-``synchronous = FULL`` (an fsync per commit, so a charge survives a power cut), and its callers
-batch many charges into one commit. ``get_key`` always reads the file; callers that cache keys
-check ``keys_epoch()`` first, which every key change (in any process) moves after its commit, so
-a key disabled by ``embedrouter keys disable`` in another process is refused on the server's
-very next request.
+``record_generations`` runs in a child process on its own connection with
+``synchronous = FULL`` (an fsync per commit, so a charge survives a power cut; why a process
+and not a thread: store/sqlite_ledger.py), and its callers batch many charges into one
+commit. ``get_key`` always reads the file; callers that cache keys check ``keys_epoch()``
+first, which every key change (in any process) moves after its commit, so a key disabled by
+``embedrouter keys disable`` in another process is refused on the server's very next request.
 """
 
 from __future__ import annotations
