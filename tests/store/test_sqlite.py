@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,8 @@ from embedrouter.store import SchemaTooNew, StoreUnavailable, open_store
 from embedrouter.store.migrations import LATEST_VERSION, MIGRATIONS, VERSION_TABLE, pending
 from embedrouter.store.records import GenerationRecord
 from embedrouter.store.sqlite_ledger import LedgerLost
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_creates_folders_wal_and_version_rows(tmp_path: Path) -> None:
@@ -112,3 +118,40 @@ async def test_a_lost_batch_is_reported_by_what_the_ledger_holds(tmp_path: Path)
     finally:
         ledger.commit = commit
         await store.close()
+
+
+def test_ledger_process_exits_when_the_server_is_killed(tmp_path: Path) -> None:
+    # SIGKILL leaves no chance to close the store: the ledger process must not outlive it.
+    script = (
+        "import asyncio, sys\n"
+        "from embedrouter.store import open_store\n"
+        "from tests.store.test_sqlite import _gen\n"
+        "async def main():\n"
+        f"    store = await open_store('sqlite:///{tmp_path / 'er.db'}')\n"
+        "    await store.record_generations([_gen(0)])\n"
+        "    print(store._ledger._proc.pid, flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n")
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                  [str(ROOT / "src"), str(ROOT)])})
+    try:
+        assert server.stdout is not None
+        ledger_pid = int(server.stdout.readline())
+        server.kill()
+        server.wait()
+        deadline = time.monotonic() + 10
+        while _alive(ledger_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(ledger_pid)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
