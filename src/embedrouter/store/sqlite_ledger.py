@@ -4,9 +4,10 @@ Each commit is fsynced (``synchronous = FULL``) and must not block the event loo
 elsewhere. A thread was measured first (bench/accounts_bench.py, remote workload, 2-core VM):
 the commit itself costs ~200 us, but every handoff made the writer thread and the event loop
 trade the GIL, and each forced switch left the loop waiting for the OS to schedule the writer.
-Accounting cost ~28% of throughput that way, against ~13% for the same commits run inline on
-the loop. A child process has its own interpreter: the loop writes a batch to a pipe and reads
-one short reply, and nothing else is shared.
+Accounting cost ~27% of throughput that way (a long-lived writer thread; a thread per commit
+was no better), against 12-15% for the same commits run inline on the loop (which would stall
+every request behind a slow disk's fsync). A child process has its own interpreter: the loop
+writes a batch to a pipe and reads one short reply, and nothing else is shared.
 
 Protocol (stdin to the child, stdout back), each message a 4-byte little-endian length and a
 ``marshal`` payload: ``(seq, rows)`` in, ``(seq, status, message)`` out, in order. ``rows`` are
