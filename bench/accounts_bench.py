@@ -2,6 +2,7 @@
 accounting off, on SQLite and on PostgreSQL + Redis, in one run.
 
     python bench/accounts_bench.py [--requests 2000] [--repeats 3] [--concurrency 32]
+                                   [--stores sqlite,pg] [--workloads local,remote]
 
 Servers (all started once, then measured in interleaved rounds so drift hits each alike):
 
@@ -114,11 +115,12 @@ async def measure(port: int, key: str, model: str, n: int, conc: int) -> dict[st
             "p99": hb.percentile(lat, 99)}
 
 
-def report(results: dict[tuple[str, str], list[dict[str, float]]], names: list[str]) -> bool:
+def report(results: dict[tuple[str, str], list[dict[str, float]]], names: list[str],
+           workloads: list[str]) -> bool:
     ok = True
     print(f"\n{'workload':<8} {'server':<12} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'vs off':>8} {'p99 added':>9}  runs (req/s)")
-    for workload in ("local", "remote"):
+    for workload in workloads:
         med: dict[str, dict[str, float]] = {}
         for name in names:
             runs = results[(workload, name)]
@@ -150,7 +152,11 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=2000, help="per round and server")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--stores", default="sqlite,pg", help="comma-separated: sqlite, pg")
+    ap.add_argument("--workloads", default="local,remote", help="comma-separated: local, remote")
     args = ap.parse_args()
+    stores = args.stores.split(",")
+    workloads = args.workloads.split(",")
     import psycopg
     import redis
 
@@ -180,6 +186,8 @@ def main() -> int:
         envs = {"sqlite-off": {}, "sqlite-on": {}, "pg-off": pg,
                 "pg+redis-on": {**pg, "EMBEDROUTER_REDIS_URL": REDIS_URL,
                                 "EMBEDROUTER_REDIS_PREFIX": prefix}}
+        envs = {name: env for name, env in envs.items() if name.split("-")[0].split("+")[0]
+                in stores}
         servers = {}
         for name, env in envs.items():
             hb.log(f"starting {name}")
@@ -188,6 +196,8 @@ def main() -> int:
             servers[name] = (port, key)
         results: dict[tuple[str, str], list[dict[str, float]]] = {}
         for workload, model in (("local", LOCAL), ("remote", REMOTE)):
+            if workload not in workloads:
+                continue
             for port, key in servers.values():  # warm-up: pools, caches, counters
                 asyncio.run(measure(port, key, model, 200, args.concurrency))
             for r in range(args.repeats):
@@ -196,7 +206,7 @@ def main() -> int:
                     results.setdefault((workload, name), []).append(out)
                     hb.log(f"{workload} round {r + 1} {name}: {out['rps']:.0f} req/s, "
                            f"p99 {out['p99']:.2f} ms")
-        ok = report(results, list(servers))
+        ok = report(results, list(servers), workloads)
     return 0 if ok else 1
 
 

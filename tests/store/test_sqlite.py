@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from embedrouter.store import SchemaTooNew, open_store
+from embedrouter.store import SchemaTooNew, StoreUnavailable, open_store
 from embedrouter.store.migrations import LATEST_VERSION, MIGRATIONS, VERSION_TABLE, pending
+from embedrouter.store.records import GenerationRecord
+from embedrouter.store.sqlite_ledger import LedgerLost
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_creates_folders_wal_and_version_rows(tmp_path: Path) -> None:
@@ -51,3 +59,99 @@ def test_many_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -
         path = tmp_path / f"r{round_}" / "embedrouter.db"
         _, errors = at_once(lambda p=path: SQLiteStore.open_sync(p)._conn.close(), 8)
         assert errors == [], f"round {round_}: {errors[0]!r}"
+
+
+def _gen(i: int) -> GenerationRecord:
+    return GenerationRecord(id=f"gen-emb-1-ledger{i:04d}", key_hash="k" * 64, model="a/b",
+                            upstream_model="b", provider="Local", tokens=4, cost_nanos=100 + i,
+                            created_ms=1_700_000_000_000 + i, latency_ms=1)
+
+
+async def test_ledger_process_killed_between_batches_is_restarted(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'er.db'}")
+    try:
+        await store.record_generations([_gen(0), _gen(1)])
+        proc = store._ledger._proc  # type: ignore[attr-defined]
+        assert proc is not None
+        proc.kill()
+        await proc.wait()
+        await store.record_generations([_gen(2)])  # a fresh process takes over
+        assert store._ledger._proc is not proc  # type: ignore[attr-defined]
+        for i in range(3):
+            got = await store.get_generation(_gen(i).id)
+            assert got is not None and got.cost_nanos == 100 + i
+    finally:
+        await store.close()
+    assert proc.returncode is not None
+
+
+async def test_ledger_process_closed_with_the_store(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'er.db'}")
+    await store.record_generations([_gen(0)])
+    proc = store._ledger._proc  # type: ignore[attr-defined]
+    await store.close()
+    assert proc is not None and proc.returncode == 0
+
+
+async def test_a_lost_batch_is_reported_by_what_the_ledger_holds(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'er.db'}")
+    ledger = store._ledger  # type: ignore[attr-defined]
+    commit = ledger.commit
+    try:
+        # The process ended after committing, before its reply: the batch is in the ledger,
+        # so it succeeded (failing it would release holds whose charges exist).
+        async def committed_then_lost(rows):  # type: ignore[no-untyped-def]
+            await commit(rows)
+            raise LedgerLost()
+
+        ledger.commit = committed_then_lost
+        await store.record_generations([_gen(0), _gen(1)])
+
+        # It ended before committing: unknown to the caller, absent from the ledger, a 503.
+        async def lost(rows):  # type: ignore[no-untyped-def]
+            raise LedgerLost()
+
+        ledger.commit = lost
+        with pytest.raises(StoreUnavailable):
+            await store.record_generations([_gen(2)])
+        assert await store.get_generation(_gen(2).id) is None
+    finally:
+        ledger.commit = commit
+        await store.close()
+
+
+def test_ledger_process_exits_when_the_server_is_killed(tmp_path: Path) -> None:
+    # SIGKILL leaves no chance to close the store: the ledger process must not outlive it.
+    script = (
+        "import asyncio, sys\n"
+        "from embedrouter.store import open_store\n"
+        "from tests.store.test_sqlite import _gen\n"
+        "async def main():\n"
+        f"    store = await open_store('sqlite:///{tmp_path / 'er.db'}')\n"
+        "    await store.record_generations([_gen(0)])\n"
+        "    print(store._ledger._proc.pid, flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n")
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                  [str(ROOT / "src"), str(ROOT)])})
+    try:
+        assert server.stdout is not None
+        ledger_pid = int(server.stdout.readline())
+        server.kill()
+        server.wait()
+        deadline = time.monotonic() + 10
+        while _alive(ledger_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(ledger_pid)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False

@@ -4,18 +4,19 @@ Every call but one runs on the event loop thread. That is deliberate: lookups by
 take microseconds, and WAL readers never wait for writers, so the hot path (``get_key`` per
 request) never blocks in practice. Admin writes (create/disable a key, first start) may wait up
 to ``BUSY_TIMEOUT_MS`` if another process holds the write lock. The exception is the ledger:
-``record_generations`` runs in a worker thread on its own connection with
-``synchronous = FULL`` (an fsync per commit, so a charge survives a power cut), and its callers
-batch many charges into one commit. ``get_key`` always reads the file; callers that cache keys
-check ``keys_epoch()`` first, which every key change (in any process) moves after its commit, so
-a key disabled by ``embedrouter keys disable`` in another process is refused on the server's
-very next request.
+``record_generations`` runs in a child process on its own connection with
+``synchronous = FULL`` (an fsync per commit, so a charge survives a power cut; why a process
+and not a thread: store/sqlite_ledger.py), and its callers batch many charges into one
+commit. ``get_key`` always reads the file; callers that cache keys check ``keys_epoch()``
+first, which every key change (in any process) moves after its commit, so a key disabled by
+``embedrouter keys disable`` in another process is refused on the server's very next request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -36,6 +37,9 @@ from embedrouter.store.migrations import (
 )
 from embedrouter.store.records import GenerationRecord, KeyRecord, UsageRow
 from embedrouter.store.sql import check_update, gen_record, gen_values, key_record, key_values
+from embedrouter.store.sqlite_ledger import LedgerLost, LedgerProcess
+
+log = logging.getLogger("embedrouter.store")
 
 # Long enough to ride out another process's short write transaction, short enough that a
 # wedged database surfaces as a 503 instead of a hung server.
@@ -75,13 +79,49 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
         time.sleep(0.01)
 
 
+def open_ledger(path: Path) -> sqlite3.Connection:
+    """The ledger's connection: every commit on it is fsynced (``synchronous = FULL``)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # Per connection: this one fsyncs every commit; the server's own connection does not.
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def record_sync(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``gen_values`` rows in one transaction on a connection from ``open_ledger``."""
+    if len(rows) <= ROWS_PER_INSERT:
+        # One statement is its own transaction (autocommit): atomic and, with synchronous
+        # FULL, durable when it returns; one call instead of BEGIN, INSERT and COMMIT.
+        try:
+            conn.execute(_insert_generations(len(rows)), [value for row in rows for value in row])
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise StoreUnavailable() from exc
+            raise
+        return
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailable() from exc
+    try:
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            chunk = rows[start:start + ROWS_PER_INSERT]
+            conn.execute(_insert_generations(len(chunk)), [value for row in chunk for value in row])
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class SQLiteStore:
     """:class:`~embedrouter.store.base.Store` over one SQLite file."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
-        self._ledger: sqlite3.Connection | None = None  # opened by the first ledger write
+        self._ledger = LedgerProcess(path)  # started by the first ledger write
         self._key_epoch = FileEpoch(path.with_name(f"{path.name}-keyepoch"))
 
     @classmethod
@@ -230,52 +270,17 @@ class SQLiteStore:
             conn.execute(sql.INSERT_GRANT, (grant_id, amount_nanos, created_ms, note))
             return int(conn.execute(sql.ADD_CREDITS, (amount_nanos,)).fetchone()[0])
 
-    def _ledger_conn(self) -> sqlite3.Connection:
-        if self._ledger is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            # Per connection: this one fsyncs every commit; the hot-path reader does not write.
-            conn.execute("PRAGMA synchronous = FULL")
-            self._ledger = conn
-        return self._ledger
-
-    def _record_sync(self, rows: list[tuple[Any, ...]]) -> None:
-        conn = self._ledger_conn()
-        if len(rows) <= ROWS_PER_INSERT:
-            # One statement is its own transaction (autocommit): atomic and, with synchronous
-            # FULL, durable when it returns. One call instead of BEGIN, INSERT and COMMIT is one
-            # release and retake of the GIL instead of three; under load each retake can wait
-            # for the event loop's switch interval, and that wait is charged to every request
-            # the commit holds.
-            try:
-                conn.execute(_insert_generations(len(rows)),
-                             [value for row in rows for value in row])
-            except sqlite3.OperationalError as exc:
-                if _is_busy(exc):
-                    raise StoreUnavailable() from exc
-                raise
-            return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable() from exc
-        try:
-            # One multi-row statement, not executemany: the driver gives up and retakes the
-            # GIL around every step, and each retake contends with the event loop thread.
-            for start in range(0, len(rows), ROWS_PER_INSERT):
-                chunk = rows[start:start + ROWS_PER_INSERT]
-                conn.execute(_insert_generations(len(chunk)),
-                             [value for row in chunk for value in row])
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
     async def record_generations(self, rows: list[GenerationRecord]) -> None:
-        """One fsynced transaction in a worker thread (the caller serialises calls)."""
-        # Parameters built here: the worker thread should hold the GIL as little as possible.
-        await asyncio.to_thread(self._record_sync, [gen_values(r) for r in rows])
+        """One fsynced transaction, in the ledger process (store/sqlite_ledger.py)."""
+        try:
+            await self._ledger.commit([gen_values(r) for r in rows])
+        except LedgerLost:
+            # The process ended with this batch in hand. It is one transaction, so its first
+            # row tells whether all of it committed; answering "failed" for a batch that did
+            # commit would release holds whose charges are in the ledger.
+            if await self.get_generation(rows[0].id) is None:
+                raise
+            log.warning("the ledger process ended after committing a batch; continuing")
 
     async def get_generation(self, generation_id: str) -> GenerationRecord | None:
         rows = self._read(sql.GET_GENERATION, (generation_id,))
@@ -301,8 +306,7 @@ class SQLiteStore:
         """Close the connections; idempotent."""
         self._conn.close()
         self._key_epoch.close()
-        if self._ledger is not None:
-            self._ledger.close()
+        await self._ledger.close()
 
 
 async def open_sqlite(path: Path) -> SQLiteStore:
