@@ -9,14 +9,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import redis
 
 from embedrouter.accounts.counters import Hold
 from embedrouter.accounts.money import parse_usd, to_nanos
-from embedrouter.accounts.redis_counters import CountersUnavailable, RedisCounters
+from embedrouter.accounts.redis_counters import DONE_TTL_S, CountersUnavailable, RedisCounters
 from embedrouter.errors import PaymentRequired
 from embedrouter.store.records import GenerationRecord
 from embedrouter.types import Quote
 from tests.accounts.harness import MODEL, Env, enforced, make_env
+from tests.support.redis_scratch import REDIS_URL
 
 QUOTE = Quote(model=MODEL, tokens=10, cost=Decimal("0.01"))
 
@@ -190,3 +192,42 @@ async def test_a_free_request_settles_and_releases_without_a_redis_error(
         await counters(env).release(hold)
     assert counters(env).errors == 0
     assert await counters(env).snapshot() == {"spent": 0, "held": 0}
+
+
+async def test_one_settle_batch_applies_each_hold_like_a_single_settle(env: Env) -> None:
+    # Settles queued together go to Redis as one script call: a live hold (some tokens
+    # unused), a hold already given back by the reclaimer, and a repeat of the first must each
+    # land exactly as a settle of their own would, in the account, key window and rate window.
+    await env.store.add_credits("g-more", parse_usd("1"), 0, "")
+    key = await env.key(limit_nanos=parse_usd("1"), limit_reset="daily", tpm=1000)
+    holds = []
+    for i in range(3):
+        gate = env.accounts.gate(key, f"gen-batch-{i}")
+        await gate.reserve(QUOTE)
+        assert isinstance(gate._hold, Hold)
+        holds.append(gate._hold)
+    live, reclaimed, kept = holds
+    await counters(env).release(reclaimed)  # as the reclaimer does with no charge yet
+    cost = to_nanos(QUOTE.cost)
+    c = counters(env)
+    c.settle_behind(live, cost, 4)
+    c.settle_behind(reclaimed, cost, 10)
+    c.settle_behind(kept, cost, -1)
+    c.settle_behind(live, cost, 4)  # a repeat in the same batch is a no-op
+    await c.settled()
+    assert c.errors == 0
+    assert await c.snapshot() == {"spent": 3 * cost, "held": 0}
+    assert live.window_id is not None
+    raw = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        assert raw.hgetall(c._kw(live.key_hash, live.window_id)) == {
+            "spent": str(3 * cost), "held": "0"}
+        # 30 tokens claimed; only the live hold gives its 6 unused back (the released one's
+        # tokens stay counted, as a single settle after a reclaim leaves them).
+        assert {raw.hget(name, "t") for name in live.rate_names} == {"24"}
+        assert raw.zcard(f"{c._p}holds") == 0
+        for hold in holds:
+            assert not raw.exists(f"{c._p}hold:{hold.id}")
+            assert 0 < raw.ttl(f"{c._p}done:{hold.id}") <= DONE_TTL_S
+    finally:
+        raw.close()

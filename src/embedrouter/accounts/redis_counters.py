@@ -9,7 +9,7 @@ is logged and counted; a settle that fails after its charge was committed leaves
 Redis, and the reclaimer (any instance, every ``reclaim_every_s``) applies it from the ledger
 later: nothing is lost or charged twice.
 
-Settles run behind the response, gathered into one pipelined round trip per batch
+Settles run behind the response, gathered into one script call per batch
 (``settle_behind``): the charge is already durable in the ledger, and until its settle lands
 the hold keeps its whole amount counted, so a late settle can only refuse early, never let a
 budget be overspent.
@@ -144,11 +144,16 @@ class RedisCounters:
         return bool(await self._call("confirm", self._confirm(
             keys=[f"{self._p}holds", f"{self._p}hold:{hold.id}"], args=[hold.id, expires_ms])))
 
+    def _settle_args(self, settles: list[tuple[str, int, int, str]]) -> list[Any]:
+        args: list[Any] = [DONE_TTL_S, self._p]
+        for hold_id, cost, tokens, kw in settles:
+            args += [hold_id, cost, tokens, kw]
+        return args
+
     async def _settle_script(self, hold_id: str, cost: int, tokens: int, kw: str) -> None:
         await self._call("settle", self._settle(
-            keys=[self._acct, f"{self._p}holds", f"{self._p}hold:{hold_id}",
-                  f"{self._p}done:{hold_id}"],
-            args=[hold_id, cost, tokens, DONE_TTL_S, kw]))
+            keys=[self._acct, f"{self._p}holds"],
+            args=self._settle_args([(hold_id, cost, tokens, kw)])))
 
     async def settle(self, hold: Hold, cost: int, tokens: int) -> None:
         kw = self._kw(hold.key_hash, hold.window_id) if hold.window_id else ""
@@ -156,7 +161,7 @@ class RedisCounters:
 
     def settle_behind(self, hold: Hold, cost: int, tokens: int) -> None:
         """``settle`` without waiting: queued, and sent with the others queued meanwhile in one
-        pipelined round trip."""
+        script call."""
         kw = self._kw(hold.key_hash, hold.window_id) if hold.window_id else ""
         self._settles.append((hold.id, cost, tokens, kw))
         if self._settler is None or self._settler.done():
@@ -166,13 +171,8 @@ class RedisCounters:
         while self._settles:
             batch, self._settles = self._settles[:RECLAIM_BATCH], self._settles[RECLAIM_BATCH:]
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for hold_id, cost, tokens, kw in batch:
-                        await self._settle(
-                            keys=[self._acct, f"{self._p}holds", f"{self._p}hold:{hold_id}",
-                                  f"{self._p}done:{hold_id}"],
-                            args=[hold_id, cost, tokens, DONE_TTL_S, kw], client=pipe)
-                    await pipe.execute()
+                await self._settle(keys=[self._acct, f"{self._p}holds"],
+                                   args=self._settle_args(batch))
             except (RedisError, OSError) as exc:
                 # The charges are in the ledger: the reclaimer settles these holds from it once
                 # they expire. Counting and logging is all that is left to do here.

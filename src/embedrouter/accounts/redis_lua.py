@@ -75,37 +75,51 @@ if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """
 
-# KEYS: acct, holds, hold, done. ARGV: id, cost, tokens (-1: keep the reservation), done_ttl_s,
-# kw (the claim's key window, used when the hold was already reclaimed).
+# KEYS: acct, holds. ARGV: done_ttl_s, the prefix of hold:<id> and done:<id>, then per hold:
+# id, cost, tokens (-1: keep the reservation), kw (the claim's key window, used when the hold
+# was already reclaimed). A whole batch of settles is one call: per call, not per hold, is what
+# costs the client CPU. Returns how many holds were settled (a repeat counts 0).
 # The charge is committed in the ledger before this runs. A reclaimed hold (its instance looked
 # dead) already gave its amount back, so only the spend is added.
 SETTLE = """
-if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
-local cost = tonumber(ARGV[2])
-local kw = ARGV[5]
-local h = redis.call('HMGET', KEYS[3], 'amount', 'tokens', 'kw', 'rl')
-if h[1] then
-  -- 0 - amount, never -amount: Lua writes a negated zero as "-0", which HINCRBY refuses.
-  local amount = tonumber(h[1])
-  kw = h[3]
-  if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'held', 0 - amount) end
-  if kw ~= '' and redis.call('EXISTS', kw) == 1 then
-    redis.call('HINCRBY', kw, 'held', 0 - amount)
-  end
-  local used = tonumber(ARGV[3])
-  local unused = tonumber(h[2]) - used
-  if used >= 0 and unused > 0 and h[4] ~= '' then
-    for name in string.gmatch(h[4], '%S+') do
-      if redis.call('EXISTS', name) == 1 then redis.call('HINCRBY', name, 't', -unused) end
+local acct, holds = KEYS[1], KEYS[2]
+local done_ttl = tonumber(ARGV[1])
+local prefix = ARGV[2]
+local acct_exists = redis.call('EXISTS', acct) == 1
+local settled = 0
+for i = 3, #ARGV, 4 do
+  local id = ARGV[i]
+  local done = prefix .. 'done:' .. id
+  if redis.call('EXISTS', done) == 0 then
+    local hold = prefix .. 'hold:' .. id
+    local cost = tonumber(ARGV[i + 1])
+    local kw = ARGV[i + 3]
+    local h = redis.call('HMGET', hold, 'amount', 'tokens', 'kw', 'rl')
+    if h[1] then
+      -- 0 - amount, never -amount: Lua writes a negated zero as "-0", which HINCRBY refuses.
+      local amount = tonumber(h[1])
+      kw = h[3]
+      if acct_exists then redis.call('HINCRBY', acct, 'held', 0 - amount) end
+      if kw ~= '' and redis.call('EXISTS', kw) == 1 then
+        redis.call('HINCRBY', kw, 'held', 0 - amount)
+      end
+      local used = tonumber(ARGV[i + 2])
+      local unused = tonumber(h[2]) - used
+      if used >= 0 and unused > 0 and h[4] ~= '' then
+        for name in string.gmatch(h[4], '%S+') do
+          if redis.call('EXISTS', name) == 1 then redis.call('HINCRBY', name, 't', -unused) end
+        end
+      end
+      redis.call('DEL', hold)
+      redis.call('ZREM', holds, id)
     end
+    if acct_exists then redis.call('HINCRBY', acct, 'spent', cost) end
+    if kw ~= '' and redis.call('EXISTS', kw) == 1 then redis.call('HINCRBY', kw, 'spent', cost) end
+    redis.call('SET', done, '1', 'EX', done_ttl)
+    settled = settled + 1
   end
-  redis.call('DEL', KEYS[3])
-  redis.call('ZREM', KEYS[2], ARGV[1])
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'spent', cost) end
-if kw ~= '' and redis.call('EXISTS', kw) == 1 then redis.call('HINCRBY', kw, 'spent', cost) end
-redis.call('SET', KEYS[4], '1', 'EX', tonumber(ARGV[4]))
-return 1
+return settled
 """
 
 # KEYS: acct, holds, hold. ARGV: id. Nothing was charged: give the whole amount back.
