@@ -1,0 +1,168 @@
+"""The hot-path EVALSHA client against the real Redis: replies matched to their callers, scripts
+reloaded after a flush, and a lost or silent connection failing its calls then recovering."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from embedrouter.accounts.redis_wire import Script, ScriptClient, pack
+from tests.support.redis_scratch import REDIS_URL, scratch_prefix
+
+# A script unique to this test run, so flushing or loading it says nothing about other scripts.
+ECHO = Script(f"-- {secrets.token_hex(8)}\n"
+              "redis.call('SET', KEYS[1], ARGV[1])\n"
+              "return {tonumber(ARGV[2]) * 2, redis.call('GET', KEYS[1])}")
+SLEEP = Script("""
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+while true do
+  local n = redis.call('TIME')
+  if n[1] * 1000000 + n[2] - start > 300000 then return 1 end
+end
+""")
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    with scratch_prefix() as p:
+        yield p
+
+
+@pytest.fixture
+def raw() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    yield client
+    client.close()
+
+
+def test_pack_writes_resp_bulk_strings() -> None:
+    assert pack(["EVALSHA", b"ab", 2, "é", 1.5]) == (
+        b"*5\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n2\r\n$2\r\n\xc3\xa9\r\n$3\r\n1.5\r\n")
+    with pytest.raises(TypeError):
+        pack([True])
+
+
+async def test_a_call_returns_the_script_reply(prefix: str, raw: redis.Redis) -> None:
+    client = ScriptClient(REDIS_URL)
+    try:
+        assert await client.evalsha(ECHO, [f"{prefix}a"], ["hello", 21]) == [42, "hello"]
+        assert raw.get(f"{prefix}a") == "hello"
+    finally:
+        await client.close()
+
+
+async def test_a_flushed_script_is_loaded_again(prefix: str, raw: redis.Redis) -> None:
+    client = ScriptClient(REDIS_URL)
+    try:
+        await client.evalsha(ECHO, [f"{prefix}a"], ["x", 1])
+        raw.script_flush()
+        assert raw.script_exists(ECHO.sha.decode()) == [False]
+        assert await client.evalsha(ECHO, [f"{prefix}a"], ["y", 2]) == [4, "y"]
+    finally:
+        await client.close()
+
+
+async def test_concurrent_calls_each_get_their_own_reply(prefix: str) -> None:
+    client = ScriptClient(REDIS_URL)
+    try:
+        replies = await asyncio.gather(*(
+            client.evalsha(ECHO, [f"{prefix}k{i}"], [f"v{i}", i]) for i in range(32)))
+        assert replies == [[2 * i, f"v{i}"] for i in range(32)]
+    finally:
+        await client.close()
+
+
+async def test_a_script_error_is_a_response_error_and_the_connection_stays(
+        prefix: str) -> None:
+    client = ScriptClient(REDIS_URL)
+    bad = Script("return redis.call('HINCRBY', KEYS[1], 'f', 'not a number')")
+    try:
+        with pytest.raises(redis.ResponseError):
+            await client.evalsha(bad, [f"{prefix}h"], [])
+        assert await client.evalsha(ECHO, [f"{prefix}a"], ["z", 3]) == [6, "z"]
+    finally:
+        await client.close()
+
+
+async def test_a_connection_killed_by_the_server_fails_then_recovers(
+        prefix: str, raw: redis.Redis) -> None:
+    client = ScriptClient(REDIS_URL)
+    try:
+        await client.evalsha(ECHO, [f"{prefix}a"], ["x", 1])
+        conn = client._conn
+        assert conn is not None and conn.transport is not None
+        port = conn.transport.get_extra_info("sockname")[1]
+        assert raw.client_kill_filter(addr=f"127.0.0.1:{port}") == 1
+        with pytest.raises(redis.ConnectionError):
+            for _ in range(50):  # the kill reaches this loop a moment later
+                await client.evalsha(ECHO, [f"{prefix}a"], ["x", 1])
+                await asyncio.sleep(0.01)
+        assert await client.evalsha(ECHO, [f"{prefix}a"], ["again", 5]) == [10, "again"]
+    finally:
+        await client.close()
+
+
+async def test_a_call_past_its_timeout_fails_every_pending_call_then_recovers(
+        prefix: str, raw: redis.Redis) -> None:
+    client = ScriptClient(REDIS_URL, timeout_s=0.1)
+    for script in (SLEEP, ECHO):  # loaded, so the queued call is sent behind the slow one
+        raw.script_load(script.source)
+    try:
+        slow = asyncio.ensure_future(client.evalsha(SLEEP, [], []))
+        await asyncio.sleep(0)
+        queued = asyncio.ensure_future(client.evalsha(ECHO, [f"{prefix}a"], ["q", 1]))
+        with pytest.raises(redis.TimeoutError):
+            await slow
+        with pytest.raises(redis.TimeoutError):
+            await queued  # its reply would come after the slow one's: it cannot be trusted
+        await asyncio.sleep(0.4)  # Redis finishes the slow script
+        assert await client.evalsha(ECHO, [f"{prefix}a"], ["after", 4]) == [8, "after"]
+    finally:
+        await client.close()
+
+
+async def test_a_cancelled_call_does_not_shift_the_replies(prefix: str) -> None:
+    client = ScriptClient(REDIS_URL)
+    try:
+        first = asyncio.ensure_future(client.evalsha(ECHO, [f"{prefix}a"], ["one", 1]))
+        second = asyncio.ensure_future(client.evalsha(ECHO, [f"{prefix}b"], ["two", 2]))
+        await asyncio.sleep(0)
+        first.cancel()
+        assert await second == [4, "two"]
+        assert await client.evalsha(ECHO, [f"{prefix}c"], ["three", 3]) == [6, "three"]
+    finally:
+        await client.close()
+
+
+async def test_an_unreachable_server_is_a_connection_error() -> None:
+    client = ScriptClient("redis://127.0.0.1:1/0", timeout_s=1.0)
+    try:
+        with pytest.raises(redis.ConnectionError):
+            await client.evalsha(ECHO, ["k"], ["v", 1])
+    finally:
+        await client.close()
+
+
+async def test_auth_and_db_from_the_url_are_sent(prefix: str, raw: redis.Redis) -> None:
+    # The local server has no password: a wrong one must fail the connect, not be skipped.
+    client = ScriptClient(REDIS_URL.rsplit("/", 1)[0].replace("redis://", "redis://u:p@") + "/0")
+    try:
+        with pytest.raises(redis.ConnectionError):
+            await client.evalsha(ECHO, [f"{prefix}a"], ["x", 1])
+    finally:
+        await client.close()
+    client = ScriptClient(REDIS_URL.rsplit("/", 1)[0] + "/3")
+    other = redis.Redis.from_url(REDIS_URL.rsplit("/", 1)[0] + "/3", decode_responses=True)
+    try:
+        await client.evalsha(ECHO, [f"{prefix}db3"], ["in3", 1])
+        assert other.get(f"{prefix}db3") == "in3"
+        assert raw.get(f"{prefix}db3") is None
+    finally:
+        other.delete(f"{prefix}db3")
+        other.close()
+        await client.close()
