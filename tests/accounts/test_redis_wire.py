@@ -166,3 +166,18 @@ async def test_auth_and_db_from_the_url_are_sent(prefix: str, raw: redis.Redis) 
         other.delete(f"{prefix}db3")
         other.close()
         await client.close()
+
+
+def test_under_uvloop_as_the_server_runs_it(prefix: str) -> None:
+    # uvloop's transports are not asyncio's classes: the client must not depend on them.
+    import uvloop
+
+    async def run() -> list[object]:
+        client = ScriptClient(REDIS_URL)
+        try:
+            return list(await asyncio.gather(*(
+                client.evalsha(ECHO, [f"{prefix}u{i}"], [f"u{i}", i]) for i in range(32))))
+        finally:
+            await client.close()
+
+    assert uvloop.run(run()) == [[2 * i, f"u{i}"] for i in range(32)]

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from embedrouter.accounts import redis_lua
 from embedrouter.accounts.counters import Claim, Hold, Ledger, Refused, rate_name
+from embedrouter.accounts.redis_wire import Script, ScriptClient
 from embedrouter.errors import ServiceUnavailable
 
 log = logging.getLogger("embedrouter.accounts")
@@ -65,9 +66,12 @@ class RedisCounters:
         self._generations = generations
         self._p = prefix
         self._on_error = on_error
-        self._claim = self._redis.register_script(redis_lua.CLAIM)
+        # The per-request calls (claim, settle) go through the lean client: redis.asyncio costs
+        # several times its CPU per call (bench/redis_client_bench.py).
+        self._wire = ScriptClient(url, timeout_s=socket_timeout_s)
+        self._claim = Script(redis_lua.CLAIM)
+        self._settle = Script(redis_lua.SETTLE)
         self._seed = self._redis.register_script(redis_lua.SEED)
-        self._settle = self._redis.register_script(redis_lua.SETTLE)
         self._release = self._redis.register_script(redis_lua.RELEASE)
         self._confirm = self._redis.register_script(redis_lua.CONFIRM)
         self._last_logged = 0.0
@@ -127,7 +131,7 @@ class RedisCounters:
             args += [-1 if s.rpm is None else s.rpm, -1 if s.tpm is None else s.tpm]
         keys = [self._acct, kw, f"{self._p}holds", f"{self._p}hold:{claim.hold_id}", *names]
         for _ in range(3):  # at most: seed the account, seed the key window, claim
-            out = await self._call("claim", self._claim(keys=keys, args=args))
+            out = await self._call("claim", self._wire.evalsha(self._claim, keys, args))
             if out[0] == 1:
                 return Hold(claim.hold_id, claim.amount, claim.tokens, claim.key_hash,
                             claim.key_window.id if limited and claim.key_window else None,
@@ -151,9 +155,9 @@ class RedisCounters:
         return args
 
     async def _settle_script(self, hold_id: str, cost: int, tokens: int, kw: str) -> None:
-        await self._call("settle", self._settle(
-            keys=[self._acct, f"{self._p}holds"],
-            args=self._settle_args([(hold_id, cost, tokens, kw)])))
+        await self._call("settle", self._wire.evalsha(
+            self._settle, [self._acct, f"{self._p}holds"],
+            self._settle_args([(hold_id, cost, tokens, kw)])))
 
     async def settle(self, hold: Hold, cost: int, tokens: int) -> None:
         kw = self._kw(hold.key_hash, hold.window_id) if hold.window_id else ""
@@ -171,8 +175,8 @@ class RedisCounters:
         while self._settles:
             batch, self._settles = self._settles[:RECLAIM_BATCH], self._settles[RECLAIM_BATCH:]
             try:
-                await self._settle(keys=[self._acct, f"{self._p}holds"],
-                                   args=self._settle_args(batch))
+                await self._wire.evalsha(self._settle, [self._acct, f"{self._p}holds"],
+                                         self._settle_args(batch))
             except (RedisError, OSError) as exc:
                 # The charges are in the ledger: the reclaimer settles these holds from it once
                 # they expire. Counting and logging is all that is left to do here.
@@ -222,5 +226,6 @@ class RedisCounters:
 
     async def close(self) -> None:
         await self.settled()
+        await self._wire.close()
         await self._redis.aclose()
         await self._redis.connection_pool.disconnect()
