@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -181,3 +187,61 @@ def test_under_uvloop_as_the_server_runs_it(prefix: str) -> None:
             await client.close()
 
     assert uvloop.run(run()) == [[2 * i, f"u{i}"] for i in range(32)]
+
+
+@pytest.fixture(scope="module")
+def private_redis() -> Iterator[tuple[str, str]]:
+    """A throwaway redis-server with a password, a unix socket and TLS (self-signed): the
+    shared server has none of them. Yields the unix:// and rediss:// URLs."""
+    exe = shutil.which("redis-server")
+    if exe is None or shutil.which("openssl") is None:
+        pytest.skip("redis-server and openssl are needed for the unix:// and rediss:// cases")
+    tmp = Path(tempfile.mkdtemp(prefix="erw", dir="/tmp"))  # a unix socket path must be short
+    crt, key, sock = tmp / "c.pem", tmp / "k.pem", tmp / "r.sock"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(crt), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost"], check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [exe, "--port", "0", "--unixsocket", str(sock), "--requirepass", "pw", "--save", "",
+         "--appendonly", "no", "--tls-port", str(port), "--tls-cert-file", str(crt),
+         "--tls-key-file", str(key), "--tls-ca-cert-file", str(crt), "--tls-auth-clients", "no"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            if sock.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not sock.exists():
+            proc.kill()
+            pytest.skip(f"redis-server did not start: {proc.communicate()[0][-500:]!r}")
+        yield (f"unix://:pw@{sock}?db=2",
+               f"rediss://:pw@localhost:{port}/2?ssl_ca_certs={crt}")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.mark.parametrize("scheme", ["unix", "rediss"])
+async def test_unix_and_tls_urls_with_a_password_and_a_db(
+        private_redis: tuple[str, str], scheme: str) -> None:
+    url = private_redis[0] if scheme == "unix" else private_redis[1]
+    client = ScriptClient(url)
+    try:
+        assert await client.evalsha(ECHO, [f"{scheme}-k"], ["v", 7]) == [14, "v"]
+    finally:
+        await client.close()
+    check = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        assert check.get(f"{scheme}-k") == "v"  # in db 2, where redis-py reads it too
+    finally:
+        check.close()
+    wrong = ScriptClient(url.replace(":pw@", ":nope@"))
+    try:
+        with pytest.raises(redis.ConnectionError):
+            await wrong.evalsha(ECHO, [f"{scheme}-k"], ["v", 7])
+    finally:
+        await wrong.close()
