@@ -77,8 +77,8 @@ class _Connection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def send(self, command: bytes) -> asyncio.Future[Any]:
-        if self.lost is not None:
-            raise self.lost
+        if self.lost is not None:  # dropped since the caller got it: fail like a pending call
+            raise ConnectionError(f"Redis connection lost: {self.lost}")
         fut = self.loop.create_future()
         self.pending.append(fut)
         if not self.wbuf:
