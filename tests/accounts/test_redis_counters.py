@@ -3,6 +3,7 @@ and a Redis that does not answer refuses metered requests with a 503 (logged and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -105,6 +106,28 @@ async def test_redis_down_refuses_with_503_logs_once_and_counts(
     lines = [r.getMessage() for r in caplog.records if "Redis unavailable" in r.getMessage()]
     assert len(lines) == 1, lines
     assert "503" in lines[0]
+
+
+async def test_a_connection_lost_mid_use_fails_one_request_then_serves_again(env: Env) -> None:
+    await env.store.add_credits("g-more", parse_usd("1"), 0, "")
+    key = await env.key()
+    await env.embed(key, "gen-before")  # the claim's connection is open now
+    conn = counters(env)._wire._conn
+    assert conn is not None and conn.transport is not None
+    port = conn.transport.get_extra_info("sockname")[1]
+    raw = redis.Redis.from_url(REDIS_URL)
+    try:  # what a Redis restart or a proxy dropping the connection looks like to the client
+        assert raw.client_kill_filter(addr=f"127.0.0.1:{port}") == 1
+    finally:
+        raw.close()
+    with pytest.raises(CountersUnavailable):
+        for i in range(50):  # the kill reaches this loop a moment later
+            await env.embed(key, f"gen-during-{i}")
+            await asyncio.sleep(0.01)
+    assert counters(env).errors == 1
+    await env.embed(key, "gen-after")  # reconnected on the next call
+    await counters(env).settled()
+    assert (await counters(env).snapshot())["held"] == 0
 
 
 async def test_a_request_whose_hold_was_reclaimed_is_not_charged(env: Env) -> None:
