@@ -204,11 +204,12 @@ def private_redis() -> Iterator[tuple[str, str]]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    log = tmp / "redis.log"
     proc = subprocess.Popen(
         [exe, "--port", "0", "--unixsocket", str(sock), "--requirepass", "pw", "--save", "",
          "--appendonly", "no", "--tls-port", str(port), "--tls-cert-file", str(crt),
-         "--tls-key-file", str(key), "--tls-ca-cert-file", str(crt), "--tls-auth-clients", "no"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+         "--tls-key-file", str(key), "--tls-ca-cert-file", str(crt), "--tls-auth-clients", "no",
+         "--logfile", str(log)])
     try:
         for _ in range(100):
             if sock.exists() or proc.poll() is not None:
@@ -216,7 +217,8 @@ def private_redis() -> Iterator[tuple[str, str]]:
             time.sleep(0.05)
         if not sock.exists():
             proc.kill()
-            pytest.skip(f"redis-server did not start: {proc.communicate()[0][-500:]!r}")
+            tail = log.read_text()[-500:] if log.exists() else ""
+            pytest.skip(f"redis-server did not start: {tail!r}")
         yield (f"unix://:pw@{sock}?db=2",
                f"rediss://:pw@localhost:{port}/2?ssl_ca_certs={crt}")
     finally:

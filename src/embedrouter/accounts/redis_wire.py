@@ -19,6 +19,7 @@ handle both clients alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import socket
 import ssl
@@ -69,6 +70,7 @@ class _Connection(asyncio.Protocol):
         self.wbuf: list[bytes] = []
         self.lost: Exception | None = None
         self.loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[None] = self.loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
@@ -114,6 +116,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.drop(ConnectionError(f"Redis connection lost: {exc or 'closed by the server'}"))
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def drop(self, exc: Exception) -> None:
         """Fail every pending call with ``exc`` and close: later replies could not be matched."""
@@ -225,6 +229,10 @@ class ScriptClient:
         if self._connecting is not None:
             self._connecting.cancel()
             self._connecting = None
-        if self._conn is not None:
-            self._conn.drop(ConnectionError("client closed"))
-            self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.drop(ConnectionError("client closed"))
+            # The transport closes its socket a loop turn later: wait, or a loop closed right
+            # after this would leak it.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(conn.closed), self._timeout)
