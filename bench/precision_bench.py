@@ -219,15 +219,9 @@ def child(args: argparse.Namespace) -> int:
     work = batches(tokenized(texts))
     started = time.perf_counter()
     if args.child_runtime == "ort":
-        import onnxruntime as ort
+        from embedrouter.engine.model import _new_session, _session_options
 
-        from embedrouter.engine.model import _session_options
-        from embedrouter.engine.quantize import DISABLED_OPTIMIZERS
-
-        sess = ort.InferenceSession(args.child_path, _session_options(None),
-                                    providers=["CPUExecutionProvider"],
-                                    disabled_optimizers=DISABLED_OPTIMIZERS.get(args.child_precision,
-                                                                                []))
+        sess = _new_session(args.child_path, _session_options(None), args.child_precision)
 
         def run(ids: Any, mask: Any) -> Any:
             return sess.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})[0]

@@ -120,12 +120,9 @@ class Http:
 def main(argv: Sequence[str] | None = None) -> int:
     import json
 
-    import onnxruntime as ort
-
     from embedrouter.engine import Batcher, LocalModel, default_model_dir
     from embedrouter.engine.batcher import DEFAULT_INLINE_MAX_TOKENS
-    from embedrouter.engine.model import _session_options
-    from embedrouter.engine.quantize import DISABLED_OPTIMIZERS
+    from embedrouter.engine.model import _new_session, _session_options
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=500)
@@ -141,9 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     feed = {"input_ids": np.array([seq], dtype=np.int64),
             "attention_mask": np.ones((1, len(seq)), dtype=np.int64)}
-    sessions = {(q, t): ort.InferenceSession(str(m.onnx_path), _session_options(t),
-                                             providers=["CPUExecutionProvider"],
-                                             disabled_optimizers=DISABLED_OPTIMIZERS.get(q, []))
+    sessions = {(q, t): _new_session(str(m.onnx_path), _session_options(t), q)
                 for q, m in models.items() for t in (1, 2)}
     servers: dict[str, tuple[Any, str | None]] = {}
     if not args.no_http:

@@ -68,6 +68,14 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     return so
 
 
+def _new_session(source: str | bytes, options: ort.SessionOptions,
+                 precision: str) -> ort.InferenceSession:
+    """A CPU session for a graph file or bytes, with the optimisers its precision runs without
+    (quantize.DISABLED_OPTIMIZERS)."""
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=DISABLED_OPTIMIZERS.get(precision, []))
+
+
 def _shrink_run_options() -> ort.RunOptions:
     # At the end of a run with this option ORT frees every CPU arena region not in use. Not set on
     # ordinary runs: re-allocating the activations of every batch costs ~10% more CPU per
@@ -206,12 +214,9 @@ class LocalModel:
         if shared is not None:
             # The session reads the table from this buffer instead of its own copy.
             options.add_initializer(WORD_EMBEDDINGS, shared)
-        providers = ["CPUExecutionProvider"]
-        disabled = DISABLED_OPTIMIZERS.get(precision, [])
         if data is None:
             try:
-                session = ort.InferenceSession(str(path), options, providers=providers,
-                                               disabled_optimizers=disabled)
+                session = _new_session(str(path), options, precision)
             except Exception as exc:  # ORT's pybind errors share no useful base class
                 # A cache file that ORT rejects (disk trouble, foreign writer) is rebuilt, not
                 # trusted: the weights are the source of truth.
@@ -220,8 +225,7 @@ class LocalModel:
                 path, data = onnx_cache.ensure_graph(spec, sha, cache_dir, flavour, precision)
         built = data is not None
         if data is not None:
-            session = ort.InferenceSession(data, options, providers=providers,
-                                           disabled_optimizers=disabled)
+            session = _new_session(data, options, precision)
             # Building (quantizing above all) leaves freed heap that glibc would otherwise keep.
             del data
             if _MALLOC_TRIM is not None:

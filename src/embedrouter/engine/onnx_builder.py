@@ -5,7 +5,7 @@ step. Three flavours exist, all computing the same function:
 
 - ``mha`` (the default): the attention core (heads split, scores, mask, softmax, heads merged) is
   ONNX Runtime's ``com.microsoft`` MultiHeadAttention kernel; everything else is opset-17.
-  Against ``standard`` on a 2-core Zen 4 with onnxruntime 1.32, over the corpus in batches of 32
+  Against ``standard`` on a 2-core Zen 5 with onnxruntime 1.32, over the corpus in batches of 32
   (bench/README.md, "Precisions"): fp32 +4%, int8 +14%, because the four Transposes a layer
   (14% of an int8 forward) and the mask Add and Softmax go into one kernel.
 - ``standard``: only ONNX opset-17 ops, for runtimes without Microsoft's contrib ops (the
@@ -18,6 +18,7 @@ ORT's level-ALL optimiser already turns the erf GELU of ``standard`` and ``mha``
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 
@@ -219,21 +220,17 @@ def build_model(spec: ModelSpec, weights: Mapping[str, np.ndarray], *,
     g.nodes.append(helper.make_node("Shape", ["input_ids"], ["input_shape"], name="input_shape"))
     hidden = _embeddings(g, spec, weights)
     mask_f = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
-    if flavour == "fused":
-        mask_i32 = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
-        for i in range(spec.config.num_layers):
-            hidden = _fused_layer(g, spec, weights, i, hidden, mask_i32)
-    elif flavour == "mha":
-        mask_i32 = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
-        for i in range(spec.config.num_layers):
-            hidden = _standard_layer(g, spec, weights, i, hidden, mask_i32, mha=True)
-    else:
+    if flavour == "standard":
         # [B,S] 0/1 -> [B,1,1,S] additive bias, 0 for real tokens and MASK_NEG for padding.
-        bias = g.op("Mul", [g.op("Sub", [g.const_once("one_f", _f32(1.0)), mask_f]),
+        mask = g.op("Mul", [g.op("Sub", [g.const_once("one_f", _f32(1.0)), mask_f]),
                             g.const("mask_neg", _f32(MASK_NEG))])
-        bias = g.op("Unsqueeze", [bias, g.const("axes_1_2", _i64(1, 2))])
-        for i in range(spec.config.num_layers):
-            hidden = _standard_layer(g, spec, weights, i, hidden, bias)
+        mask = g.op("Unsqueeze", [mask, g.const("axes_1_2", _i64(1, 2))])
+    else:  # the contrib kernels take the [B,S] key mask as it is
+        mask = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
+    layer = (_fused_layer if flavour == "fused"
+             else functools.partial(_standard_layer, mha=flavour == "mha"))
+    for i in range(spec.config.num_layers):
+        hidden = layer(g, spec, weights, i, hidden, mask)
     pooled = _pool(g, spec, hidden, mask_f)
     if spec.normalize:
         pooled = _normalize(g, pooled)

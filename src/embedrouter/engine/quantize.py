@@ -70,7 +70,7 @@ QUANTIZE_TIMEOUT_S = 600
 ACTIVATION_FACTOR = {"fp32": 1, "int8": 2}
 # ORT optimisers a precision's session runs without. Once the int8 graph's MatMuls carry their bias
 # (DynamicQuantizeMatMul), ORT fuses each residual Add + LayerNormalization into
-# SkipLayerNormalization, whose CPU kernel took 23% of an int8 forward on a 2-core Zen 4
+# SkipLayerNormalization, whose CPU kernel took 23% of an int8 forward on a 2-core Zen 5
 # (onnxruntime 1.32); unfused, the corpus ran 25% faster with the same vectors to 1e-3 of cosine.
 # The fp32 graph never matches the pattern (its bias Add sits between).
 DISABLED_OPTIMIZERS: dict[str, list[str]] = {"int8": ["SkipLayerNormFusion"]}
