@@ -10,7 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,6 +40,13 @@ def prefix() -> Iterator[str]:
 
 
 @pytest.fixture
+async def client() -> AsyncIterator[ScriptClient]:
+    c = ScriptClient(REDIS_URL)
+    yield c
+    await c.close()
+
+
+@pytest.fixture
 def raw() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     yield client
@@ -53,64 +60,46 @@ def test_pack_writes_resp_bulk_strings() -> None:
         pack([True])
 
 
-async def test_a_call_returns_the_script_reply(prefix: str, raw: redis.Redis) -> None:
-    client = ScriptClient(REDIS_URL)
-    try:
-        assert await client.evalsha(ECHO, [f"{prefix}a"], ["hello", 21]) == [42, "hello"]
-        assert raw.get(f"{prefix}a") == "hello"
-    finally:
-        await client.close()
+async def test_a_call_returns_the_script_reply(client: ScriptClient, prefix: str,
+                                               raw: redis.Redis) -> None:
+    assert await client.evalsha(ECHO, [f"{prefix}a"], ["hello", 21]) == [42, "hello"]
+    assert raw.get(f"{prefix}a") == "hello"
 
 
-async def test_a_flushed_script_is_loaded_again(prefix: str, raw: redis.Redis) -> None:
-    client = ScriptClient(REDIS_URL)
-    try:
-        await client.evalsha(ECHO, [f"{prefix}a"], ["x", 1])
-        raw.script_flush()
-        assert raw.script_exists(ECHO.sha.decode()) == [False]
-        assert await client.evalsha(ECHO, [f"{prefix}a"], ["y", 2]) == [4, "y"]
-    finally:
-        await client.close()
+async def test_a_flushed_script_is_loaded_again(client: ScriptClient, prefix: str,
+                                                raw: redis.Redis) -> None:
+    await client.evalsha(ECHO, [f"{prefix}a"], ["x", 1])
+    raw.script_flush()
+    assert raw.script_exists(ECHO.sha.decode()) == [False]
+    assert await client.evalsha(ECHO, [f"{prefix}a"], ["y", 2]) == [4, "y"]
 
 
-async def test_concurrent_calls_each_get_their_own_reply(prefix: str) -> None:
-    client = ScriptClient(REDIS_URL)
-    try:
-        replies = await asyncio.gather(*(
-            client.evalsha(ECHO, [f"{prefix}k{i}"], [f"v{i}", i]) for i in range(32)))
-        assert replies == [[2 * i, f"v{i}"] for i in range(32)]
-    finally:
-        await client.close()
+async def test_concurrent_calls_each_get_their_own_reply(client: ScriptClient, prefix: str) -> None:
+    replies = await asyncio.gather(*(
+        client.evalsha(ECHO, [f"{prefix}k{i}"], [f"v{i}", i]) for i in range(32)))
+    assert replies == [[2 * i, f"v{i}"] for i in range(32)]
 
 
 async def test_a_script_error_is_a_response_error_and_the_connection_stays(
-        prefix: str) -> None:
-    client = ScriptClient(REDIS_URL)
+        client: ScriptClient, prefix: str) -> None:
     bad = Script("return redis.call('HINCRBY', KEYS[1], 'f', 'not a number')")
-    try:
-        with pytest.raises(redis.ResponseError):
-            await client.evalsha(bad, [f"{prefix}h"], [])
-        assert await client.evalsha(ECHO, [f"{prefix}a"], ["z", 3]) == [6, "z"]
-    finally:
-        await client.close()
+    with pytest.raises(redis.ResponseError):
+        await client.evalsha(bad, [f"{prefix}h"], [])
+    assert await client.evalsha(ECHO, [f"{prefix}a"], ["z", 3]) == [6, "z"]
 
 
 async def test_a_connection_killed_by_the_server_fails_then_recovers(
-        prefix: str, raw: redis.Redis) -> None:
-    client = ScriptClient(REDIS_URL)
-    try:
-        await client.evalsha(ECHO, [f"{prefix}a"], ["x", 1])
-        conn = client._conn
-        assert conn is not None and conn.transport is not None
-        port = conn.transport.get_extra_info("sockname")[1]
-        assert raw.client_kill_filter(addr=f"127.0.0.1:{port}") == 1
-        with pytest.raises(redis.ConnectionError):
-            for _ in range(50):  # the kill reaches this loop a moment later
-                await client.evalsha(ECHO, [f"{prefix}a"], ["x", 1])
-                await asyncio.sleep(0.01)
-        assert await client.evalsha(ECHO, [f"{prefix}a"], ["again", 5]) == [10, "again"]
-    finally:
-        await client.close()
+        client: ScriptClient, prefix: str, raw: redis.Redis) -> None:
+    await client.evalsha(ECHO, [f"{prefix}a"], ["x", 1])
+    conn = client._conn
+    assert conn is not None and conn.transport is not None
+    port = conn.transport.get_extra_info("sockname")[1]
+    assert raw.client_kill_filter(addr=f"127.0.0.1:{port}") == 1
+    with pytest.raises(redis.ConnectionError):
+        for _ in range(50):  # the kill reaches this loop a moment later
+            await client.evalsha(ECHO, [f"{prefix}a"], ["x", 1])
+            await asyncio.sleep(0.01)
+    assert await client.evalsha(ECHO, [f"{prefix}a"], ["again", 5]) == [10, "again"]
 
 
 async def test_a_call_past_its_timeout_fails_every_pending_call_then_recovers(
@@ -132,17 +121,14 @@ async def test_a_call_past_its_timeout_fails_every_pending_call_then_recovers(
         await client.close()
 
 
-async def test_a_cancelled_call_does_not_shift_the_replies(prefix: str) -> None:
-    client = ScriptClient(REDIS_URL)
-    try:
-        first = asyncio.ensure_future(client.evalsha(ECHO, [f"{prefix}a"], ["one", 1]))
-        second = asyncio.ensure_future(client.evalsha(ECHO, [f"{prefix}b"], ["two", 2]))
-        await asyncio.sleep(0)
-        first.cancel()
-        assert await second == [4, "two"]
-        assert await client.evalsha(ECHO, [f"{prefix}c"], ["three", 3]) == [6, "three"]
-    finally:
-        await client.close()
+async def test_a_cancelled_call_does_not_shift_the_replies(client: ScriptClient,
+                                                           prefix: str) -> None:
+    first = asyncio.ensure_future(client.evalsha(ECHO, [f"{prefix}a"], ["one", 1]))
+    second = asyncio.ensure_future(client.evalsha(ECHO, [f"{prefix}b"], ["two", 2]))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await second == [4, "two"]
+    assert await client.evalsha(ECHO, [f"{prefix}c"], ["three", 3]) == [6, "three"]
 
 
 async def test_an_unreachable_server_is_a_connection_error() -> None:
