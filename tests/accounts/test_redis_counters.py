@@ -112,6 +112,7 @@ async def test_a_connection_lost_mid_use_fails_one_request_then_serves_again(env
     await env.store.add_credits("g-more", parse_usd("1"), 0, "")
     key = await env.key()
     await env.embed(key, "gen-before")  # the claim's connection is open now
+    await counters(env).settled()  # and idle: its settle went out behind the response
     conn = counters(env)._wire._conn
     assert conn is not None and conn.transport is not None
     port = conn.transport.get_extra_info("sockname")[1]

@@ -16,7 +16,6 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -28,11 +27,12 @@ from embedrouter.errors import InternalError, PaymentRequired, RateLimited, Serv
 from embedrouter.settings import AccountsConfig
 from embedrouter.store import KeyRecord, Store
 from embedrouter.store.records import GenerationRecord
-from embedrouter.types import EmbeddingResult, Quote, Reserve
+from embedrouter.types import EmbeddingResult, Quote, Reserve, Usage
 
 log = logging.getLogger("embedrouter.accounts")
 
 CREDITS_TTL_S = 1.0
+SCOPE_CACHE_SIZE = 4096
 
 
 def _usd(nanos: int) -> str:
@@ -85,34 +85,37 @@ class Gate:
         key = self._key
         now_ms = acc.now_ms()
         amount = to_nanos(quote.cost)
-        credits = await acc.credits() if cfg.enforce_credits else None
+        credits = None
+        if cfg.enforce_credits:
+            credits = acc.cached_credits()
+            if credits is None:
+                credits = await acc.credits()
         minute, reset_ms = rate_window(now_ms)
-        rpm = key.rpm if key.rpm is not None else cfg.requests_per_minute
-        tpm = key.tpm if key.tpm is not None else cfg.tokens_per_minute
-        scopes = []
-        if rpm is not None or tpm is not None:
-            scopes.append(RateScope(f"key:{key.key_hash}", rpm, tpm))
-        model = cfg.model_limits.get(quote.model)
-        if model is not None:
-            scopes.append(RateScope(f"model:{quote.model}", *model))
         claim = Claim(
             hold_id=self.generation_id, amount=amount, tokens=quote.tokens, credits=credits,
             key_hash=key.key_hash, key_limit=key.limit_nanos,
             key_window=spend_window(key.limit_reset, now_ms)
             if key.limit_nanos is not None else None,
-            scopes=tuple(scopes), minute=minute, reset_ms=reset_ms,
-            expires_ms=now_ms + int(cfg.reservation_ttl_s * 1000))
+            scopes=acc.rate_scopes(key, quote.model), minute=minute, reset_ms=reset_ms,
+            expires_ms=now_ms + acc.ttl_ms)
         try:
             self._hold = await acc.counters.claim(claim)
         except Refused as r:
             raise refusal(r, quote, amount, now_ms) from None
         self._quote, self._now_ms = quote, now_ms
 
-    async def settle(self, result: EmbeddingResult, latency_s: float) -> Decimal:
-        """Charge the actual cost (at most what was held), durably; return what was charged."""
+    def settle(self, result: EmbeddingResult, latency_s: float) -> Awaitable[Decimal]:
+        """Charge the actual cost (at most what was held), durably; the awaitable gives what
+        was charged.
+
+        Not a coroutine: the charge is queued before this returns, and the ledger writer
+        settles the hold once it is committed, so a caller cancelled while it waits (client
+        gone, shutdown) changes nothing about the charge or the counters."""
         hold, quote = self._hold, self._quote
         if hold is None or quote is None:
             raise InternalError("a request reached settle without a reservation")
+        if self._settled:
+            raise InternalError("settle called twice for one request")
         cost = to_nanos(result.usage.cost)
         if cost > hold.amount:
             # The bound was wrong (an upstream counted more tokens than bytes): the budget
@@ -120,53 +123,77 @@ class Gate:
             log.warning("generation %s cost %s over its reservation %s; charged the "
                         "reservation", self.generation_id, cost, hold.amount)
             cost = hold.amount
-        tokens = result.usage.prompt_tokens
-        acc = self._accounts
-        ttl_ms = int(acc.config.reservation_ttl_s * 1000)
-        now_ms = acc.now_ms()
+        row = GenerationRecord(
+            id=self.generation_id, key_hash=self._key.key_hash, model=quote.model,
+            upstream_model=result.model, provider=result.provider,
+            tokens=result.usage.prompt_tokens, cost_nanos=cost, created_ms=self._now_ms,
+            latency_ms=round(latency_s * 1000), cached_tokens=result.usage.cached_tokens)
         # A hold younger than half its lifetime cannot have been reclaimed (that takes its
         # expiry to pass, give or take clock skew between instances, which must stay under
         # that half), and has that half left for the ledger write: only an older one is
         # confirmed, a round trip to Redis that most requests do not need.
+        ttl_ms = self._accounts.ttl_ms
+        now_ms = self._accounts.now_ms()
+        self._settled = True  # from here settle alone decides what happens to the hold
+        if now_ms - self._now_ms < ttl_ms // 2:
+            return self._charge(hold, row)
+        return asyncio.shield(self._confirm_then_charge(hold, row, now_ms + ttl_ms))
+
+    async def _confirm_then_charge(self, hold: Hold, row: GenerationRecord,
+                                   expires_ms: int) -> Decimal:
+        acc = self._accounts
         try:
-            confirmed = now_ms - self._now_ms < ttl_ms // 2 or \
-                await acc.counters.confirm(hold, now_ms + ttl_ms)
+            confirmed = await acc.counters.confirm(hold, expires_ms)
         except BaseException:
-            await self.release()
+            await self._release_counters(hold)
             raise
         if not confirmed:
             # Slower than the reservation's lifetime: another instance took the hold for a
             # dead one's and released it. Charging now could spend that balance twice.
-            self._settled = True
             raise ServiceUnavailable(
                 "The request outlived its credit reservation "
                 f"({acc.config.reservation_ttl_s:g} s) and was not charged; retry it")
-        row = GenerationRecord(
-            id=self.generation_id, key_hash=self._key.key_hash, model=quote.model,
-            upstream_model=result.model, provider=result.provider, tokens=tokens,
-            cost_nanos=cost, created_ms=self._now_ms, latency_ms=round(latency_s * 1000),
-            cached_tokens=result.usage.cached_tokens)
-        self._settled = True  # from here this method alone decides what happens to the hold
+        return await self._charge(hold, row)
+
+    def _charge(self, hold: Hold, row: GenerationRecord) -> asyncio.Future[Decimal]:
+        acc = self._accounts
+        cost = row.cost_nanos
+        charged = from_nanos(cost)
+        future: asyncio.Future[Decimal] = asyncio.get_running_loop().create_future()
         if cost == 0:
             # Nothing charged (a free model, or all hits): nothing to lose or double, so the
             # usage record is group-committed behind the response instead of an fsync before
             # it, which was most of a free request's latency at low concurrency.
             acc.writer.write_behind(row)
-            self._settle_counters(hold, cost, tokens)
-            return from_nanos(cost)
-        try:
-            await acc.writer.write(row)
-        except BaseException:
-            if acc.reclaims:
+            self._settle_counters(hold, cost, row.tokens)
+            future.set_result(charged)
+            return future
+
+        def done(exc: BaseException | None) -> None:
+            if exc is None:
+                self._settle_counters(hold, cost, row.tokens)
+                if not future.done():  # done: the request was cancelled meanwhile
+                    future.set_result(charged)
+            elif acc.reclaims:
                 # The outcome of a failed commit is unknown: the reclaimer settles or releases
                 # the hold from what the ledger holds once it expires.
                 log.warning("charging %s failed; its reservation is reclaimed from the ledger "
                             "after it expires", self.generation_id)
+                if not future.done():
+                    future.set_exception(exc)
             else:
-                await self._release_counters(hold)
-            raise
-        self._settle_counters(hold, cost, tokens)
-        return from_nanos(cost)
+                acc.spawn(self._release_then_fail(hold, future, exc))
+
+        acc.writer.submit(row, done)
+        return future
+
+    async def _release_then_fail(self, hold: Hold, future: asyncio.Future[Decimal],
+                                 exc: BaseException) -> None:
+        # The hold is given back before the request hears of the failure, so a retry finds
+        # the balance as it was.
+        await self._release_counters(hold)
+        if not future.done():
+            future.set_exception(exc)
 
     def _settle_counters(self, hold: Hold, cost: int, tokens: int) -> None:
         try:
@@ -201,13 +228,47 @@ class Accounts:
         self.config = config
         self.reclaims = reclaims  # the counters reclaim expired holds from the ledger (Redis)
         self.writer = LedgerWriter(store.record_generations)
+        self.ttl_ms = int(config.reservation_ttl_s * 1000)
         self._clock = clock
+        self._scopes: dict[tuple[str, int | None, int | None, str], tuple[RateScope, ...]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._credits = 0
         self._credits_until = 0.0
         self._credits_fetch: asyncio.Future[int] | None = None
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+    def cached_credits(self) -> int | None:
+        """The credits if read within ``CREDITS_TTL_S``, else None (then await ``credits``)."""
+        return self._credits if time.monotonic() < self._credits_until else None
+
+    def rate_scopes(self, key: KeyRecord, model: str) -> tuple[RateScope, ...]:
+        """The rate windows a request of ``key`` to ``model`` counts in: the key's own (its
+        limits, else the instance defaults) and the model's, if any limits apply."""
+        # Per request these were a few objects and an f-string built the same way each time.
+        cache_key = (key.key_hash, key.rpm, key.tpm, model)
+        scopes = self._scopes.get(cache_key)
+        if scopes is None:
+            cfg = self.config
+            rpm = key.rpm if key.rpm is not None else cfg.requests_per_minute
+            tpm = key.tpm if key.tpm is not None else cfg.tokens_per_minute
+            found = []
+            if rpm is not None or tpm is not None:
+                found.append(RateScope(f"key:{key.key_hash}", rpm, tpm))
+            limits = cfg.model_limits.get(model)
+            if limits is not None:
+                found.append(RateScope(f"model:{model}", *limits))
+            if len(self._scopes) >= SCOPE_CACHE_SIZE:
+                self._scopes.clear()  # bounded: many keys just rebuild theirs
+            scopes = self._scopes[cache_key] = tuple(found)
+        return scopes
+
+    def spawn(self, work: Awaitable[None]) -> None:
+        """Run ``work`` in the background, holding a reference until it ends."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def credits(self) -> int:
         """The account's credits, re-read at most every ``CREDITS_TTL_S``.
@@ -246,11 +307,13 @@ class Accounts:
         except BaseException:
             await gate.release()
             raise
-        # Shielded: once a provider has answered, the charge and the counters are settled
-        # even if this request is cancelled meanwhile (client gone, shutdown); settle handles
-        # its own failures.
-        charged = await asyncio.shield(gate.settle(result, time.perf_counter() - started))
-        result.usage = replace(result.usage, cost=charged)
+        # Once a provider has answered, the charge and the counters are settled even if this
+        # request is cancelled meanwhile (client gone, shutdown): settle queues the charge
+        # before it returns and handles its own failures.
+        charged = await gate.settle(result, time.perf_counter() - started)
+        u = result.usage
+        result.usage = Usage(u.prompt_tokens, u.total_tokens, charged, u.estimated,
+                             u.cached_tokens)
         return result
 
     def stats(self) -> dict[str, Any]:
@@ -259,4 +322,6 @@ class Accounts:
 
     async def close(self) -> None:
         await self.writer.close()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.counters.close()

@@ -13,6 +13,7 @@ the ledger's committed sum before the first claim uses it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -111,7 +112,7 @@ def rate_name(scope: RateScope, minute: int) -> str:
     return f"{scope.name}:{minute}"
 
 
-def check_rates(claim: Claim, counts: list[tuple[int, int]]) -> None:
+def check_rates(claim: Claim, counts: Sequence[Sequence[int]]) -> None:
     """Raise Refused for the first scope without room; ``counts`` are (requests, tokens)."""
     for scope, (requests, tokens) in zip(claim.scopes, counts, strict=True):
         if scope.rpm is not None and requests + 1 > scope.rpm:
@@ -137,10 +138,9 @@ class MemoryCounters:
             if self._acct is None:  # another caller may have seeded it during the await
                 self._acct = [spent, 0]
 
-    async def _key_entry(self, claim: Claim) -> list[int] | None:
+    async def _key_entry(self, claim: Claim) -> list[int]:
         window = claim.key_window
-        if claim.key_limit is None or window is None:
-            return None
+        assert window is not None
         entry = self._keys.get(claim.key_hash)
         if entry is None or entry[0] != window.id:
             spent = await self._ledger.spent_since(claim.key_hash, window.start_ms)
@@ -152,8 +152,14 @@ class MemoryCounters:
         return entry[1]
 
     async def claim(self, claim: Claim) -> Hold:
-        await self.start()
-        key = await self._key_entry(claim)
+        if self._acct is None:
+            await self.start()
+        key = None
+        window = claim.key_window
+        if claim.key_limit is not None and window is not None:
+            entry = self._keys.get(claim.key_hash)
+            key = entry[1] if entry is not None and entry[0] == window.id \
+                else await self._key_entry(claim)
         assert self._acct is not None
         # From here to the return there is no await: check and apply are one atomic step.
         if claim.minute != self._minute:
@@ -170,8 +176,7 @@ class MemoryCounters:
             if remaining < claim.amount or remaining <= 0:
                 raise Refused("key_limit", claim.key_limit, max(remaining, 0), 0)
         names = tuple(rate_name(s, claim.minute) for s in claim.scopes)
-        counts = [self._rates.get(n, [0, 0]) for n in names]
-        check_rates(claim, [(c[0], c[1]) for c in counts])
+        check_rates(claim, [self._rates.get(n, (0, 0)) for n in names])
         acct[1] += claim.amount
         if key is not None:
             key[1] += claim.amount

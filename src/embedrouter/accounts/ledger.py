@@ -1,8 +1,12 @@
 """Group commit of charges: many requests' generation rows in one durable transaction.
 
-Each caller hands in its row and waits for the commit that contains it; one flusher task owns
-the queue and writes whatever has gathered while the previous commit ran. At low load a row
-commits alone (no added wait); under load one fsync covers many charges.
+Each caller hands in its row with a callback; one flusher task owns the queue, writes whatever
+has gathered while the previous commit ran, and calls each row's callback with the commit's
+outcome. At low load a row commits alone (no added wait); under load one fsync covers many
+charges. Callbacks rather than a future per row: a charge's follow-up (settling its hold) is
+then done by the flusher whether or not its request is still waiting, without a task or a
+shield per request (bench/accounts_bench.py: that bookkeeping was a tenth of a proxied
+request's CPU).
 """
 
 from __future__ import annotations
@@ -18,50 +22,61 @@ MAX_BATCH = 512
 BEHIND_DELAY_S = 0.05
 log = logging.getLogger("embedrouter.accounts")
 
-
-def _log_failure(future: asyncio.Future[None]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.warning("a usage record of a free request was not written: %s",
-                    type(future.exception()).__name__)
-
 Flush = Callable[[list[GenerationRecord]], Awaitable[None]]
+# Called once per row by the flusher: None once the row is committed, else what the commit
+# raised. Runs on the event loop inside the flusher, so it must not block or raise.
+Done = Callable[[BaseException | None], None]
+
+
+def _log_failure(exc: BaseException | None) -> None:
+    if exc is not None:
+        log.warning("a usage record of a free request was not written: %s",
+                    type(exc).__name__)
 
 
 class LedgerWriter:
     def __init__(self, flush: Flush, *, max_batch: int = MAX_BATCH) -> None:
         self._flush = flush
         self._max_batch = max_batch
-        self._queue: list[tuple[GenerationRecord, asyncio.Future[None]]] = []
+        self._queue: list[tuple[GenerationRecord, Done]] = []
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.commits = 0  # for /metrics: rows per commit = rows / commits
         self.rows = 0
 
-    async def write(self, row: GenerationRecord) -> None:
-        """Return once ``row`` is committed; raise what the commit raised if it failed."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        # Read the outcome even if the caller was cancelled, so a failed commit is not also
-        # reported as "exception never retrieved".
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._queue.append((row, future))
+    def submit(self, row: GenerationRecord, done: Done) -> None:
+        """Queue ``row`` for the next commit; ``done`` hears its outcome."""
+        self._queue.append((row, done))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
-        # Shielded: a caller that is cancelled (client gone) must not cancel a commit that
-        # other requests' charges share; its own row is committed regardless.
-        await asyncio.shield(future)
+
+    async def write(self, row: GenerationRecord) -> None:
+        """Return once ``row`` is committed; raise what the commit raised if it failed.
+
+        A caller that is cancelled (client gone) does not take the row back: it is committed
+        with the others that share its commit."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def done(exc: BaseException | None) -> None:
+            if future.done():  # the caller was cancelled
+                return
+            if exc is None:
+                future.set_result(None)
+            else:
+                future.set_exception(exc)
+
+        self.submit(row, done)
+        await future
 
     def write_behind(self, row: GenerationRecord) -> None:
         """Queue ``row`` without waiting for its commit: for a record that charges nothing,
         where no money can be lost or doubled, an fsync per request is latency for nothing.
         A failed commit is logged; ``settled`` and ``close`` wait for queued rows."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        future.add_done_callback(_log_failure)
-        self._queue.append((row, future))
+        self._queue.append((row, _log_failure))
         # Gathered for a moment first: a commit per free request, even off the response's
-        # path, is a worker thread contending for the GIL with the loop once per request.
+        # path, is work contending with the loop once per request.
         if (self._task is None or self._task.done()) and self._timer is None:
-            self._timer = loop.call_later(BEHIND_DELAY_S, self._start)
+            self._timer = asyncio.get_running_loop().call_later(BEHIND_DELAY_S, self._start)
 
     def _start(self) -> None:
         if self._timer is not None:
@@ -80,18 +95,19 @@ class LedgerWriter:
     async def _run(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
+            outcome: BaseException | None = None
             try:
                 await self._flush([row for row, _ in batch])
             except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            self.commits += 1
-            self.rows += len(batch)
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+                outcome = exc
+            else:
+                self.commits += 1
+                self.rows += len(batch)
+            for _, done in batch:
+                try:
+                    done(outcome)
+                except Exception as exc:  # one row's follow-up must not strand the others'
+                    log.error("a ledger callback failed: %s", type(exc).__name__)
 
     async def close(self) -> None:
         """Wait for rows already handed in to be written."""
