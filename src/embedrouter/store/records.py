@@ -45,12 +45,14 @@ class KeyRecord:
         return self.is_management and not self.disabled
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GenerationRecord:
     """One served embeddings request: the ledger's charge and what ``/generation`` shows.
 
     The charge is ``cost_nanos``; the account's spend is the sum of these rows, so a request
-    is charged exactly when its row exists (the id is unique: never twice).
+    is charged exactly when its row exists (the id is unique: never twice). Not frozen, unlike
+    the other records: one is built per charged request, and a frozen dataclass's __init__
+    costs about three times a plain one's. Nothing changes one after it is built.
     """
 
     id: str
