@@ -65,6 +65,10 @@ class RedisCounters:
         self._ledger = ledger
         self._generations = generations
         self._p = prefix
+        # Names used by every claim and settle, built once.
+        self._acct = f"{prefix}acct"
+        self._holds = f"{prefix}holds"
+        self._no_kw = f"{prefix}kw:none"
         self._on_error = on_error
         # The per-request calls (claim, settle) go through the lean client: redis.asyncio costs
         # several times its CPU per call (bench/redis_client_bench.py).
@@ -96,10 +100,6 @@ class RedisCounters:
         except (RedisError, OSError) as exc:
             raise self._failed(exc, what) from exc
 
-    @property
-    def _acct(self) -> str:
-        return f"{self._p}acct"
-
     def _kw(self, key_hash: str, window_id: str) -> str:
         return f"{self._p}kw:{key_hash}:{window_id}"
 
@@ -122,14 +122,14 @@ class RedisCounters:
     async def claim(self, claim: Claim) -> Hold:
         limited = claim.key_limit is not None and claim.key_window is not None
         kw = self._kw(claim.key_hash, claim.key_window.id) if limited and claim.key_window \
-            else f"{self._p}kw:none"
+            else self._no_kw
         names = tuple(f"{self._p}rl:{rate_name(s, claim.minute)}" for s in claim.scopes)
         args: list[Any] = [claim.amount, 1 if claim.credits is not None else 0,
                            claim.credits or 0, claim.key_limit if limited else -1,
                            claim.tokens, claim.expires_ms, claim.hold_id, claim.reset_ms, 0]
         for s in claim.scopes:
             args += [-1 if s.rpm is None else s.rpm, -1 if s.tpm is None else s.tpm]
-        keys = [self._acct, kw, f"{self._p}holds", f"{self._p}hold:{claim.hold_id}", *names]
+        keys = [self._acct, kw, self._holds, f"{self._p}hold:{claim.hold_id}", *names]
         for _ in range(3):  # at most: seed the account, seed the key window, claim
             out = await self._call("claim", self._wire.evalsha(self._claim, keys, args))
             if out[0] == 1:
@@ -146,7 +146,7 @@ class RedisCounters:
 
     async def confirm(self, hold: Hold, expires_ms: int) -> bool:
         return bool(await self._call("confirm", self._confirm(
-            keys=[f"{self._p}holds", f"{self._p}hold:{hold.id}"], args=[hold.id, expires_ms])))
+            keys=[self._holds, f"{self._p}hold:{hold.id}"], args=[hold.id, expires_ms])))
 
     def _settle_args(self, settles: list[tuple[str, int, int, str]]) -> list[Any]:
         args: list[Any] = [DONE_TTL_S, self._p]
@@ -156,7 +156,7 @@ class RedisCounters:
 
     async def _settle_script(self, hold_id: str, cost: int, tokens: int, kw: str) -> None:
         await self._call("settle", self._wire.evalsha(
-            self._settle, [self._acct, f"{self._p}holds"],
+            self._settle, [self._acct, self._holds],
             self._settle_args([(hold_id, cost, tokens, kw)])))
 
     async def settle(self, hold: Hold, cost: int, tokens: int) -> None:
@@ -175,7 +175,7 @@ class RedisCounters:
         while self._settles:
             batch, self._settles = self._settles[:RECLAIM_BATCH], self._settles[RECLAIM_BATCH:]
             try:
-                await self._wire.evalsha(self._settle, [self._acct, f"{self._p}holds"],
+                await self._wire.evalsha(self._settle, [self._acct, self._holds],
                                          self._settle_args(batch))
             except (RedisError, OSError) as exc:
                 # The charges are in the ledger: the reclaimer settles these holds from it once
@@ -189,7 +189,7 @@ class RedisCounters:
 
     async def release(self, hold: Hold) -> None:
         await self._call("release", self._release(
-            keys=[self._acct, f"{self._p}holds", f"{self._p}hold:{hold.id}"], args=[hold.id]))
+            keys=[self._acct, self._holds, f"{self._p}hold:{hold.id}"], args=[hold.id]))
 
     async def reclaim(self, now_ms: int | None = None) -> int:
         """Undo the holds past their expiry (their instance died mid-request).
@@ -199,14 +199,14 @@ class RedisCounters:
         """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         ids = await self._call("reclaim", self._redis.zrangebyscore(
-            f"{self._p}holds", "-inf", now_ms, start=0, num=RECLAIM_BATCH))
+            self._holds, "-inf", now_ms, start=0, num=RECLAIM_BATCH))
         for hold_id in ids:
             charged = await self._generations.get_generation(hold_id)
             if charged is not None:
                 await self._settle_script(hold_id, charged.cost_nanos, -1, "")
             else:
                 await self._call("release", self._release(
-                    keys=[self._acct, f"{self._p}holds", f"{self._p}hold:{hold_id}"],
+                    keys=[self._acct, self._holds, f"{self._p}hold:{hold_id}"],
                     args=[hold_id]))
         if ids:
             log.warning("reclaimed %d expired reservations", len(ids))
