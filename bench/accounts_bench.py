@@ -1,7 +1,7 @@
 """What accounting costs: requests/s and p99 through the full admission path against
 accounting off, on SQLite and on PostgreSQL + Redis, in one run.
 
-    python bench/accounts_bench.py [--requests 2000] [--repeats 3] [--concurrency 32]
+    python bench/accounts_bench.py [--requests 1000] [--repeats 15] [--concurrency 32]
                                    [--stores sqlite,pg] [--workloads local,remote]
 
 Servers (all started once, then measured in interleaved rounds so drift hits each alike):
@@ -21,6 +21,11 @@ model (priced), and one input to a remote model served by a fixed-vector upstrea
 127.0.0.1 (proxy_bench.py's). PostgreSQL and Redis are the local servers (a scratch schema and
 a scratch key prefix, removed afterwards). Everything shares the machine's cores with the
 client: compare within one run only.
+
+Verdicts: each round measures every server once (every other round in reverse order); "vs
+off" and "p99 added" are the medians over rounds of that round's on/off comparison, and "CPU
+us" the server's processes' CPU per request (the SQLite ledger process included; PostgreSQL's
+and Redis's own not).
 """
 
 from __future__ import annotations
@@ -176,8 +181,11 @@ def report(results: dict[tuple[str, str], list[dict[str, float]]], names: list[s
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=2000, help="per round and server")
-    ap.add_argument("--repeats", type=int, default=3)
+    # Many short rounds rather than a few long ones: each verdict is a median of per-round
+    # pairs, and a pair measured within a second or two sees the same machine (a shared VM's
+    # speed was seen to drift by 2x within a minute).
+    ap.add_argument("--requests", type=int, default=1000, help="per round and server")
+    ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--stores", default="sqlite,pg", help="comma-separated: sqlite, pg")
     ap.add_argument("--workloads", default="local,remote", help="comma-separated: local, remote")

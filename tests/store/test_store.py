@@ -182,3 +182,10 @@ async def test_a_batch_larger_than_one_insert_statement_is_recorded_whole(store:
         await store.record_generations([
             GenerationRecord("gen-new", "k" * 64, "m", "up", "P", 1, 1, 1, 1), rows[0]])
     assert await store.get_generation("gen-new") is None
+    # Past one statement too: a duplicate in the last chunk undoes the chunks before it.
+    more = [GenerationRecord(f"gen-more-{i:04}", "k" * 64, "m", "up", "P", 1, 1, 1, 1)
+            for i in range(300)]
+    with pytest.raises(Exception):  # noqa: B017
+        await store.record_generations([*more, rows[1]])
+    assert await store.get_generation("gen-more-0000") is None
+    assert await store.spent_total() == sum(10 * i for i in range(600))

@@ -10,6 +10,7 @@ read is its own transaction and never holds a snapshot between requests.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -63,6 +64,11 @@ def _target(url: str) -> str:
 
 async def _configure(conn: Conn) -> None:
     await conn.set_autocommit(True)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_generations(n: int) -> str:
+    return sql.pg(sql.insert_generations(n))
 
 
 class PostgresStore:
@@ -239,13 +245,26 @@ class PostgresStore:
 
     async def record_generations(self, rows: list[GenerationRecord]) -> None:
         """One transaction; committed (and so durable) when this returns."""
+        values = [gen_values(r) for r in rows]
+        if len(values) <= sql.ROWS_PER_INSERT:
+            # One statement in autocommit is its own transaction: one round trip instead of
+            # BEGIN, the inserts and COMMIT. Each round trip waits for a PostgreSQL backend to
+            # be scheduled, which on a busy machine is most of a charge's added latency.
+            async def one(conn: Conn) -> None:
+                await conn.execute(_insert_generations(len(values)),
+                                   [v for row in values for v in row])
 
-        async def work(conn: Conn) -> None:
-            async with conn.transaction(), conn.cursor() as cur:
-                await cur.executemany(sql.pg(sql.INSERT_GENERATION),
-                                      [gen_values(r) for r in rows])
+            await self._run(one)
+            return
 
-        await self._run(work)
+        async def chunked(conn: Conn) -> None:
+            async with conn.transaction():
+                for start in range(0, len(values), sql.ROWS_PER_INSERT):
+                    chunk = values[start:start + sql.ROWS_PER_INSERT]
+                    await conn.execute(_insert_generations(len(chunk)),
+                                       [v for row in chunk for v in row])
+
+        await self._run(chunked)
 
     async def get_generation(self, generation_id: str) -> GenerationRecord | None:
         row = await self._one(sql.GET_GENERATION, (generation_id,))

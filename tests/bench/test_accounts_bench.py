@@ -1,0 +1,74 @@
+"""bench/accounts_bench.py: its verdict arithmetic (per-round pairs), and a tiny run on real
+servers (SQLite, remote workload)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+
+
+def _load():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(BENCH))  # it imports its sibling scripts
+    try:
+        spec = importlib.util.spec_from_file_location("embedrouter_accounts_bench",
+                                                      BENCH / "accounts_bench.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+ab = _load()
+
+
+def _r(rps: float, p99: float) -> dict[str, float]:
+    return {"rps": rps, "p50": 1.0, "p99": p99, "cpu_us": 100.0}
+
+
+def test_the_verdict_is_the_median_of_each_rounds_own_comparison(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The machine slows down after round 1 and, in round 2, speeds up again between the off
+    # and the on server: the ratio of medians would say +50% (900 against 600); each round's
+    # own pair says -10%, +50%, -10%, whose median is the verdict.
+    results = {("remote", "sqlite-off"): [_r(1000, 10), _r(600, 20), _r(600, 20)],
+               ("remote", "sqlite-on"): [_r(900, 12), _r(900, 12), _r(540, 22)]}
+    assert ab.report(results, ["sqlite-off", "sqlite-on"], ["remote"]) is True
+    line = next(x for x in capsys.readouterr().out.splitlines() if "sqlite-on" in x)
+    assert "-10.0%" in line and "+2.00" in line and line.endswith("PASS")
+
+
+def test_a_cost_over_the_target_in_most_rounds_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    results = {("remote", "sqlite-off"): [_r(1000, 10)] * 3,
+               ("remote", "sqlite-on"): [_r(800, 10), _r(1000, 10), _r(800, 10)]}
+    assert ab.report(results, ["sqlite-off", "sqlite-on"], ["remote"]) is False
+    assert "-20.0%" in capsys.readouterr().out
+
+
+def test_the_p99_bound_alone_can_fail(capsys: pytest.CaptureFixture[str]) -> None:
+    results = {("remote", "sqlite-off"): [_r(1000, 10)] * 3,
+               ("remote", "sqlite-on"): [_r(1000, 16)] * 3}
+    assert ab.report(results, ["sqlite-off", "sqlite-on"], ["remote"]) is False
+    assert "+6.00" in capsys.readouterr().out
+
+
+def test_a_tiny_run_on_sqlite_measures_both_servers_and_their_cpu() -> None:
+    # The verdict of 50-request rounds means nothing: only that the run completes and prints.
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "accounts_bench.py"), "--requests", "50", "--repeats", "2",
+         "--stores", "sqlite", "--workloads", "remote"],
+        capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    rows = [x.split() for x in proc.stdout.splitlines() if x.startswith("remote ")]
+    assert [r[1] for r in rows] == ["sqlite-off", "sqlite-on"]
+    for row in rows:
+        assert float(row[2]) > 0  # req/s
+    assert rows[1][-1] in ("PASS", "FAIL")
