@@ -173,10 +173,12 @@ async def test_a_version_2_database_upgrades_with_its_keys_on_the_default_policy
 
 async def test_a_batch_larger_than_one_insert_statement_is_recorded_whole(store: Store) -> None:
     from embedrouter.store.records import GenerationRecord
-    rows = [GenerationRecord(f"gen-{i:04}", "k" * 64, "m", "up", "P", i, 10 * i, 1_000 + i, 1)
+    rows = [GenerationRecord(f"gen-{i:04}", "k" * 64, "m", "up", "P", i, 10 * i, 1_000 + i, 1,
+                             cached_tokens=i if i % 2 else None)
             for i in range(600)]  # over SQLite's 256 rows per statement, in one transaction
     await store.record_generations(rows)
     assert await store.get_generation("gen-0599") == rows[-1]
+    assert await store.get_generation("gen-0598") == rows[-2]  # no cached_tokens
     assert await store.spent_total() == sum(10 * i for i in range(600))
     with pytest.raises(Exception):  # noqa: B017 - a duplicate id fails the whole batch
         await store.record_generations([

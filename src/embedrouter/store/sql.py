@@ -22,6 +22,7 @@ KEY_COLUMNS = ("key_hash, label, is_management, disabled, created_at, display, "
                "limit_nanos, limit_reset, rpm, tpm, updated_at, cache_policy")
 GEN_COLUMNS = ("id, key_hash, model, upstream_model, provider, tokens, cost_nanos, created_ms, "
                "latency_ms, cached_tokens")
+GEN_TYPES = ("text",) * 5 + ("bigint",) * 5  # of GEN_COLUMNS, for PostgreSQL's arrays
 
 INSERT_KEY = (f"INSERT INTO {KEYS_TABLE} ({KEY_COLUMNS}, inserted_ns) "
               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -37,7 +38,7 @@ ADD_CREDITS = (f"UPDATE {ACCOUNT_TABLE} SET credits_nanos = credits_nanos + ? WH
                "RETURNING credits_nanos")
 
 # Rows per INSERT of generations: 10 parameters a row, so 256 rows stay far under SQLite's
-# 32,766 and PostgreSQL's 65,535 parameters per statement.
+# 32,766 parameters per statement.
 ROWS_PER_INSERT = 256
 
 
