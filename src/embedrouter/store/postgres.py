@@ -66,9 +66,7 @@ async def _configure(conn: Conn) -> None:
     await conn.set_autocommit(True)
 
 
-_INSERT_GENERATIONS = (
-    f"INSERT INTO {GENERATIONS_TABLE} ({sql.GEN_COLUMNS}) SELECT * FROM unnest("
-    + ", ".join(f"%s::{t}[]" for t in sql.GEN_TYPES) + ")")
+_COPY_GENERATIONS = f"COPY {GENERATIONS_TABLE} ({sql.GEN_COLUMNS}) FROM STDIN"
 
 
 class PostgresStore:
@@ -244,17 +242,17 @@ class PostgresStore:
         return await self._run(work)
 
     async def record_generations(self, rows: list[GenerationRecord]) -> None:
-        """One statement in autocommit, so one transaction; committed (and so durable) when
-        this returns."""
-        # One round trip, not BEGIN, the inserts and COMMIT: each round trip waits for a
-        # PostgreSQL backend to be scheduled. Columns as arrays, not a VALUES list per row:
-        # the statement's text stays the same whatever the batch size, so psycopg parses it
-        # once and the server prepares it once (a VALUES list of 100+ rows was re-parsed on
-        # every call, 4% of a busy server's loop).
-        columns = [list(column) for column in zip(*map(gen_values, rows), strict=True)]
-
+        """One ``COPY`` in autocommit, so one transaction (a duplicate id fails all of it);
+        committed, and so durable, when this returns."""
+        # COPY rather than INSERTs: its rows are encoded by psycopg's C code with no statement
+        # to parse or bind, one round trip for the batch and no BEGIN / COMMIT. A scratch
+        # comparison on this event loop, batches of 40: 5-7 us of CPU a row, against 15-20
+        # for executemany in a transaction or INSERT ... SELECT FROM unnest(arrays), and
+        # 36-40 for one multi-row VALUES statement (psycopg re-parses long statements).
         async def work(conn: Conn) -> None:
-            await conn.execute(_INSERT_GENERATIONS, columns)
+            async with conn.cursor() as cur, cur.copy(_COPY_GENERATIONS) as copy:
+                for row in rows:
+                    await copy.write_row(gen_values(row))
 
         await self._run(work)
 

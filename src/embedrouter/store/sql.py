@@ -22,7 +22,6 @@ KEY_COLUMNS = ("key_hash, label, is_management, disabled, created_at, display, "
                "limit_nanos, limit_reset, rpm, tpm, updated_at, cache_policy")
 GEN_COLUMNS = ("id, key_hash, model, upstream_model, provider, tokens, cost_nanos, created_ms, "
                "latency_ms, cached_tokens")
-GEN_TYPES = ("text",) * 5 + ("bigint",) * 5  # of GEN_COLUMNS, for PostgreSQL's arrays
 
 INSERT_KEY = (f"INSERT INTO {KEYS_TABLE} ({KEY_COLUMNS}, inserted_ns) "
               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
