@@ -1,0 +1,99 @@
+"""CPU per request of the admission path itself, in process: ``Accounts.metered`` around a
+stand-in for the router, at concurrency 32 on one event loop (uvloop), no HTTP.
+
+    python bench/admission_cpu.py [--requests 10000] [--repeats 9] [--modes off,noop,sqlite]
+
+  off     the stand-in alone (what every request costs without accounting here)
+  noop    admission with in-process counters and a ledger flush that does nothing: the
+          per-request Python of reserve, settle and the group-commit bookkeeping
+  sqlite  the same with the real SQLite ledger (its child process; that process's CPU is not
+          counted, only the event loop's side of it)
+
+Every request runs the full path of accounts_bench.py (enforced credits, a key limit with a
+daily reset, key RPM/TPM). Prints, per mode, the minimum and median over repeats of the
+loop's CPU microseconds per request: on a shared VM whose speed drifts, the minimum is the
+steadiest figure for comparing two trees (run it with PYTHONPATH=<tree>/src for each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import uvloop
+
+from embedrouter.accounts.admission import Accounts
+from embedrouter.accounts.counters import MemoryCounters
+from embedrouter.api.encode import generation_id
+from embedrouter.settings import AccountsConfig
+from embedrouter.store.records import KeyRecord
+from embedrouter.store.sqlite import open_sqlite
+from embedrouter.types import EmbeddingResult, Quote, Usage
+
+CONCURRENCY = 32
+KEY = KeyRecord("a" * 64, "bench", False, False, 0, "sk-er-v1-bench", limit_nanos=10**15,
+                limit_reset="daily", rpm=10**7, tpm=10**9)
+QUOTE = Quote("bench/fixed", 12, Decimal("0.00000156"))
+VECTORS = np.zeros((1, 384), np.float32)
+
+
+def _result() -> EmbeddingResult:
+    return EmbeddingResult(VECTORS, "fixed", "Bench", Usage(12, 12, QUOTE.cost))
+
+
+async def one_round(mode: str, n: int) -> float:
+    """Loop CPU microseconds per request for ``n`` requests in ``mode``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await open_sqlite(Path(tmp) / "bench.sqlite")
+        await store.add_credits("bench", 10**15, 0, "bench")
+        accounts = Accounts(store, MemoryCounters(store), AccountsConfig(enforce_credits=True))
+        if mode == "noop":
+            async def flush(rows: object) -> None:
+                await asyncio.sleep(0)
+
+            accounts.writer._flush = flush  # type: ignore[assignment]
+        await accounts.start()
+
+        async def embed(reserve: object) -> EmbeddingResult:
+            if reserve is not None:
+                await reserve(QUOTE)  # type: ignore[operator]
+            await asyncio.sleep(0)  # the provider call's one suspension
+            return _result()
+
+        async def worker(count: int) -> None:
+            for _ in range(count):
+                if mode == "off":
+                    generation_id()
+                    await embed(None)
+                else:
+                    await accounts.metered(KEY, generation_id(), embed)
+
+        started = time.process_time()
+        await asyncio.gather(*(worker(n // CONCURRENCY) for _ in range(CONCURRENCY)))
+        cpu = time.process_time() - started
+        await accounts.close()
+        await store.close()
+    return cpu / (n // CONCURRENCY * CONCURRENCY) * 1e6
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=10000)
+    ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--modes", default="off,noop,sqlite")
+    args = ap.parse_args()
+    for mode in args.modes.split(","):
+        runs = [uvloop.run(one_round(mode, args.requests)) for _ in range(args.repeats)]
+        print(f"{mode:<7} loop CPU per request: min {min(runs):6.1f} us, "
+              f"median {statistics.median(runs):6.1f} us")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
