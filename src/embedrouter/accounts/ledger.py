@@ -50,24 +50,6 @@ class LedgerWriter:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
 
-    async def write(self, row: GenerationRecord) -> None:
-        """Return once ``row`` is committed; raise what the commit raised if it failed.
-
-        A caller that is cancelled (client gone) does not take the row back: it is committed
-        with the others that share its commit."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def done(exc: BaseException | None) -> None:
-            if future.done():  # the caller was cancelled
-                return
-            if exc is None:
-                future.set_result(None)
-            else:
-                future.set_exception(exc)
-
-        self.submit(row, done)
-        await future
-
     def write_behind(self, row: GenerationRecord) -> None:
         """Queue ``row`` without waiting for its commit: for a record that charges nothing,
         where no money can be lost or doubled, an fsync per request is latency for nothing.
