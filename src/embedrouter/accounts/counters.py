@@ -141,17 +141,14 @@ class MemoryCounters:
             if self._acct is None:  # another caller may have seeded it during the await
                 self._acct = [spent, 0]
 
-    async def _key_entry(self, claim: Claim) -> list[int]:
-        window = claim.key_window
-        assert window is not None
+    async def _seed_key_entry(self, claim: Claim, window: Window) -> list[int]:
+        """The key's counter for ``window``, seeded from the ledger (its first claim there)."""
+        spent = await self._ledger.spent_since(claim.key_hash, window.start_ms)
         entry = self._keys.get(claim.key_hash)
+        # Re-checked after the await: a concurrent claim may have seeded it and reserved.
         if entry is None or entry[0] != window.id:
-            spent = await self._ledger.spent_since(claim.key_hash, window.start_ms)
-            entry = self._keys.get(claim.key_hash)
-            # Re-checked after the await: a concurrent claim may have seeded it and reserved.
-            if entry is None or entry[0] != window.id:
-                entry = (window.id, [spent, 0])
-                self._keys[claim.key_hash] = entry
+            entry = (window.id, [spent, 0])
+            self._keys[claim.key_hash] = entry
         return entry[1]
 
     async def claim(self, claim: Claim) -> Hold:
@@ -162,7 +159,7 @@ class MemoryCounters:
         if claim.key_limit is not None and window is not None:
             entry = self._keys.get(claim.key_hash)
             key = entry[1] if entry is not None and entry[0] == window.id \
-                else await self._key_entry(claim)
+                else await self._seed_key_entry(claim, window)
         assert self._acct is not None
         # From here to the return there is no await: check and apply are one atomic step.
         if claim.minute != self._minute:

@@ -5,8 +5,8 @@ has gathered while the previous commit ran, and calls each row's callback with t
 outcome. At low load a row commits alone (no added wait); under load one fsync covers many
 charges. Callbacks rather than a future per row: a charge's follow-up (settling its hold) is
 then done by the flusher whether or not its request is still waiting, without a task or a
-shield per request (bench/accounts_bench.py: that bookkeeping was a tenth of a proxied
-request's CPU).
+shield per request (that bookkeeping was about half of admission's own CPU per request,
+bench/admission_cpu.py).
 """
 
 from __future__ import annotations

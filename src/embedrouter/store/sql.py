@@ -6,7 +6,6 @@ the two backends cannot drift apart in what they compute (the same suites run on
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any
 
@@ -35,20 +34,6 @@ INSERT_GRANT = (f"INSERT INTO {GRANTS_TABLE} (id, amount_nanos, created_ms, note
                 "VALUES (?, ?, ?, ?)")
 ADD_CREDITS = (f"UPDATE {ACCOUNT_TABLE} SET credits_nanos = credits_nanos + ? WHERE id = 1 "
                "RETURNING credits_nanos")
-
-# Rows per INSERT of generations: 10 parameters a row, so 256 rows stay far under SQLite's
-# 32,766 parameters per statement.
-ROWS_PER_INSERT = 256
-
-
-@functools.lru_cache(maxsize=64)
-def insert_generations(n: int) -> str:
-    """One INSERT of ``n`` generation rows; its parameters are the rows' ``gen_values`` in
-    order. One statement is atomic on its own: in autocommit it is the whole transaction."""
-    row = "(" + ", ".join(["?"] * len(GEN_COLUMNS.split(","))) + ")"
-    return (f"INSERT INTO {GENERATIONS_TABLE} ({GEN_COLUMNS}) VALUES "
-            + ", ".join([row] * n))
-
 
 GET_GENERATION = f"SELECT {GEN_COLUMNS} FROM {GENERATIONS_TABLE} WHERE id = ?"
 SPENT_TOTAL = f"SELECT COALESCE(SUM(cost_nanos), 0) FROM {GENERATIONS_TABLE}"

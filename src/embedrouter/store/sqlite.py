@@ -15,6 +15,7 @@ first, which every key change (in any process) moves after its commit, so a key 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 import time
@@ -28,6 +29,7 @@ from embedrouter.store.base import DuplicateKey, StoreUnavailable
 from embedrouter.store.key_epoch import FileEpoch
 from embedrouter.store.migrations import (
     CREATE_VERSION_TABLE,
+    GENERATIONS_TABLE,
     KEYS_TABLE,
     MARKERS_TABLE,
     VERSION_TABLE,
@@ -49,6 +51,17 @@ BOOTSTRAP_MARKER = "bootstrap"
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
+
+
+# 10 parameters a row: 10 * 256 stays far under SQLite's 32,766 bound on one statement's variables.
+ROWS_PER_INSERT = 256
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_generations(n: int) -> str:
+    row = "(" + ", ".join(["?"] * len(sql.GEN_COLUMNS.split(","))) + ")"
+    return (f"INSERT INTO {GENERATIONS_TABLE} ({sql.GEN_COLUMNS}) VALUES "
+            + ", ".join([row] * n))
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:
@@ -77,11 +90,11 @@ def open_ledger(path: Path) -> sqlite3.Connection:
 
 def record_sync(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     """Insert ``gen_values`` rows in one transaction on a connection from ``open_ledger``."""
-    if len(rows) <= sql.ROWS_PER_INSERT:
+    if len(rows) <= ROWS_PER_INSERT:
         # One statement is its own transaction (autocommit): atomic and, with synchronous
         # FULL, durable when it returns; one call instead of BEGIN, INSERT and COMMIT.
         try:
-            conn.execute(sql.insert_generations(len(rows)),
+            conn.execute(_insert_generations(len(rows)),
                          [value for row in rows for value in row])
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
@@ -93,9 +106,9 @@ def record_sync(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     except sqlite3.OperationalError as exc:
         raise StoreUnavailable() from exc
     try:
-        for start in range(0, len(rows), sql.ROWS_PER_INSERT):
-            chunk = rows[start:start + sql.ROWS_PER_INSERT]
-            conn.execute(sql.insert_generations(len(chunk)),
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            chunk = rows[start:start + ROWS_PER_INSERT]
+            conn.execute(_insert_generations(len(chunk)),
                          [value for row in chunk for value in row])
     except BaseException:
         if conn.in_transaction:
