@@ -24,9 +24,9 @@ client: compare within one run only.
 
 Verdicts: each round measures every server once (every other round in reverse order); "vs
 off" and "p99 added" are the medians over rounds of that round's on/off comparison ("pooled"
-beside them: the p99 of all rounds' requests, on minus off; see ``report``), and "CPU us" the
+beside them: the p99 of all rounds' requests, on minus off; see ``report``), "CPU us" the
 server's processes' CPU per request (the SQLite ledger process included; PostgreSQL's and
-Redis's own not).
+Redis's own not), and "DB us" the PostgreSQL and Redis processes' CPU per request.
 """
 
 from __future__ import annotations
@@ -168,6 +168,21 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+def db_cpu_s() -> float:
+    """CPU seconds used so far by this machine's PostgreSQL and Redis server processes (the
+    servers' backends included): the share of a request's work that "CPU us" leaves out."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() in ("postgres", "redis-server"):
+                total += hb.proc_cpu_s(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return total
+
+
 def report(results: dict[tuple[str, str], list[dict[str, Any]]], names: list[str],
            workloads: list[str]) -> bool:
     """Print the table; True if every target is met.
@@ -183,13 +198,13 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], names: list[str
     one server decides it, which the median of rounds shrugs off."""
     ok = True
     print(f"\n{'workload':<8} {'server':<12} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'vs off':>8} {'p99 added':>9} {'pooled':>7} {'CPU us':>7} {'batch':>5}  "
+          f"{'vs off':>8} {'p99 added':>9} {'pooled':>7} {'CPU us':>7} {'DB us':>6} {'batch':>5}  "
           "per round: req/s (vs off)")
     for workload in workloads:
         for name in names:
             runs = results[(workload, name)]
             m = {k: statistics.median(r.get(k, math.nan) for r in runs)
-                 for k in ("rps", "p50", "p99", "cpu_us", "batch")}
+                 for k in ("rps", "p50", "p99", "cpu_us", "db_us", "batch")}
             ratio = added = pooled = verdict = ""
             rounds = [f"{r['rps']:.0f}" for r in runs]
             if name in TARGETS:
@@ -208,6 +223,7 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], names: list[str
                 rounds = [f"{r} ({-c:+.0%})" for r, c in zip(rounds, costs, strict=True)]
             print(f"{workload:<8} {name:<12} {m['rps']:>8.0f} {m['p50']:>7.2f} {m['p99']:>7.2f} "
                   f"{ratio:>8} {added:>9} {pooled:>7} {m['cpu_us']:>7.0f} "
+                  f"{'' if math.isnan(m['db_us']) else format(m['db_us'], '.0f'):>6} "
                   f"{'' if math.isnan(m['batch']) else format(m['batch'], '.1f'):>5}  "
                   f"{', '.join(rounds)} {verdict}")
     print(f"\ntargets: throughput cost <= 15% (SQLite) and <= 25% (PostgreSQL + Redis) against "
@@ -215,8 +231,9 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], names: list[str
           f"other than pooled: medians of rounds; \"vs off\" and \"p99 added\": of each "
           f"round's own comparison. pooled: p99 of all rounds' requests, on - off. CPU us: the "
           f"server's processes' CPU per request (the SQLite ledger process included; "
-          f"PostgreSQL's and Redis's not). batch: the local model's mean sequences per forward "
-          f"pass")
+          f"PostgreSQL's and Redis's not). DB us: this machine's PostgreSQL and Redis processes' "
+          f"CPU per request (all of them, whichever server's). batch: the local model's mean "
+          f"sequences per forward pass")
     return ok
 
 
@@ -286,9 +303,10 @@ def main() -> int:
                 # first (the machine's drift then favours neither).
                 order = list(servers.items())
                 for name, (port, key, pid) in (order if r % 2 == 0 else order[::-1]):
-                    cpu, before = tree_cpu_s(pid), local_model_metrics(port)
+                    cpu, db, before = tree_cpu_s(pid), db_cpu_s(), local_model_metrics(port)
                     out = asyncio.run(measure(port, key, model, args.requests, args.concurrency))
                     out["cpu_us"] = (tree_cpu_s(pid) - cpu) / args.requests * 1e6
+                    out["db_us"] = (db_cpu_s() - db) / args.requests * 1e6
                     after = local_model_metrics(port)
                     runs = after["forwards"] - before["forwards"]
                     out["batch"] = (after["items"] - before["items"]) / runs if runs else math.nan
