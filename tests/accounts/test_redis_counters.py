@@ -89,6 +89,27 @@ async def test_counters_rebuild_from_the_ledger_when_redis_lost_them(env: Env) -
         await env.embed(key, "gen-3")
 
 
+async def test_a_lost_key_window_is_seeded_from_the_ledger_alone(env: Env) -> None:
+    # The account's counters survive and only the key's spend window is gone (it expired, or
+    # was evicted): the claim asks for that one seed, and the key limit still holds.
+    await env.store.add_credits("g-more", parse_usd("1"), 0, "")
+    key = await env.key(limit_nanos=parse_usd("0.02"), limit_reset="daily")
+    await env.embed(key, "gen-1")
+    c = counters(env)
+    raw = redis.Redis.from_url(REDIS_URL)
+    try:
+        windows = [k for k in raw.scan_iter(match=f"{c._p}kw:*")]
+        assert len(windows) == 1
+        raw.delete(*windows)
+        assert raw.exists(f"{c._p}acct")
+    finally:
+        raw.close()
+    await env.embed(key, "gen-2")  # seeded from the ledger: one cent of two spent
+    with pytest.raises(PaymentRequired, match="Key limit"):
+        await env.embed(key, "gen-3")
+    assert await c.snapshot() == {"spent": 2 * to_nanos(QUOTE.cost), "held": 0}
+
+
 async def test_redis_down_refuses_with_503_logs_once_and_counts(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     async with make_env("pg+redis", tmp_path, enforced()) as env:
@@ -249,6 +270,8 @@ async def test_one_settle_batch_applies_each_hold_like_a_single_settle(env: Env)
         # 30 tokens claimed; only the live hold gives its 6 unused back (the released one's
         # tokens stay counted, as a single settle after a reclaim leaves them).
         assert {raw.hget(name, "t") for name in live.rate_names} == {"24"}
+        # The window's first claim set when it expires (the minute's end plus 60 s).
+        assert all(0 < raw.pttl(name) <= 120_000 for name in live.rate_names)
         assert raw.zcard(f"{c._p}holds") == 0
         for hold in holds:
             assert not raw.exists(f"{c._p}hold:{hold.id}")

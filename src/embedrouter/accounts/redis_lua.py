@@ -24,15 +24,20 @@ local credits = tonumber(ARGV[3])
 local limit = tonumber(ARGV[4])
 local tokens = tonumber(ARGV[5])
 local reset_ms = tonumber(ARGV[8])
-if redis.call('EXISTS', acct) == 0 then return {-1} end
-if limit >= 0 and redis.call('EXISTS', kw) == 0 then return {-2} end
+-- A missing hash reads as no 'spent': only SEED creates these hashes, always with both fields
+-- (every other write to them checks EXISTS first), so one HMGET also answers "seeded?".
 local a = redis.call('HMGET', acct, 'spent', 'held')
+if not a[1] then return {-1} end
+local k
+if limit >= 0 then
+  k = redis.call('HMGET', kw, 'spent', 'held')
+  if not k[1] then return {-2} end
+end
 local avail = credits - tonumber(a[1]) - tonumber(a[2])
 if enforce and avail < amount then
   return {0, 'credits', credits, math.max(avail, 0), 0}
 end
 if limit >= 0 then
-  local k = redis.call('HMGET', kw, 'spent', 'held')
   local rem = limit - tonumber(k[1]) - tonumber(k[2])
   if rem < amount or rem <= 0 then return {0, 'key_limit', limit, math.max(rem, 0), 0} end
 end
@@ -55,9 +60,11 @@ if limit >= 0 then
 end
 local names = {}
 for i = 5, #KEYS do
-  redis.call('HINCRBY', KEYS[i], 'r', 1)
+  -- Its first request creates a window (nothing else writes 'r'), and sets when it goes.
+  if redis.call('HINCRBY', KEYS[i], 'r', 1) == 1 then
+    redis.call('PEXPIRE', KEYS[i], reset_ms + 60000)
+  end
   redis.call('HINCRBY', KEYS[i], 't', tokens)
-  redis.call('PEXPIRE', KEYS[i], reset_ms + 60000)
   names[#names + 1] = KEYS[i]
 end
 redis.call('HSET', hold, 'amount', amount, 'tokens', tokens, 'kw', held_kw,
@@ -89,20 +96,20 @@ local acct_exists = redis.call('EXISTS', acct) == 1
 local settled = 0
 for i = 3, #ARGV, 4 do
   local id = ARGV[i]
-  local done = prefix .. 'done:' .. id
-  if redis.call('EXISTS', done) == 0 then
+  -- Marks the hold settled and tells whether it already was, in one call (the script is
+  -- atomic, so marking it before the work below is the same as after).
+  if redis.call('SET', prefix .. 'done:' .. id, '1', 'EX', done_ttl, 'NX') then
     local hold = prefix .. 'hold:' .. id
     local cost = tonumber(ARGV[i + 1])
     local kw = ARGV[i + 3]
     local h = redis.call('HMGET', hold, 'amount', 'tokens', 'kw', 'rl')
+    if h[1] then kw = h[3] end
+    local kw_exists = kw ~= '' and redis.call('EXISTS', kw) == 1
     if h[1] then
       -- 0 - amount, never -amount: Lua writes a negated zero as "-0", which HINCRBY refuses.
       local amount = tonumber(h[1])
-      kw = h[3]
       if acct_exists then redis.call('HINCRBY', acct, 'held', 0 - amount) end
-      if kw ~= '' and redis.call('EXISTS', kw) == 1 then
-        redis.call('HINCRBY', kw, 'held', 0 - amount)
-      end
+      if kw_exists then redis.call('HINCRBY', kw, 'held', 0 - amount) end
       local used = tonumber(ARGV[i + 2])
       local unused = tonumber(h[2]) - used
       if used >= 0 and unused > 0 and h[4] ~= '' then
@@ -114,8 +121,7 @@ for i = 3, #ARGV, 4 do
       redis.call('ZREM', holds, id)
     end
     if acct_exists then redis.call('HINCRBY', acct, 'spent', cost) end
-    if kw ~= '' and redis.call('EXISTS', kw) == 1 then redis.call('HINCRBY', kw, 'spent', cost) end
-    redis.call('SET', done, '1', 'EX', done_ttl)
+    if kw_exists then redis.call('HINCRBY', kw, 'spent', cost) end
     settled = settled + 1
   end
 end
