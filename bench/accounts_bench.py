@@ -122,31 +122,14 @@ async def measure(port: int, key: str, model: str, n: int, conc: int) -> dict[st
             "p99": hb.percentile(lat, 99), "lat": lat}
 
 
-def local_model_metrics(port: int) -> dict[str, float]:
-    """The local model's counters from /metrics: forward passes, the sequences they ran, and
-    idle memory releases."""
-    import urllib.request
-
-    names = {"embedrouter_batch_size_count": "forwards", "embedrouter_batch_size_sum": "items",
-             "embedrouter_batcher_idle_releases": "releases"}
-    label = f'{{model="{LOCAL}"}}'
-    out = dict.fromkeys(names.values(), 0.0)
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        for line in resp.read().decode().splitlines():
-            name, _, rest = line.partition(label)
-            if name in names and rest:
-                out[names[name]] = float(rest)
-    return out
-
-
-def wait_for_release(port: int, before: float, timeout: float = 5.0) -> None:
+def wait_for_release(root_url: str, before: float, timeout: float = 5.0) -> None:
     """Until the server's local model has released its idle memory after a round (~1 s
     after its last forward: engine.batcher.DEFAULT_IDLE_RELEASE_S). That release costs tens
     of ms of CPU; left to happen during the next server's round, it stalls that one, and the
     server measured after a given one is not always of the same kind."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if local_model_metrics(port)["releases"] > before:
+        if (hb.batcher_counters(root_url) or {}).get("idle_releases", 0.0) > before:
             return
         time.sleep(0.05)
 
@@ -303,15 +286,16 @@ def main() -> int:
                 # first (the machine's drift then favours neither).
                 order = list(servers.items())
                 for name, (port, key, pid) in (order if r % 2 == 0 else order[::-1]):
-                    cpu, db, before = tree_cpu_s(pid), db_cpu_s(), local_model_metrics(port)
+                    root = f"http://127.0.0.1:{port}"
+                    cpu, db, before = tree_cpu_s(pid), db_cpu_s(), hb.batcher_counters(root)
                     out = asyncio.run(measure(port, key, model, args.requests, args.concurrency))
                     out["cpu_us"] = (tree_cpu_s(pid) - cpu) / args.requests * 1e6
                     out["db_us"] = (db_cpu_s() - db) / args.requests * 1e6
-                    after = local_model_metrics(port)
-                    runs = after["forwards"] - before["forwards"]
-                    out["batch"] = (after["items"] - before["items"]) / runs if runs else math.nan
-                    if runs:
-                        wait_for_release(port, after["releases"])
+                    after = hb.batcher_counters(root)
+                    shape = hb.batch_shape(before, after)  # None: no forward (remote rounds)
+                    out["batch"] = shape["items_per_batch"] if shape else math.nan
+                    if shape and after is not None:
+                        wait_for_release(root, after.get("idle_releases", 0.0))
                     results.setdefault((workload, name), []).append(out)
                     hb.log(f"{workload} round {r + 1} {name}: {out['rps']:.0f} req/s, "
                            f"p99 {out['p99']:.2f} ms, server CPU {out['cpu_us']:.0f} us/req, "

@@ -214,10 +214,13 @@ class CpuSnap:
 
 
 BATCH_METRICS = ("batches_run", "items_run", "tokens_run", "padded_tokens_run")
+# Also read where present: how often the model handed its idle memory back (accounts_bench.py).
+EXTRA_BATCH_METRICS = ("idle_releases",)
 
 
 def batcher_counters(root_url: str) -> dict[str, float] | None:
-    """The batcher's cumulative counters from GET /metrics (None where the server lacks them)."""
+    """The batcher's cumulative counters from GET /metrics, summed over models (None where
+    the server lacks them)."""
     import urllib.request
 
     try:
@@ -228,9 +231,9 @@ def batcher_counters(root_url: str) -> dict[str, float] | None:
     out: dict[str, float] = {}
     for line in text.splitlines():
         m = re.match(r"embedrouter_batcher_(\w+)\{[^}]*\} (\S+)", line)
-        if m and m.group(1) in BATCH_METRICS:
+        if m and m.group(1) in BATCH_METRICS + EXTRA_BATCH_METRICS:
             out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
-    return out if len(out) == len(BATCH_METRICS) else None
+    return out if all(k in out for k in BATCH_METRICS) else None
 
 
 def batch_shape(before: dict[str, float] | None, after: dict[str, float] | None
