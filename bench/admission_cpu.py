@@ -1,13 +1,17 @@
 """CPU per request of the admission path itself, in process: ``Accounts.metered`` around a
 stand-in for the router, at concurrency 32 on one event loop (uvloop), no HTTP.
 
-    python bench/admission_cpu.py [--requests 10000] [--repeats 9] [--modes off,noop,sqlite]
+    python bench/admission_cpu.py [--requests 10000] [--repeats 9]
+                                  [--modes off,noop,sqlite,pg]
 
   off     the stand-in alone (what every request costs without accounting here)
   noop    admission with in-process counters and a ledger flush that does nothing: the
           per-request Python of reserve, settle and the group-commit bookkeeping
   sqlite  the same with the real SQLite ledger (its child process; that process's CPU is not
           counted, only the event loop's side of it)
+  pg      the PostgreSQL ledger and the Redis counters (the local servers, or
+          EMBEDROUTER_BENCH_POSTGRES_URL / EMBEDROUTER_BENCH_REDIS_URL; a scratch schema and key
+          prefix, removed afterwards); again only this process's CPU
 
 Every request runs the full path of accounts_bench.py (enforced credits, a key limit with a
 daily reset, key RPM/TPM). Prints, per mode, the minimum and median over repeats of the
@@ -19,9 +23,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import secrets
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,6 +40,7 @@ from embedrouter.accounts.admission import Accounts
 from embedrouter.accounts.counters import MemoryCounters
 from embedrouter.api.encode import generation_id
 from embedrouter.settings import AccountsConfig
+from embedrouter.store import Store, open_store
 from embedrouter.store.records import KeyRecord
 from embedrouter.store.sqlite import open_sqlite
 from embedrouter.types import EmbeddingResult, Quote, Usage
@@ -43,16 +52,51 @@ QUOTE = Quote("bench/fixed", 12, Decimal("0.00000156"))
 VECTORS = np.zeros((1, 384), np.float32)
 
 
+PG_URL = os.environ.get("EMBEDROUTER_BENCH_POSTGRES_URL",
+                        "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("EMBEDROUTER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
 def _result() -> EmbeddingResult:
     return EmbeddingResult(VECTORS, "fixed", "Bench", Usage(12, 12, QUOTE.cost))
 
 
+@contextlib.asynccontextmanager
+async def _accounts(mode: str) -> AsyncIterator[tuple[Store, Accounts]]:
+    """The store and accounts of ``mode``, on scratch data removed afterwards."""
+    if mode != "pg":
+        with tempfile.TemporaryDirectory() as tmp:
+            store = await open_sqlite(Path(tmp) / "bench.sqlite")
+            yield store, Accounts(store, MemoryCounters(store),
+                                  AccountsConfig(enforce_credits=True))
+        return
+    import psycopg
+    from redis import asyncio as aioredis
+
+    from embedrouter.accounts.redis_counters import RedisCounters
+
+    schema = f"er_cpu_{secrets.token_hex(4)}"
+    prefix = f"ercpu:{secrets.token_hex(4)}:"
+    async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as conn:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        store = await open_store(f"{PG_URL}?options=-csearch_path%3D{schema}")
+        yield store, Accounts(store, RedisCounters(REDIS_URL, store, store, prefix=prefix),
+                              AccountsConfig(enforce_credits=True), reclaims=True)
+    finally:
+        async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as conn:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        client = aioredis.Redis.from_url(REDIS_URL)
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
 async def one_round(mode: str, n: int) -> float:
     """Loop CPU microseconds per request for ``n`` requests in ``mode``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        store = await open_sqlite(Path(tmp) / "bench.sqlite")
+    async with _accounts(mode) as (store, accounts):
         await store.add_credits("bench", 10**15, 0, "bench")
-        accounts = Accounts(store, MemoryCounters(store), AccountsConfig(enforce_credits=True))
         if mode == "noop":
             async def flush(rows: object) -> None:
                 await asyncio.sleep(0)

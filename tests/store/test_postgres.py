@@ -3,18 +3,22 @@ skip-or-fail rule for the test suite itself."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool
 
 from embedrouter.store import SchemaTooNew, StoreUnavailable, open_store
 from embedrouter.store.migrations import LATEST_VERSION, MIGRATIONS, VERSION_TABLE
+from embedrouter.store.postgres import PostgresStore
 from tests.store.test_store import rec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +42,57 @@ async def test_survives_pooled_connections_being_killed(pg_url: str) -> None:
             assert row is not None and row[0] >= 1  # the pool may hold more than one
         assert await store.get_key(rec(1).key_hash) == rec(1)  # the pool replaces dead ones
         assert await store.set_key_disabled(rec(1).key_hash, True)
+    finally:
+        await store.close()
+
+
+async def test_a_live_pooled_connection_costs_no_check_round_trip(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    checks: list[object] = []
+    real_check = AsyncConnectionPool.check_connection
+
+    async def counted(conn: psycopg.AsyncConnection[Any]) -> None:
+        checks.append(conn)
+        await real_check(conn)
+
+    monkeypatch.setattr(AsyncConnectionPool, "check_connection", staticmethod(counted))
+    app_name = f"er-test-{secrets.token_hex(4)}"
+    store = await open_store(f"{pg_url}&application_name={app_name}")
+    try:
+        for _ in range(5):
+            assert await store.count_keys() == 0
+        assert checks == []  # nothing to read on an idle live connection: no query sent
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE application_name = %s", (app_name,))
+        await asyncio.sleep(0.2)  # the server's goodbye reaches the pooled connection
+        await store.insert_key(rec(1))  # a write: only _check stands between it and a dead one
+        assert checks  # the closed connection was checked, found dead and replaced
+        assert await store.count_keys() == 1
+    finally:
+        await store.close()
+
+
+async def test_a_read_on_a_connection_that_just_died_runs_again(pg_url: str) -> None:
+    app_name = f"er-test-{secrets.token_hex(4)}"
+    # One connection, so the read gets the one that died.
+    store = await PostgresStore.open(f"{pg_url}&application_name={app_name}", pool_size=1)
+    pool = store._pool
+    try:
+        await store.insert_key(rec(1))
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
+            await admin.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                                "WHERE application_name = %s", (app_name,))
+        # Handed out unchecked, as when a restart races a request past _check.
+        pool._check = None
+        assert await store.get_key(rec(1).key_hash) == rec(1)
+        with pytest.raises(StoreUnavailable):  # a write is never run twice
+            async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                    "WHERE application_name = %s", (app_name,))
+            await store.set_key_disabled(rec(1).key_hash, True)
+        assert (await store.get_key(rec(1).key_hash)).disabled is False  # type: ignore[union-attr]
     finally:
         await store.close()
 

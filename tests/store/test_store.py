@@ -191,3 +191,15 @@ async def test_a_batch_larger_than_one_insert_statement_is_recorded_whole(store:
         await store.record_generations([*more, rows[1]])
     assert await store.get_generation("gen-more-0000") is None
     assert await store.spent_total() == sum(10 * i for i in range(600))
+
+
+async def test_generation_text_and_large_amounts_round_trip_exactly(store: Store) -> None:
+    from embedrouter.store.records import GenerationRecord
+    odd = 'qu"ote \\back\\slash\ttab\nnewline {"json": [1]} é 中文 🙂 \\u0041'
+    rows = [GenerationRecord("gen-odd-1", "k" * 64, odd, f"up/{odd}", f"P {odd}", 2**40,
+                             2**62 + 1, 2**50 + 3, 2**31, cached_tokens=2**33),
+            GenerationRecord("gen-odd-2", "k" * 64, "m", "up", "P", 0, 0, 0, 0)]
+    await store.record_generations(rows)
+    assert await store.get_generation("gen-odd-1") == rows[0]
+    assert await store.get_generation("gen-odd-2") == rows[1]
+    assert await store.spent_total() == 2**62 + 1

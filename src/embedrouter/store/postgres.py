@@ -10,10 +10,12 @@ read is its own transaction and never holds a snapshot between requests.
 
 from __future__ import annotations
 
+import select
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -30,7 +32,7 @@ from embedrouter.store.migrations import (
     pending,
 )
 from embedrouter.store.records import GenerationRecord, KeyRecord, UsageRow
-from embedrouter.store.sql import check_update, gen_record, gen_values, key_record, key_values
+from embedrouter.store.sql import check_update, gen_record, key_record, key_values
 
 BOOTSTRAP_MARKER = "bootstrap"
 DEFAULT_POOL_SIZE = 10
@@ -66,7 +68,32 @@ async def _configure(conn: Conn) -> None:
     await conn.set_autocommit(True)
 
 
-_COPY_GENERATIONS = f"COPY {GENERATIONS_TABLE} ({sql.GEN_COLUMNS}) FROM STDIN"
+async def _check(conn: Conn) -> None:
+    """Hand out a pooled connection only if it still looks alive, without a round trip.
+
+    An idle connection has nothing to read unless the server spoke first: it closed the
+    connection (a restart, ``pg_terminate_backend``, an idle timeout; EOF or a FATAL
+    message) or sent a notice. Only then is the pool's own check run (an empty query), which
+    raises for a dead connection, so that the pool replaces it. Running that query on every
+    checkout was a round trip before every statement, and under load each round trip waits
+    for the server and then the event loop to get a core (bench/README.md, Accounts).
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the pooled connection is closed")
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    if poller.poll(0):
+        await AsyncConnectionPool.check_connection(conn)
+
+
+# Rows arrive as one JSON parameter: one round trip for the batch (Bind, Execute, Sync; the
+# statement is prepared after its first few uses), where COPY takes two (the COPY command, then
+# its data). orjson encodes the records' fields by name, matching the columns.
+_INSERT_GENERATIONS = (
+    f"INSERT INTO {GENERATIONS_TABLE} ({sql.GEN_COLUMNS}) "
+    f"SELECT {sql.GEN_COLUMNS} FROM json_to_recordset(%s::json) AS r("
+    "id TEXT, key_hash TEXT, model TEXT, upstream_model TEXT, provider TEXT, tokens BIGINT, "
+    "cost_nanos BIGINT, created_ms BIGINT, latency_ms BIGINT, cached_tokens BIGINT)")
 
 
 class PostgresStore:
@@ -93,10 +120,10 @@ class PostgresStore:
             raise StoreUnavailable(f"Cannot open the PostgreSQL store at {_target(url)}: "
                                    f"{str(exc).strip() or type(exc).__name__}") from exc
         # check: a pooled connection that died quietly (server restart, idle timeout) is
-        # replaced before a request gets it, so reads need no retry of their own.
+        # replaced before a request gets it, at no round trip (see _check).
         pool = AsyncConnectionPool(conninfo, min_size=1, max_size=pool_size, open=False,
                                    configure=_configure, timeout=POOL_WAIT_S,
-                                   check=AsyncConnectionPool.check_connection)
+                                   check=_check)
         await pool.open()
         return cls(pool)
 
@@ -118,13 +145,23 @@ class PostgresStore:
                     (migration.version, migration.description, int(time.time())),
                 )
 
-    async def _run(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+    async def _run(self, work: Callable[[Conn], Awaitable[T]], *, read: bool = False) -> T:
         """Run ``work`` on a pooled connection; a lost database is a 503, never a 500.
 
-        Nothing is retried here: a write whose connection dropped mid-commit has an unknown
-        outcome, and retrying it blindly could apply it twice.
+        A ``read`` whose connection turns out to be dead (the server closed it just before it
+        was handed out, faster than ``_check`` could see) runs once more on another: it changes
+        nothing, so running it twice is safe. Nothing else is retried: a write whose
+        connection dropped mid-commit has an unknown outcome, and retrying it blindly could
+        apply it twice.
         """
         try:
+            async with self._pool.connection() as conn:
+                try:
+                    return await work(conn)
+                except psycopg.OperationalError:
+                    if not (read and conn.broken):
+                        raise
+            # The pool drops the broken connection as it comes back.
             async with self._pool.connection() as conn:
                 return await work(conn)
         except _DOWN as exc:
@@ -135,14 +172,14 @@ class PostgresStore:
             cur = await conn.execute(sql.pg(statement), params)
             return await cur.fetchone()
 
-        return await self._run(work)
+        return await self._run(work, read=True)
 
     async def _all(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         async def work(conn: Conn) -> list[tuple[Any, ...]]:
             cur = await conn.execute(sql.pg(statement), params)
             return await cur.fetchall()
 
-        return await self._run(work)
+        return await self._run(work, read=True)
 
     async def _count(self, statement: str, params: tuple[Any, ...] = ()) -> int:
         async def work(conn: Conn) -> int:
@@ -242,17 +279,12 @@ class PostgresStore:
         return await self._run(work)
 
     async def record_generations(self, rows: list[GenerationRecord]) -> None:
-        """One ``COPY`` in autocommit, so one transaction (a duplicate id fails all of it);
+        """One statement in autocommit, so one transaction (a duplicate id fails all of it);
         committed, and so durable, when this returns."""
-        # COPY rather than INSERTs: its rows are encoded by psycopg's C code with no statement
-        # to parse or bind, one round trip for the batch and no BEGIN / COMMIT. A scratch
-        # comparison on this event loop, batches of 40: 5-7 us of CPU a row, against 15-20
-        # for executemany in a transaction or INSERT ... SELECT FROM unnest(arrays), and
-        # 36-40 for one multi-row VALUES statement (psycopg re-parses long statements).
+        payload = orjson.dumps(rows).decode()
+
         async def work(conn: Conn) -> None:
-            async with conn.cursor() as cur, cur.copy(_COPY_GENERATIONS) as copy:
-                for row in rows:
-                    await copy.write_row(gen_values(row))
+            await conn.execute(_INSERT_GENERATIONS, (payload,))
 
         await self._run(work)
 
