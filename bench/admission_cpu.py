@@ -130,7 +130,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=10000)
     ap.add_argument("--repeats", type=int, default=9)
-    ap.add_argument("--modes", default="off,noop,sqlite")
+    ap.add_argument("--modes", default="off,noop,sqlite,pg")
     args = ap.parse_args()
     for mode in args.modes.split(","):
         runs = [uvloop.run(one_round(mode, args.requests)) for _ in range(args.repeats)]

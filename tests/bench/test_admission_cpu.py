@@ -15,7 +15,7 @@ def test_a_tiny_run_prints_every_mode() -> None:
         [sys.executable, str(ROOT / "bench" / "admission_cpu.py"), "--requests", "64",
          "--repeats", "2"], capture_output=True, text=True, check=True, timeout=120).stdout
     lines = out.splitlines()
-    assert [line.split()[0] for line in lines] == ["off", "noop", "sqlite"]
+    assert [line.split()[0] for line in lines] == ["off", "noop", "sqlite", "pg"]
     for line in lines:
         found = re.search(r"min +([0-9.]+) us, median +([0-9.]+) us", line)
         assert found is not None, line
