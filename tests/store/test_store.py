@@ -203,3 +203,10 @@ async def test_generation_text_and_large_amounts_round_trip_exactly(store: Store
     assert await store.get_generation("gen-odd-1") == rows[0]
     assert await store.get_generation("gen-odd-2") == rows[1]
     assert await store.spent_total() == 2**62 + 1
+    # A batch large enough for PostgreSQL's other way in (COPY) keeps them exactly too.
+    many = [GenerationRecord(f"gen-odd-many-{i}", "k" * 64, odd, f"up/{odd}", f"P {odd}",
+                             2**40 + i, 1, 2**50, 2**31, cached_tokens=None if i % 2 else i)
+            for i in range(100)]
+    await store.record_generations(many)
+    assert await store.get_generation("gen-odd-many-99") == many[99]
+    assert await store.get_generation("gen-odd-many-42") == many[42]

@@ -32,7 +32,7 @@ from embedrouter.store.migrations import (
     pending,
 )
 from embedrouter.store.records import GenerationRecord, KeyRecord, UsageRow
-from embedrouter.store.sql import check_update, gen_record, key_record, key_values
+from embedrouter.store.sql import check_update, gen_record, gen_values, key_record, key_values
 
 BOOTSTRAP_MARKER = "bootstrap"
 DEFAULT_POOL_SIZE = 10
@@ -86,14 +86,18 @@ async def _check(conn: Conn) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-# Rows arrive as one JSON parameter: one round trip for the batch (Bind, Execute, Sync; the
-# statement is prepared after its first few uses), where COPY takes two (the COPY command, then
-# its data). orjson encodes the records' fields by name, matching the columns.
+# A few rows arrive as one JSON parameter: one round trip (Bind, Execute, Sync; the statement is
+# prepared after its first few uses), where COPY takes two (the command, then its data). orjson
+# encodes the records' fields by name, matching the columns. PostgreSQL parses JSON rows more
+# slowly than COPY's, so a large batch goes by COPY: idle, one statement saved ~60 us at 1 row,
+# matched COPY at 10-30 and lost ~400 us at 100 (bench/README.md, Accounts).
 _INSERT_GENERATIONS = (
     f"INSERT INTO {GENERATIONS_TABLE} ({sql.GEN_COLUMNS}) "
     f"SELECT {sql.GEN_COLUMNS} FROM json_to_recordset(%s::json) AS r("
     "id TEXT, key_hash TEXT, model TEXT, upstream_model TEXT, provider TEXT, tokens BIGINT, "
     "cost_nanos BIGINT, created_ms BIGINT, latency_ms BIGINT, cached_tokens BIGINT)")
+_COPY_GENERATIONS = f"COPY {GENERATIONS_TABLE} ({sql.GEN_COLUMNS}) FROM STDIN"
+JSON_INSERT_MAX_ROWS = 40
 
 
 class PostgresStore:
@@ -281,10 +285,16 @@ class PostgresStore:
     async def record_generations(self, rows: list[GenerationRecord]) -> None:
         """One statement in autocommit, so one transaction (a duplicate id fails all of it);
         committed, and so durable, when this returns."""
-        payload = orjson.dumps(rows).decode()
+        if len(rows) > JSON_INSERT_MAX_ROWS:
+            async def work(conn: Conn) -> None:
+                async with conn.cursor() as cur, cur.copy(_COPY_GENERATIONS) as copy:
+                    for row in rows:
+                        await copy.write_row(gen_values(row))
+        else:
+            payload = orjson.dumps(rows).decode()
 
-        async def work(conn: Conn) -> None:
-            await conn.execute(_INSERT_GENERATIONS, (payload,))
+            async def work(conn: Conn) -> None:
+                await conn.execute(_INSERT_GENERATIONS, (payload,))
 
         await self._run(work)
 
