@@ -80,6 +80,9 @@ async def _check(conn: Conn) -> None:
     """
     if conn.closed or conn.broken:
         raise psycopg.OperationalError("the pooled connection is closed")
+    if not hasattr(select, "poll"):  # Windows: no poll(), so the round trip as before
+        await AsyncConnectionPool.check_connection(conn)
+        return
     poller = select.poll()
     poller.register(conn.fileno(), select.POLLIN)
     if poller.poll(0):
