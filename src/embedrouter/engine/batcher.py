@@ -9,11 +9,6 @@ A short request that finds the engine idle, and idle for a moment (the lone shor
 computed right in ``embed`` on the event loop's own thread instead: the hop to the worker thread
 and back costs ~0.7 ms, a tenth of such a forward here (see ``DEFAULT_INLINE_MAX_TOKENS``).
 
-A request may carry an ``admit`` step (admission's reservation of its cost): its rows queue at
-once but join no batch until that step has succeeded, so its round trips to the counters run
-during the wait for the forwards ahead instead of before it; a refused request's rows are dropped
-without being computed.
-
 Batch selection is FIFO-anchored: the oldest queued item is always in the next batch, so no
 request starves, and the rest of the batch comes from a window of the oldest queued items, sorted
 by length, growing around the anchor's length while padding stays low (see ``grow_batch``).
@@ -27,7 +22,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,8 +48,6 @@ class _Request:
     out: np.ndarray
     remaining: int  # rows not yet filled in
     queued: int  # items still waiting in the queue
-    # Its ``admit`` has not finished: the items wait in the queue but join no batch.
-    pending: bool = False
     # Set on the loop thread once the future is done (cancelled or failed); the worker thread only
     # reads it, to skip rows nobody is waiting for.
     abandoned: bool = False
@@ -229,7 +222,6 @@ class Batcher:
         self.max_batch_attention = max(max_batch_attention, model.max_seq_length ** 2)
         self._queue: deque[_Item] = deque()
         self._queued = 0  # live items in the queue (abandoned ones excluded)
-        self._pending = 0  # of those, items whose request's ``admit`` has not finished
         self._abandoned_in_queue = 0
         self._stats = _Stats()
         self._inflight: set[asyncio.Future[Any]] = set()
@@ -277,17 +269,8 @@ class Batcher:
 
     # -- public ------------------------------------------------------------------------------
 
-    async def embed(self, seqs: list[list[int]],
-                    admit: Callable[[], Awaitable[None]] | None = None) -> np.ndarray:
-        """Embeddings of wrapped, truncated id sequences, (len(seqs), dim) float32 in order.
-
-        ``admit`` (admission's reservation) is called once the rows are valid and have room in
-        the queue, and must finish before any of them is computed; what it raises is what this
-        raises, and nothing is computed. It runs while the rows wait in the queue, so its round
-        trips overlap the wait for the forwards ahead of them instead of adding to them.
-        Whatever its outcome, it has finished when this returns or raises (so that a
-        reservation it made can be released), unless this is cancelled twice.
-        """
+    async def embed(self, seqs: list[list[int]]) -> np.ndarray:
+        """Embeddings of wrapped, truncated id sequences, (len(seqs), dim) float32 in order."""
         if self._task is None:
             await self.start()
         if self._closed:
@@ -300,9 +283,6 @@ class Batcher:
             raise PayloadTooLarge(f"{n} inputs in one request; the local model accepts at most "
                                   f"{self.max_queue_items}")
         self._arrivals += 1
-        if admit is not None and self._lone(seqs):
-            await admit()  # alone: nothing to overlap it with
-            admit = None
         if self._lone(seqs):
             out = await self._embed_inline(seqs)
             if out is not None:
@@ -322,42 +302,11 @@ class Batcher:
         fut.add_done_callback(lambda _f: self._on_done(req))
         self._queue.extend(_Item(req, i, s) for i, s in enumerate(seqs))
         self._queued += n
-        if admit is None:
-            self._wakeup.set()
-            # Cancelling the caller cancels ``fut``, which marks the request abandoned.
-            out = await fut
-        else:
-            req.pending = True
-            self._pending += n
-            admitted = asyncio.ensure_future(admit())
-            admitted.add_done_callback(lambda a: self._admitted(req, a))
-            try:
-                out = await fut
-            except BaseException:
-                if not admitted.done():
-                    with contextlib.suppress(BaseException):
-                        await asyncio.shield(admitted)
-                raise
+        self._wakeup.set()
+        # Cancelling the caller cancels ``fut``, which marks the request abandoned.
+        out = await fut
         _add_spans(spans, req)
         return out
-
-    def _admitted(self, req: _Request, admitted: asyncio.Future[None]) -> None:
-        """A queued request's ``admit`` finished: its items may join batches, or it fails."""
-        if req.abandoned:  # gone meanwhile: _on_done already discounted its items
-            req.pending = False
-            return
-        exc = admitted.exception() if not admitted.cancelled() else asyncio.CancelledError()
-        if exc is not None:
-            # Abandoned here, not in _on_done a loop turn later: meanwhile a batch could take
-            # the rows of a request that was refused.
-            self._abandon(req)
-            req.future.set_exception(exc)
-            return
-        req.pending = False
-        self._pending -= req.queued
-        if req.queued:
-            assert self._wakeup is not None
-            self._wakeup.set()
 
     def _lone(self, seqs: list[list[int]]) -> bool:
         """Whether ``seqs`` may be computed on this (the event loop's) thread: they are few
@@ -435,18 +384,11 @@ class Batcher:
         """Future resolved: if rows are still queued, nobody wants them any more."""
         if req.remaining == 0 or req.abandoned:
             return
-        if req.future.cancelled():
-            self._stats.dropped_cancelled += req.queued
-        self._abandon(req)
-
-    def _abandon(self, req: _Request) -> None:
-        """Take a request's queued rows out of the counts; batches skip them from now on."""
         req.abandoned = True
         self._queued -= req.queued
-        if req.pending:
-            self._pending -= req.queued
-            req.pending = False
         self._abandoned_in_queue += req.queued
+        if req.future.cancelled():
+            self._stats.dropped_cancelled += req.queued
         req.queued = 0
         # A cancel storm must not let dead items pile up beyond the queue bound.
         if self._abandoned_in_queue > self.max_queue_items:
@@ -463,7 +405,6 @@ class Batcher:
                 req.future.set_exception(exc)
         self._queue.clear()
         self._queued = 0
-        self._pending = 0
         self._abandoned_in_queue = 0
 
     def _retry_after(self) -> int:
@@ -472,29 +413,24 @@ class Batcher:
     # -- batch formation ---------------------------------------------------------------------
 
     def _take_batch(self) -> list[_Item]:
-        """Removes the next batch from the queue: the oldest ready item plus its nearest
-        lengths among the ready ones (pending items stay where they are)."""
-        popped: list[_Item] = []  # live items taken off the front, in arrival order
-        window: list[_Item] = []  # the ready ones among them
+        """Removes the next batch from the queue: the oldest item plus its nearest lengths."""
+        window: list[_Item] = []
         while self._queue and len(window) < self.window_items:
             item = self._queue.popleft()
             if item.req.abandoned:
                 self._abandoned_in_queue -= 1
                 continue
-            popped.append(item)
-            if not item.req.pending:
-                window.append(item)
+            window.append(item)
         if not window:
-            self._queue.extendleft(reversed(popped))
             return []
         order = sorted(range(len(window)), key=lambda i: (len(window[i].ids), i))
         lo, hi = grow_batch([len(window[i].ids) for i in order], order.index(0),
                             max_size=self.max_batch_size, max_tokens=self.max_batch_tokens,
                             max_padding=self.max_padding,
                             max_attention=self.max_batch_attention)
-        chosen = {id(window[i]) for i in order[lo:hi + 1]}
+        chosen = set(order[lo:hi + 1])
         # Whatever was not chosen goes back to the front, in arrival order.
-        self._queue.extendleft(reversed([it for it in popped if id(it) not in chosen]))
+        self._queue.extendleft(reversed([it for i, it in enumerate(window) if i not in chosen]))
         batch = [window[i] for i in order[lo:hi + 1]]
         for item in batch:
             item.req.queued -= 1
@@ -510,7 +446,7 @@ class Batcher:
                 await self._slots.acquire()
                 batch: list[_Item] = []
                 while not batch:
-                    while self._queued <= self._pending:  # nothing that may run yet
+                    while not self._queue:
                         self._wakeup.clear()
                         await self._wait_or_release()
                     batch = self._take_batch()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 from embedrouter.catalog import ModelSpec
 from embedrouter.engine import Batcher, LocalModel
@@ -109,10 +108,9 @@ class LocalProvider:
                 seqs[i] = engine.truncate(seq, limit)
                 truncated += 1
         counts = list(map(len, seqs))
-        admit = partial(before_compute, sum(counts)) if before_compute is not None else None
-        # The reservation runs while the rows queue (the batcher computes none before it
-        # succeeds): under load its round trips hide behind the forwards ahead of them.
-        vectors = await loaded.batcher.embed(seqs, admit)
+        if before_compute is not None:
+            await before_compute(sum(counts))
+        vectors = await loaded.batcher.embed(seqs)
         return ProviderResult(vectors=vectors, prompt_tokens=sum(counts), truncated=truncated,
                               input_tokens=counts)
 
