@@ -3,7 +3,6 @@ skip-or-fail rule for the test suite itself."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import subprocess
@@ -63,9 +62,9 @@ async def test_a_live_pooled_connection_costs_no_check_round_trip(
             assert await store.count_keys() == 0
         assert checks == []  # nothing to read on an idle live connection: no query sent
         async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
-            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            # With a timeout it returns once the backend has exited, its goodbye sent.
+            await admin.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
                                 "WHERE application_name = %s", (app_name,))
-        await asyncio.sleep(0.2)  # the server's goodbye reaches the pooled connection
         await store.insert_key(rec(1))  # a write: only _check stands between it and a dead one
         assert checks  # the closed connection was checked, found dead and replaced
         assert await store.count_keys() == 1

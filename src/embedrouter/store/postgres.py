@@ -80,13 +80,12 @@ async def _check(conn: Conn) -> None:
     """
     if conn.closed or conn.broken:
         raise psycopg.OperationalError("the pooled connection is closed")
-    if not hasattr(select, "poll"):  # Windows: no poll(), so the round trip as before
-        await AsyncConnectionPool.check_connection(conn)
-        return
-    poller = select.poll()
-    poller.register(conn.fileno(), select.POLLIN)
-    if poller.poll(0):
-        await AsyncConnectionPool.check_connection(conn)
+    if hasattr(select, "poll"):  # not on Windows: there, the round trip every time
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        if not poller.poll(0):
+            return
+    await AsyncConnectionPool.check_connection(conn)
 
 
 # A few rows arrive as one JSON parameter: one round trip (Bind, Execute, Sync; the statement is
