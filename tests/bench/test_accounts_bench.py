@@ -77,6 +77,23 @@ def test_the_p99_bound_alone_can_fail(capsys: pytest.CaptureFixture[str]) -> Non
     assert "+6.00" in capsys.readouterr().out
 
 
+def test_rounds_the_disk_stalled_in_are_named_and_the_verdict_still_counts_them(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    off = [_r(1000, 10)] * 3
+    on = [{**_r(1000, 40), "window": (0.0, 1.0)}, {**_r(1000, 12), "window": (2.0, 3.0)},
+          {**_r(1000, 50), "window": (4.0, 5.0)}]
+    samples = [(0.5, 80.0), (1.5, 90.0), (2.5, 0.2), (4.5, 26.0), (7.0, 300.0)]
+    ab.attach_disk_stalls({("remote", "sqlite-on"): on}, samples)
+    assert [r["disk_max"] for r in on] == [80.0, 0.2, 26.0]  # only samples inside each window
+    results = {("remote", "sqlite-off"): off, ("remote", "sqlite-on"): on}
+    assert ab.report(results, ["sqlite-off", "sqlite-on"], ["remote"],
+                     [ms for _, ms in samples]) is False  # +30 ms: the median of every round
+    out = capsys.readouterr().out
+    assert "max 300.0 ms; over 20 ms: 4" in out
+    assert "disk, remote sqlite-on: a stall over 20 ms in 2 of 3 rounds; p99 added in the " \
+        "other 1: median +2.00 ms" in out
+
+
 def test_a_tiny_run_on_sqlite_measures_both_servers_and_their_cpu() -> None:
     # The verdict of 50-request rounds means nothing: only that the run completes and prints.
     proc = subprocess.run(
@@ -89,3 +106,4 @@ def test_a_tiny_run_on_sqlite_measures_both_servers_and_their_cpu() -> None:
     for row in rows:
         assert float(row[2]) > 0  # req/s
     assert rows[1][-1] in ("PASS", "FAIL")
+    assert "disk: " in proc.stdout and "disk, remote sqlite-on: " in proc.stdout
