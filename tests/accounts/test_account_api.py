@@ -183,6 +183,11 @@ def test_metrics_count_ledger_commits_and_counter_errors(
     assert float(values["embedrouter_accounts_ledger_rows_total"]) >= 1
     assert float(values["embedrouter_accounts_ledger_commits_total"]) >= 1
     assert float(values["embedrouter_accounts_counter_errors_total"]) == 0
+    # The charge above waited for a commit, which the commit histogram counts.
+    assert float(values["embedrouter_accounts_ledger_commit_seconds_count"]) >= 1
+    assert float(values['embedrouter_accounts_ledger_commit_seconds_bucket{le="+Inf"}']) == \
+        float(values["embedrouter_accounts_ledger_commit_seconds_count"])
+    assert float(values["embedrouter_accounts_ledger_commit_seconds_sum"]) > 0
 
 
 def _admin(live: LiveServer, method: str, path: str, **kw: object) -> httpx.Response:

@@ -67,3 +67,26 @@ async def test_a_raising_callback_does_not_strand_the_rest(
         await writer.close()
     assert heard == [None]
     assert [r.getMessage() for r in caplog.records] == ["a ledger callback failed: ValueError"]
+
+
+async def test_every_commit_is_timed_for_metrics_whatever_its_outcome() -> None:
+    calls = 0
+
+    async def flush(rows: list[GenerationRecord]) -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.03)
+        if calls == 2:
+            raise OSError("disk gone")
+
+    writer = LedgerWriter(flush)
+    outcomes: list[BaseException | None] = []
+    writer.submit(_row(1), outcomes.append)
+    await writer.close()
+    writer.submit(_row(2), outcomes.append)
+    await writer.close()
+    assert outcomes[0] is None and isinstance(outcomes[1], OSError)
+    h = writer.commit_seconds
+    assert sum(h.counts) == 2 and 0.06 <= h.total < 1.0
+    buckets = dict(h.buckets())
+    assert buckets["0.025"] == 0 and buckets["+Inf"] == 2  # each took at least 30 ms

@@ -24,6 +24,7 @@ from embedrouter.accounts.ledger import LedgerWriter
 from embedrouter.accounts.money import from_nanos, to_nanos
 from embedrouter.accounts.windows import rate_window, spend_window
 from embedrouter.errors import InternalError, PaymentRequired, RateLimited, ServiceUnavailable
+from embedrouter.histogram import Histogram
 from embedrouter.settings import AccountsConfig
 from embedrouter.store import KeyRecord, Store
 from embedrouter.store.records import GenerationRecord
@@ -319,6 +320,9 @@ class Accounts:
     def stats(self) -> dict[str, Any]:
         return {"ledger_commits": self.writer.commits, "ledger_rows": self.writer.rows,
                 "counter_errors": getattr(self.counters, "errors", 0)}
+
+    def histograms(self) -> dict[str, Histogram]:
+        return {"ledger_commit_seconds": self.writer.commit_seconds}
 
     async def close(self) -> None:
         await self.writer.close()

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
+from embedrouter.histogram import LEDGER_COMMIT_BOUNDS, Histogram
 from embedrouter.store.records import GenerationRecord
 
 MAX_BATCH = 512
@@ -43,6 +45,9 @@ class LedgerWriter:
         self._timer: asyncio.TimerHandle | None = None
         self.commits = 0  # for /metrics: rows per commit = rows / commits
         self.rows = 0
+        # Every charged request waits for one of these (plus part of the one before it): an
+        # operator sees here what the database's disk adds to the charged requests' latency.
+        self.commit_seconds = Histogram(LEDGER_COMMIT_BOUNDS)
 
     def submit(self, row: GenerationRecord, done: Done) -> None:
         """Queue ``row`` for the next commit; ``done`` hears its outcome."""
@@ -78,6 +83,7 @@ class LedgerWriter:
         while self._queue:
             batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
             outcome: BaseException | None = None
+            started = time.perf_counter()
             try:
                 await self._flush([row for row, _ in batch])
             except Exception as exc:
@@ -85,6 +91,7 @@ class LedgerWriter:
             else:
                 self.commits += 1
                 self.rows += len(batch)
+            self.commit_seconds.observe(time.perf_counter() - started)
             for _, done in batch:
                 try:
                     done(outcome)

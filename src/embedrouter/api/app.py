@@ -199,7 +199,7 @@ class App:
                     self.metrics.watch_cache(cache.stats)
                 accounts = getattr(self.services, "accounts", None)
                 if accounts is not None:
-                    self.metrics.watch_accounts(accounts.stats)
+                    self.metrics.watch_accounts(accounts.stats, accounts.histograms)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.bodies.close()

@@ -27,6 +27,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from embedrouter import histogram
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Request latency: from a cached hit (~1 ms) to a long batch behind a full queue (tens of s).
@@ -84,17 +86,23 @@ class _CacheCollector(Collector):
 
 
 class _AccountsCollector(Collector):
-    """Ledger commits and rows (rows / commits = charges per group commit), and in shared mode
-    how often Redis failed (each failure refused a metered request with 503)."""
+    """Ledger commits and rows (rows / commits = charges per group commit), how long commits
+    take, and in shared mode how often Redis failed (each failure refused a metered request
+    with 503)."""
 
-    def __init__(self, stats: Callable[[], Mapping[str, float]]) -> None:
-        self._stats = stats
+    def __init__(self, stats: Callable[[], Mapping[str, float]],
+                 histograms: Callable[[], Mapping[str, histogram.Histogram]]) -> None:
+        self._stats, self._histograms = stats, histograms
 
     def collect(self) -> Iterator[Any]:
         for name, value in sorted(self._stats().items()):
             family = CounterMetricFamily(f"embedrouter_accounts_{name}", f"accounts: {name}")
             family.add_metric([], float(value))
             yield family
+        for name, h in sorted(self._histograms().items()):
+            hist = HistogramMetricFamily(f"embedrouter_accounts_{name}", f"accounts: {name}")
+            hist.add_metric([], h.buckets(), h.total)
+            yield hist
 
 
 class RequestMetrics:
@@ -127,9 +135,10 @@ class RequestMetrics:
             self._engine = _EngineCollector(stats, histograms)
             self.registry.register(self._engine)
 
-    def watch_accounts(self, stats: Callable[[], Mapping[str, float]]) -> None:
+    def watch_accounts(self, stats: Callable[[], Mapping[str, float]],
+                       histograms: Callable[[], Mapping[str, histogram.Histogram]]) -> None:
         """Export the ledger's and counters' figures from now on (when accounting is on)."""
-        self.registry.register(_AccountsCollector(stats))
+        self.registry.register(_AccountsCollector(stats, histograms))
 
     def watch_cache(self, stats: Callable[[], Mapping[str, Mapping[str, float]]]) -> None:
         """Export the vector cache's figures from now on (when a cache is configured)."""

@@ -29,14 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from embedrouter.engine.histogram import (
+from embedrouter.engine.model import LocalModel
+from embedrouter.errors import InvalidRequest, Overloaded, PayloadTooLarge, ServiceUnavailable
+from embedrouter.histogram import (
     BATCH_SIZE_BOUNDS,
     BATCH_TOKEN_BOUNDS,
     ENGINE_SECONDS_BOUNDS,
     Histogram,
 )
-from embedrouter.engine.model import LocalModel
-from embedrouter.errors import InvalidRequest, Overloaded, PayloadTooLarge, ServiceUnavailable
 from embedrouter.timing import SPANS
 
 log = logging.getLogger(__name__)

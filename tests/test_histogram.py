@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from embedrouter.engine.histogram import Histogram
+from embedrouter.histogram import Histogram
 
 
 @pytest.mark.parametrize(("values", "expected"), [

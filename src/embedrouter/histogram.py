@@ -1,6 +1,8 @@
-"""Bucket counts in Prometheus's histogram shape, kept by one owner (the batcher's loop).
+"""Bucket counts in Prometheus's histogram shape, kept by one owner on the event loop (the
+batcher, the ledger writer).
 
-The engine does not import a metrics library: the API's collector reads these when scraped.
+The engine and accounts do not import a metrics library: the API's collectors read these when
+scraped.
 """
 
 from __future__ import annotations
@@ -32,3 +34,6 @@ class Histogram:
 BATCH_SIZE_BOUNDS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 BATCH_TOKEN_BOUNDS = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 ENGINE_SECONDS_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# A group commit of charges: ~0.1-1 ms on a quiet local disk, seconds when one stalls.
+LEDGER_COMMIT_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                        2.5, 5.0)
