@@ -50,8 +50,16 @@ def load_local_models(settings: Settings) -> dict[str, dict[str, object]]:
             continue
         loaded[cfg.slug] = dict(LocalModel.load_precisions(
             _model_dir(cfg), cfg.quantizations, cache_dir=settings.onnx_cache_dir,
-            threads=settings.engine_threads))
+            threads=session_threads(settings.engine_threads, settings.engine_forwards)))
     return loaded
+
+
+def session_threads(threads: int | None, forwards: int, cores: int | None = None) -> int | None:
+    """Intra-op threads per session: ``[engine] threads`` if set; else, with several forwards
+    at once, the cores shared out between them (at least one each); else None (all cores)."""
+    if threads is not None or forwards == 1:
+        return threads
+    return max(1, (cores or os.cpu_count() or 1) // forwards)
 
 
 def model_facts(settings: Settings, models: dict[str, dict[str, object]]
@@ -105,14 +113,17 @@ async def build_router(settings: Settings, cache: VectorCache | None = None) -> 
     loaded: dict[str, dict[str, LoadedModel]] = {}
     for slug, by_precision in models.items():
         for precision, model in by_precision.items():
-            share = ACTIVATION_FACTOR[precision]
+            # Forwards at once each get their share of the activation budget, so the peak
+            # stays what one forward alone may use.
+            share = ACTIVATION_FACTOR[precision] * settings.engine_forwards
             batcher = Batcher(model,  # type: ignore[arg-type]
                               max_batch_tokens=max(settings.max_batch_tokens // share,
                                                    model.max_seq_length),  # type: ignore[attr-defined]
                               max_batch_attention=DEFAULT_MAX_BATCH_ATTENTION // share,
                               max_batch_size=settings.max_batch_size,
                               max_queue_items=settings.max_queue_items,
-                              inline_max_tokens=settings.inline_max_tokens)
+                              inline_max_tokens=settings.inline_max_tokens,
+                              forwards=settings.engine_forwards)
             await batcher.start()
             loaded.setdefault(slug, {})[precision] = LoadedModel(
                 model=model, batcher=batcher)  # type: ignore[arg-type]

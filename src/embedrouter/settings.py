@@ -91,6 +91,8 @@ class Settings:
     keepalive_timeout_s: float = 5.0
     max_connections: int = 4096
     engine_threads: int | None = None
+    # Forward passes of one model at once, each on its own worker thread (engine/batcher.py).
+    engine_forwards: int = 1
     max_batch_tokens: int = 16384
     max_batch_size: int = 64
     max_queue_items: int = 8192

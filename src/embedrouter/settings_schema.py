@@ -77,6 +77,8 @@ class Storage(Struct, forbid_unknown_fields=True):
 
 class Engine(Struct, forbid_unknown_fields=True):
     engine_threads: Positive | UnsetType = key(default=UNSET, name="threads")
+    engine_forwards: Annotated[int, Meta(ge=1, le=16)] | UnsetType = key(default=UNSET,
+                                                                          name="forwards")
     max_batch_tokens: Annotated[int, Meta(ge=512)] | UnsetType = UNSET
     max_batch_size: Positive | UnsetType = UNSET
     max_queue_items: Positive | UnsetType = UNSET

@@ -325,3 +325,49 @@ def test_release_memory_shrinks_rss_after_large_batches(minilm: LocalModel) -> N
     # Still correct afterwards.
     np.testing.assert_allclose(minilm.forward([[101, 7592, 102]]),
                                minilm.forward([[101, 7592, 102]]), atol=1e-6)
+
+
+async def test_forwards_run_at_once_on_their_own_threads(gated: GatedModel) -> None:
+    """With forwards=2 a second batch starts while the first is still in its forward, on
+    another worker thread, and both get the rows the model alone gives."""
+    a, b = [[101, *range(2000, 2010), 102]], [[101, 3000, 3001, 102], [101, 4000, 102]]
+    batcher = Batcher(gated, forwards=2, inline_max_tokens=0)  # type: ignore[arg-type]
+    gated.gate.clear()
+    try:
+        first = asyncio.create_task(batcher.embed(a))
+        await _entered(gated)
+        gated.entered.clear()
+        second = asyncio.create_task(batcher.embed(b))
+        await _entered(gated)  # while the first forward is still held at the gate
+        assert gated.max_overlap == 2 and len(set(gated.threads)) == 2
+        gated.gate.set()
+        out_a, out_b = await first, await second
+    finally:
+        gated.gate.set()
+        await batcher.close()
+    np.testing.assert_allclose(out_a, gated.inner.forward(a), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out_b, gated.inner.forward(b), rtol=1e-5, atol=1e-6)
+    assert batcher.max_inflight_batches == 2
+
+
+async def test_one_forward_at_a_time_by_default(gated: GatedModel) -> None:
+    batcher = Batcher(gated, inline_max_tokens=0)  # type: ignore[arg-type]
+    gated.gate.clear()
+    try:
+        first = asyncio.create_task(batcher.embed([[101, 2000, 102]]))
+        await _entered(gated)
+        second = asyncio.create_task(batcher.embed([[101, 2001, 2002, 102]]))
+        await _until(lambda: batcher.stats()["inflight_batches"] == 2)
+        await asyncio.sleep(0.05)  # time for a second worker, were there one, to enter
+        assert gated.max_overlap == 1
+        gated.gate.set()
+        await first, await second
+    finally:
+        gated.gate.set()
+        await batcher.close()
+    assert gated.max_overlap == 1
+
+
+def test_forwards_must_be_positive(minilm: LocalModel) -> None:
+    with pytest.raises(ValueError, match="forwards"):
+        Batcher(minilm, forwards=0)

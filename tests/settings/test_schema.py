@@ -35,6 +35,8 @@ CASES = [
     ("[engine]\nmax_batch_tokens = 511\n", "engine.max_batch_tokens", "Expected `int` >= 512"),
     ("[engine]\ninline_max_tokens = 129\n", "engine.inline_max_tokens", "Expected `int` <= 128"),
     ("[engine]\ninline_max_tokens = -1\n", "engine.inline_max_tokens", "Expected `int` >= 0"),
+    ("[engine]\nforwards = 0\n", "engine.forwards", "Expected `int` >= 1"),
+    ("[engine]\nforwards = 17\n", "engine.forwards", "Expected `int` <= 16"),
     # [default_model]
     ("[default_model]\nenabled = 'no'\n", "default_model.enabled", "Expected `bool`, got `str`"),
     ("[default_model]\nprice = 1\n", "default_model.price",
@@ -143,6 +145,7 @@ max_batch_tokens = 1024
 max_batch_size = 8
 max_queue_items = 16
 inline_max_tokens = 0
+forwards = 2
 [default_model]
 enabled = false
 price_per_million = 0.02
@@ -169,7 +172,7 @@ default_quantization = "int8"
         "0.0.0.0", 9000, 2048, 16, 32, True)
     assert s.database_url == "postgresql://127.0.0.1/test"
     assert (s.engine_threads, s.max_batch_tokens, s.max_batch_size, s.max_queue_items,
-            s.inline_max_tokens) == (2, 1024, 8, 16, 0)
+            s.inline_max_tokens, s.engine_forwards) == (2, 1024, 8, 16, 0, 2)
     assert (s.default_model, s.default_model_price, s.default_model_token_ids) == (
         False, Decimal("0.02"), "o200k")
     assert (s.default_model_quantizations, s.default_model_default_quantization) == (

@@ -4,6 +4,9 @@ Every request's sequences become queue items. One loop task owns the queue and f
 one worker thread runs ``model.forward`` so the event loop never blocks on compute. Up to
 ``max_inflight_batches`` (default 2) batches are handed to the worker at once, so the next batch is
 already waiting when the current one finishes, while the loop keeps accepting new requests.
+With ``forwards`` > 1 that many worker threads run forwards at once (each on a session with
+fewer intra-op threads, server.py): no thread then waits at another's barrier, which under
+load at high concurrency gave more throughput per core (bench/README.md, Accounts).
 
 A short request that finds the engine idle, and idle for a moment (the lone short request), is
 computed right in ``embed`` on the event loop's own thread instead: the hop to the worker thread
@@ -201,12 +204,13 @@ class Batcher:
                  max_batch_attention: int = DEFAULT_MAX_BATCH_ATTENTION,
                  idle_release_s: float | None = DEFAULT_IDLE_RELEASE_S,
                  inline_max_tokens: int = DEFAULT_INLINE_MAX_TOKENS,
-                 inline_quiet_s: float = INLINE_QUIET_S) -> None:
+                 inline_quiet_s: float = INLINE_QUIET_S, forwards: int = 1) -> None:
         if max_batch_tokens < model.max_seq_length:
             raise ValueError(f"max_batch_tokens ({max_batch_tokens}) must fit one sequence of "
                              f"max_seq_length ({model.max_seq_length})")
-        if min(max_batch_size, max_queue_items, max_inflight_batches) < 1:
-            raise ValueError("max_batch_size, max_queue_items, max_inflight_batches must be >= 1")
+        if min(max_batch_size, max_queue_items, max_inflight_batches, forwards) < 1:
+            raise ValueError("max_batch_size, max_queue_items, max_inflight_batches, forwards "
+                             "must be >= 1")
         if not 0.0 <= max_padding <= 1.0:
             raise ValueError("max_padding must lie in [0, 1]")
         if inline_max_tokens < 0:
@@ -215,7 +219,8 @@ class Batcher:
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.max_queue_items = max_queue_items
-        self.max_inflight_batches = max_inflight_batches
+        self.forwards = forwards
+        self.max_inflight_batches = max(max_inflight_batches, forwards)
         self.window_items = max(window_items, max_batch_size)
         self.max_padding = max_padding
         # Never below one full-length sequence, or such a sequence could never run.
@@ -247,7 +252,7 @@ class Batcher:
         if self._task is not None:
             return
         self._loop = asyncio.get_running_loop()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="embedrouter-engine")
+        self._executor = ThreadPoolExecutor(self.forwards, thread_name_prefix="embedrouter-engine")
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(self.max_inflight_batches)
         self._task = self._loop.create_task(self._run(), name="embedrouter-batcher")
