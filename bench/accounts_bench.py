@@ -3,6 +3,7 @@ accounting off, on SQLite and on PostgreSQL + Redis, in one run.
 
     python bench/accounts_bench.py [--requests 1000] [--repeats 15] [--concurrency 32]
                                    [--stores sqlite,pg] [--workloads local,remote]
+                                   [--server-cpus LIST]
 
 Servers (all started once, then measured in interleaved rounds so drift hits each alike):
 
@@ -114,7 +115,8 @@ def cli(env: dict[str, str], cfg: Path, *args: str) -> str:
                           env=env, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def start(name: str, tmp: Path, upstream: str, extra_env: dict[str, str]) -> tuple[Any, str]:
+def start(name: str, tmp: Path, upstream: str, extra_env: dict[str, str],
+          cpus: str | None = None) -> tuple[Any, str]:
     cfg = tmp / f"{name}.toml"
     cfg.write_text(config(upstream, name.endswith("-on")))
     env = {**os.environ, "BENCH_UPSTREAM_KEY": "sk-bench",
@@ -123,7 +125,8 @@ def start(name: str, tmp: Path, upstream: str, extra_env: dict[str, str]) -> tup
               "--limit-reset", "daily", "--rpm", "10000000", "--tpm", "1000000000")
     cli(env, cfg, "credits", "add", "1000000")
     port = pb.free_port()
-    proc = pb.spawn([sys.executable, "-m", "embedrouter", "serve", "--config", str(cfg),
+    pin = ["taskset", "-c", cpus] if cpus else []
+    proc = pb.spawn([*pin, sys.executable, "-m", "embedrouter", "serve", "--config", str(cfg),
                      "--port", str(port)], env=env)
     wait_ready(f"http://127.0.0.1:{port}/health")
     return proc, key, port  # type: ignore[return-value]
@@ -327,7 +330,13 @@ def main() -> int:
     ap.add_argument("--disk-probe-dir", default=None,
                     help="where (default: the run's temporary directory, beside the SQLite "
                          "stores; give PostgreSQL's WAL disk if it is another)")
+    ap.add_argument("--server-cpus", default=None,
+                    help="run the servers on these CPUs only (taskset's list, e.g. 0): the "
+                         "rest stay for PostgreSQL, Redis and the client, as when the "
+                         "databases run on machines of their own")
     args = ap.parse_args()
+    if args.server_cpus:
+        print(f"[bench] servers pinned to CPUs {args.server_cpus}", flush=True)
     stores = args.stores.split(",")
     workloads = args.workloads.split(",")
     import psycopg
@@ -369,7 +378,8 @@ def main() -> int:
         servers = {}
         for name, env in envs.items():
             hb.log(f"starting {name}")
-            proc, key, port = start(name, tmp, upstream, env)  # type: ignore[misc]
+            proc, key, port = start(name, tmp, upstream, env,  # type: ignore[misc]
+                                    args.server_cpus)
             procs.append(proc)
             servers[name] = (port, key, proc.pid)
         results: dict[tuple[str, str], list[dict[str, Any]]] = {}

@@ -62,6 +62,25 @@ def _result() -> EmbeddingResult:
 
 
 @contextlib.asynccontextmanager
+async def scratch_pg_store() -> AsyncIterator[Store]:
+    """The PostgreSQL store on a scratch schema, dropped afterwards."""
+    import psycopg
+
+    schema = f"er_cpu_{secrets.token_hex(4)}"
+    async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as conn:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        store = await open_store(f"{PG_URL}?options=-csearch_path%3D{schema}")
+        try:
+            yield store
+        finally:
+            await store.close()
+    finally:
+        async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as conn:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextlib.asynccontextmanager
 async def _accounts(mode: str) -> AsyncIterator[tuple[Store, Accounts]]:
     """The store and accounts of ``mode``, on scratch data removed afterwards."""
     if mode != "pg":
@@ -70,22 +89,16 @@ async def _accounts(mode: str) -> AsyncIterator[tuple[Store, Accounts]]:
             yield store, Accounts(store, MemoryCounters(store),
                                   AccountsConfig(enforce_credits=True))
         return
-    import psycopg
     from redis import asyncio as aioredis
 
     from embedrouter.accounts.redis_counters import RedisCounters
 
-    schema = f"er_cpu_{secrets.token_hex(4)}"
     prefix = f"ercpu:{secrets.token_hex(4)}:"
-    async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as conn:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        store = await open_store(f"{PG_URL}?options=-csearch_path%3D{schema}")
-        yield store, Accounts(store, RedisCounters(REDIS_URL, store, store, prefix=prefix),
-                              AccountsConfig(enforce_credits=True), reclaims=True)
+        async with scratch_pg_store() as store:
+            yield store, Accounts(store, RedisCounters(REDIS_URL, store, store, prefix=prefix),
+                                  AccountsConfig(enforce_credits=True), reclaims=True)
     finally:
-        async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as conn:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         client = aioredis.Redis.from_url(REDIS_URL)
         keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
         if keys:

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +46,15 @@ async def test_a_router_with_two_forwards_halves_each_batch_and_embeds_the_same(
     finally:
         await one.close()
         await two.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
+def test_the_default_thread_count_follows_the_cpu_affinity_not_the_machine() -> None:
+    # Under taskset or a container's cpuset, the machine's core count would put several
+    # spinning threads on one core.
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from embedrouter.engine.model import _session_options, usable_cores; "
+            "print(usable_cores(), _session_options(None).intra_op_num_threads)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout.split()
+    assert out == ["1", "1"]

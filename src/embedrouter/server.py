@@ -59,7 +59,11 @@ def session_threads(threads: int | None, forwards: int, cores: int | None = None
     at once, the cores shared out between them (at least one each); else None (all cores)."""
     if threads is not None or forwards == 1:
         return threads
-    return max(1, (cores or os.cpu_count() or 1) // forwards)
+    if cores is None:
+        from embedrouter.engine.model import usable_cores
+
+        cores = usable_cores()
+    return max(1, cores // forwards)
 
 
 def model_facts(settings: Settings, models: dict[str, dict[str, object]]

@@ -96,9 +96,10 @@ def test_rounds_the_disk_stalled_in_are_named_and_the_verdict_still_counts_them(
 
 def test_a_tiny_run_on_sqlite_measures_both_servers_and_their_cpu() -> None:
     # The verdict of 50-request rounds means nothing: only that the run completes and prints.
+    # Pinned, as for a steadier comparison: the servers must still start and answer.
     proc = subprocess.run(
         [sys.executable, str(BENCH / "accounts_bench.py"), "--requests", "50", "--repeats", "2",
-         "--stores", "sqlite", "--workloads", "remote"],
+         "--stores", "sqlite", "--workloads", "remote", "--server-cpus", "0"],
         capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     rows = [x.split() for x in proc.stdout.splitlines() if x.startswith("remote ")]
@@ -107,3 +108,4 @@ def test_a_tiny_run_on_sqlite_measures_both_servers_and_their_cpu() -> None:
         assert float(row[2]) > 0  # req/s
     assert rows[1][-1] in ("PASS", "FAIL")
     assert "disk: " in proc.stdout and "disk, remote sqlite-on: " in proc.stdout
+    assert "[bench] servers pinned to CPUs 0" in proc.stdout

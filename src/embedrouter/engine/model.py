@@ -55,11 +55,19 @@ def _ensure_shared_arena() -> None:
         _shared_arena_registered = True
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (taskset, a container's cpuset),
+    not the machine's count, which would put several spinning ORT threads on one core."""
+    if hasattr(os, "sched_getaffinity"):  # not on macOS or Windows
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def _session_options(threads: int | None) -> ort.SessionOptions:
     _ensure_shared_arena()
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.intra_op_num_threads = threads or os.cpu_count() or 1
+    so.intra_op_num_threads = threads or usable_cores()
     # One graph runs at a time (the Batcher owns a single worker thread), so inter-op threads would
     # only compete with the intra-op pool for the same cores.
     so.inter_op_num_threads = 1
