@@ -1,8 +1,9 @@
 """How long a charge waits for its durable commit: the ledger writer on the real PostgreSQL
-store, with the cores idle and with them kept busy, in one run.
+store (or SQLite's, with its ledger process), with the cores idle and with them kept busy, in
+one run.
 
     python bench/ledger_wait.py [--rate 400] [--batch 10] [--seconds 5] [--repeats 5]
-                                [--burn 0,2]
+                                [--burn 0,2] [--store pg|sqlite]
 
 Charges arrive as the local model hands them over: ``--batch`` rows at once (a forward's
 sequences settle together), ``--rate`` rows a second in all. Each row's wait runs from its
@@ -22,16 +23,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import statistics
+import tempfile
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import uvloop
 from admission_cpu import scratch_pg_store  # sibling script, not a package
 
 from embedrouter.accounts.ledger import LedgerWriter
 from embedrouter.api.encode import generation_id
+from embedrouter.store import Store
 from embedrouter.store.records import GenerationRecord
+from embedrouter.store.sqlite import open_sqlite
 
 
 def _burn(stop: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
@@ -44,9 +51,33 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
-async def one_round(rate: float, batch: int, seconds: float) -> tuple[list[float], float]:
+def _row() -> GenerationRecord:
+    return GenerationRecord(id=generation_id(), key_hash="a" * 64, model="bench/m",
+                            upstream_model="m", provider="Bench", tokens=12, cost_nanos=240,
+                            created_ms=int(time.time() * 1000), latency_ms=20)
+
+
+@contextlib.asynccontextmanager
+async def scratch_store(kind: str) -> AsyncIterator[Store]:
+    if kind == "pg":
+        async with scratch_pg_store() as store:
+            yield store
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await open_sqlite(Path(tmp) / "bench.sqlite")
+        try:
+            yield store
+        finally:
+            await store.close()
+
+
+async def one_round(store_kind: str, rate: float, batch: int, seconds: float
+                    ) -> tuple[list[float], float]:
     """Every row's wait in ms, and rows per commit."""
-    async with scratch_pg_store() as store:
+    async with scratch_store(store_kind) as store:
+        # Not timed: the first commit starts SQLite's ledger process (or opens a pooled
+        # connection), once per server, not per charge.
+        await store.record_generations([_row()])
         writer = LedgerWriter(store.record_generations)
         waits: list[float] = []
         loop = asyncio.get_running_loop()
@@ -56,11 +87,7 @@ async def one_round(rate: float, batch: int, seconds: float) -> tuple[list[float
         while loop.time() - start < seconds:
             submitted = time.perf_counter()
             for _ in range(batch):
-                row = GenerationRecord(id=generation_id(), key_hash="a" * 64, model="bench/m",
-                                       upstream_model="m", provider="Bench", tokens=12,
-                                       cost_nanos=240, created_ms=int(time.time() * 1000),
-                                       latency_ms=20)
-                writer.submit(row, lambda exc, t=submitted: waits.append(
+                writer.submit(_row(), lambda exc, t=submitted: waits.append(
                     (time.perf_counter() - t) * 1000))
             n += 1
             await asyncio.sleep(max(0.0, start + n * every - loop.time()))
@@ -75,6 +102,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0, help="per round")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--burn", default="0,2", help="processes spinning, one count per setting")
+    ap.add_argument("--store", choices=("pg", "sqlite"), default="pg")
     args = ap.parse_args()
     settings = [int(c) for c in args.burn.split(",")]
     results: dict[int, list[tuple[list[float], float]]] = {c: [] for c in settings}
@@ -86,13 +114,13 @@ def main() -> int:
             for p in burners:
                 p.start()
             try:
-                results[count].append(uvloop.run(one_round(args.rate, args.batch,
+                results[count].append(uvloop.run(one_round(args.store, args.rate, args.batch,
                                                            args.seconds)))
             finally:
                 stop.set()
                 for p in burners:
                     p.join()
-    print(f"{args.rate:g} rows/s in groups of {args.batch}, "
+    print(f"{args.store}: {args.rate:g} rows/s in groups of {args.batch}, "
           f"{args.repeats} rounds of {args.seconds:g} s each (medians over rounds)")
     for count in settings:
         rounds = results[count]
