@@ -51,6 +51,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +205,12 @@ def db_cpu_s() -> float:
     return total
 
 
+def p99_diffs(runs: list[dict[str, Any]], offs: list[dict[str, Any]],
+              skip: Callable[[dict[str, Any]], bool] = lambda on: False) -> list[float]:
+    """Each round's p99 of the "on" server minus the "off" one's, rounds ``skip`` names left out."""
+    return [on["p99"] - off["p99"] for on, off in zip(runs, offs, strict=True) if not skip(on)]
+
+
 def report(results: dict[tuple[str, str], list[dict[str, Any]]], names: list[str],
            workloads: list[str], disk_ms: list[float] | None = None) -> bool:
     """Print the table; True if every target is met.
@@ -233,8 +240,7 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], names: list[str
                 offs = results[(workload, base)]
                 costs = [1 - on["rps"] / off["rps"] for on, off in zip(runs, offs, strict=True)]
                 cost = statistics.median(costs)
-                p99_added = statistics.median(
-                    on["p99"] - off["p99"] for on, off in zip(runs, offs, strict=True))
+                p99_added = statistics.median(p99_diffs(runs, offs))
                 good = cost <= limit and p99_added <= TARGET_P99_ADDED_MS
                 ok &= good
                 ratio = f"{-cost:+.1%}"
@@ -300,8 +306,8 @@ def disk_lines(results: dict[tuple[str, str], list[dict[str, Any]]], names: list
             if name not in TARGETS or (workload, name) not in results:
                 continue
             runs, offs = results[(workload, name)], results[(workload, TARGETS[name][0])]
-            calm = [on["p99"] - off["p99"] for on, off in zip(runs, offs, strict=True)
-                    if not on.get("disk_max", math.nan) > DISK_STALL_MS]
+            calm = p99_diffs(runs, offs, skip=lambda on: on.get("disk_max", math.nan)
+                             > DISK_STALL_MS)
             stalled = len(runs) - len(calm)
             tail = (f"p99 added in the other {len(calm)}: median "
                     f"{statistics.median(calm):+.2f} ms" if calm else "no other round")

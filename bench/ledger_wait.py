@@ -31,8 +31,9 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import http_bench as hb  # sibling scripts, not a package
 import uvloop
-from admission_cpu import scratch_pg_store  # sibling script, not a package
+from admission_cpu import scratch_pg_store
 
 from embedrouter.accounts.ledger import LedgerWriter
 from embedrouter.api.encode import generation_id
@@ -44,11 +45,6 @@ from embedrouter.store.sqlite import open_sqlite
 def _burn(stop: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
     while not stop.is_set():
         sum(range(10_000))
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
 def _row() -> GenerationRecord:
@@ -124,7 +120,7 @@ def main() -> int:
           f"{args.repeats} rounds of {args.seconds:g} s each (medians over rounds)")
     for count in settings:
         rounds = results[count]
-        cols = [statistics.median(_percentile(w, q) for w, _ in rounds) for q in (50, 99, 99.9)]
+        cols = [statistics.median(hb.percentile(w, q) for w, _ in rounds) for q in (50, 99, 99.9)]
         per = statistics.median(r for _, r in rounds)
         print(f"{count} processes spinning: wait p50 {cols[0]:6.2f}  p99 {cols[1]:6.2f}  "
               f"p99.9 {cols[2]:6.2f} ms; {per:.1f} rows a commit")
