@@ -62,8 +62,17 @@ def _result() -> EmbeddingResult:
 
 
 @contextlib.asynccontextmanager
-async def scratch_pg_store() -> AsyncIterator[Store]:
-    """The PostgreSQL store on a scratch schema, dropped afterwards."""
+async def scratch_store(kind: str) -> AsyncIterator[Store]:
+    """A scratch store, closed and removed afterwards: ``pg``, the PostgreSQL store on a
+    schema of its own; anything else, SQLite in a temporary directory."""
+    if kind != "pg":
+        with tempfile.TemporaryDirectory() as tmp:
+            store = await open_sqlite(Path(tmp) / "bench.sqlite")
+            try:
+                yield store
+            finally:
+                await store.close()
+        return
     import psycopg
 
     schema = f"er_cpu_{secrets.token_hex(4)}"
@@ -84,8 +93,7 @@ async def scratch_pg_store() -> AsyncIterator[Store]:
 async def _accounts(mode: str) -> AsyncIterator[tuple[Store, Accounts]]:
     """The store and accounts of ``mode``, on scratch data removed afterwards."""
     if mode != "pg":
-        with tempfile.TemporaryDirectory() as tmp:
-            store = await open_sqlite(Path(tmp) / "bench.sqlite")
+        async with scratch_store(mode) as store:
             yield store, Accounts(store, MemoryCounters(store),
                                   AccountsConfig(enforce_credits=True))
         return
@@ -95,7 +103,7 @@ async def _accounts(mode: str) -> AsyncIterator[tuple[Store, Accounts]]:
 
     prefix = f"ercpu:{secrets.token_hex(4)}:"
     try:
-        async with scratch_pg_store() as store:
+        async with scratch_store(mode) as store:
             yield store, Accounts(store, RedisCounters(REDIS_URL, store, store, prefix=prefix),
                                   AccountsConfig(enforce_credits=True), reclaims=True)
     finally:
@@ -135,7 +143,6 @@ async def one_round(mode: str, n: int) -> float:
         await asyncio.gather(*(worker(n // CONCURRENCY) for _ in range(CONCURRENCY)))
         cpu = time.process_time() - started
         await accounts.close()
-        await store.close()
     return cpu / (n // CONCURRENCY * CONCURRENCY) * 1e6
 
 

@@ -23,23 +23,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import multiprocessing
 import statistics
-import tempfile
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import http_bench as hb  # sibling scripts, not a package
 import uvloop
-from admission_cpu import scratch_pg_store
+from admission_cpu import scratch_store
 
 from embedrouter.accounts.ledger import LedgerWriter
 from embedrouter.api.encode import generation_id
-from embedrouter.store import Store
 from embedrouter.store.records import GenerationRecord
-from embedrouter.store.sqlite import open_sqlite
 
 
 def _burn(stop: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
@@ -51,20 +45,6 @@ def _row() -> GenerationRecord:
     return GenerationRecord(id=generation_id(), key_hash="a" * 64, model="bench/m",
                             upstream_model="m", provider="Bench", tokens=12, cost_nanos=240,
                             created_ms=int(time.time() * 1000), latency_ms=20)
-
-
-@contextlib.asynccontextmanager
-async def scratch_store(kind: str) -> AsyncIterator[Store]:
-    if kind == "pg":
-        async with scratch_pg_store() as store:
-            yield store
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        store = await open_sqlite(Path(tmp) / "bench.sqlite")
-        try:
-            yield store
-        finally:
-            await store.close()
 
 
 async def one_round(store_kind: str, rate: float, batch: int, seconds: float

@@ -68,8 +68,9 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.intra_op_num_threads = threads or usable_cores()
-    # One graph runs at a time (the Batcher owns a single worker thread), so inter-op threads would
-    # only compete with the intra-op pool for the same cores.
+    # Each forward runs its graph sequentially (one per Batcher worker thread; several only with
+    # [engine] forwards, which shares the cores out), so inter-op threads would only compete
+    # with the intra-op pools for the same cores.
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.add_session_config_entry("session.use_env_allocators", "1")
