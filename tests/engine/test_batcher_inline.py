@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 
 from embedrouter.engine import Batcher, LocalModel
-from embedrouter.engine.batcher import DEFAULT_INLINE_MAX_TOKENS
+from embedrouter.engine.batcher import (
+    DEFAULT_INLINE_MAX_TOKENS,
+    INLINE_AFTER_WAVE_S,
+    INLINE_WAVE_REQUESTS,
+)
 from embedrouter.errors import ServiceUnavailable
 from embedrouter.settings import Settings
 from embedrouter.timing import SPANS
@@ -130,6 +134,37 @@ async def test_requests_right_after_a_forward_go_to_the_worker(gated: GatedModel
     assert batcher.stats()["inline_batches"] == 1
 
 
+async def test_a_lone_request_soon_after_a_wave_goes_to_the_worker(gated: GatedModel) -> None:
+    """After a forward of several requests, their clients may be on their way back: a lone
+    request then runs on the worker, not on the loop where it would hold them all up."""
+    batcher = Batcher(gated)  # type: ignore[arg-type]
+    loop_thread = threading.get_ident()
+    try:
+        await asyncio.gather(*(batcher.embed([SHORT]) for _ in range(INLINE_WAVE_REQUESTS)))
+        await asyncio.sleep(0.01)  # past INLINE_QUIET_S, inside INLINE_AFTER_WAVE_S
+        await batcher.embed([SHORT])
+        await asyncio.sleep(INLINE_AFTER_WAVE_S + 0.01)  # the wave is long gone
+        await batcher.embed([SHORT])
+    finally:
+        await batcher.close()
+    assert [len(b) for b in gated.batches] == [INLINE_WAVE_REQUESTS, 1, 1]
+    assert [t == loop_thread for t in gated.threads] == [False, False, True]
+    assert batcher.stats()["inline_batches"] == 1
+
+
+async def test_one_request_of_many_inputs_is_no_wave(gated: GatedModel) -> None:
+    batcher = Batcher(gated)  # type: ignore[arg-type]
+    loop_thread = threading.get_ident()
+    try:
+        await batcher.embed([SHORT] * INLINE_WAVE_REQUESTS)  # past the token bound: the worker
+        await asyncio.sleep(0.01)
+        await batcher.embed([SHORT])
+    finally:
+        await batcher.close()
+    assert [len(b) for b in gated.batches] == [INLINE_WAVE_REQUESTS, 1]
+    assert [t == loop_thread for t in gated.threads] == [False, True]
+
+
 async def test_never_inline_while_a_batch_is_in_flight(gated: GatedModel) -> None:
     batcher = Batcher(gated, inline_quiet_s=0)  # type: ignore[arg-type]
     await batcher.start()
@@ -191,13 +226,20 @@ class _Shape:
     ({"_releasing": True}, [12], False),
     ({"_closed": True}, [12], False),
     ({"_last_forward_end": "now"}, [12], False),  # within the quiet spell
+    ({"_last_forward_end": 0.01}, [12], True),  # 10 ms ago: past it
+    # After a wave (a forward for INLINE_WAVE_REQUESTS requests) the spell is INLINE_AFTER_WAVE_S.
+    ({"_last_forward_end": 0.01, "_last_batch_requests": INLINE_WAVE_REQUESTS}, [12], False),
+    ({"_last_forward_end": 0.01, "_last_batch_requests": INLINE_WAVE_REQUESTS - 1}, [12], True),
+    ({"_last_forward_end": INLINE_AFTER_WAVE_S + 0.01, "_last_batch_requests": 32}, [12], True),
     ({"inline_max_tokens": 0}, [2], False),
 ])
 def test_when_a_request_is_lone(state: dict[str, object], lengths: list[int],
                                 lone: bool) -> None:
     batcher = Batcher(_Shape())  # type: ignore[arg-type]
     for name, value in state.items():
-        setattr(batcher, name, time.perf_counter() if value == "now" else value)
+        if name == "_last_forward_end":  # "now", or seconds ago
+            value = time.perf_counter() - (0.0 if value == "now" else value)  # type: ignore
+        setattr(batcher, name, value)
     assert batcher._lone([[101] * n for n in lengths]) is lone
 
 

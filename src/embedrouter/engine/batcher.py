@@ -120,6 +120,15 @@ DEFAULT_INLINE_MAX_TOKENS = 32
 # of a millisecond of its end; they go to the worker, where they batch together and leave the
 # loop free to read the next ones, instead of running one by one on the loop.
 INLINE_QUIET_S = 0.002
+# ... or this long when that forward served a wave of at least INLINE_WAVE_REQUESTS requests. Their
+# clients come back over the next milliseconds (the network, parsing, and with accounting on
+# each response first waits for its charge's group commit); an inline forward then would hold
+# up every one of them behind the loop for the sake of ~0.7 ms to one request, and leave them a
+# batch apart from it from then on. Seen under load at c = 32 with accounting on: 65 inline
+# one-sequence forwards a 2,000 requests, and ~100 us of compute a request more than with
+# accounting off (bench/README.md, Accounts).
+INLINE_WAVE_REQUESTS = 4
+INLINE_AFTER_WAVE_S = 0.05
 
 
 # Retry-After bounds: below 1 s a refused caller would hammer a queue that cannot have drained;
@@ -243,6 +252,7 @@ class Batcher:
         self._last_forward_end = -math.inf  # time.perf_counter() when the last batch finished
         self._arrivals = 0  # embed calls so far: tells a lone request whether another came
         self._releasing = False  # release_memory is running on the worker thread
+        self._last_batch_requests = 0  # requests served by the last forward (_inline_quiet)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -321,7 +331,11 @@ class Batcher:
         return (len(seqs) <= self.inline_max_tokens  # before the pass over a large request
                 and 0 < len(seqs) * max(map(len, seqs)) <= self.inline_max_tokens
                 and not (self._queued or self._inflight or self._releasing or self._closed)
-                and time.perf_counter() - self._last_forward_end >= self.inline_quiet_s)
+                and time.perf_counter() - self._last_forward_end >= self._inline_quiet())
+
+    def _inline_quiet(self) -> float:
+        return (self.inline_quiet_s if self._last_batch_requests < INLINE_WAVE_REQUESTS
+                else max(self.inline_quiet_s, INLINE_AFTER_WAVE_S))
 
     async def _embed_inline(self, seqs: list[list[int]]) -> np.ndarray | None:
         """The rows of a lone request computed here; None if it turned out not to be alone."""
@@ -542,6 +556,7 @@ class Batcher:
         if out is None:
             return
         self._last_forward_end = time.perf_counter()
+        self._last_batch_requests = len({id(it.req) for it in live})
         if not self._dirty:
             self._dirty = True
             # The loop may be waiting without a timeout (it was clean); wake it to start the
