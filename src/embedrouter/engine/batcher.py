@@ -124,9 +124,9 @@ INLINE_QUIET_S = 0.002
 # clients come back over the next milliseconds (the network, parsing, and with accounting on
 # each response first waits for its charge's group commit); an inline forward then would hold
 # up every one of them behind the loop for the sake of ~0.7 ms to one request, and leave them a
-# batch apart from it from then on. Seen under load at c = 32 with accounting on: 65 inline
-# one-sequence forwards a 2,000 requests, and ~100 us of compute a request more than with
-# accounting off (bench/README.md, Accounts).
+# batch apart from it from then on. Seen under load at c = 32 with accounting on: 27 inline
+# forwards of one sequence and 39 of two in 2,000 requests, and ~110 us of forward compute a
+# request more than with accounting off (bench/README.md, Accounts).
 INLINE_WAVE_REQUESTS = 4
 INLINE_AFTER_WAVE_S = 0.05
 
