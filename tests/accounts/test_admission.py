@@ -160,6 +160,63 @@ async def test_credits_added_later_apply_within_the_reread_interval(metered: Env
     await metered.embed(key, "gen-b")
 
 
+async def test_an_aging_credits_value_is_reread_behind_the_requests(
+        metered: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from embedrouter.accounts import admission
+
+    # The re-read starts at once, and the cached value stays valid for the whole test.
+    monkeypatch.setattr(admission, "CREDITS_REFRESH_S", 0.0)
+    monkeypatch.setattr(admission, "CREDITS_TTL_S", 60.0)
+    env = metered
+    key = await env.key()
+    await grant(env, "0.01")
+    await env.embed(key, "gen-a")  # no cached value yet: this one reads the credits itself
+    read, reading, release_read = env.store.credits_total, asyncio.Event(), asyncio.Event()
+
+    async def held_read() -> int:
+        reading.set()
+        await release_read.wait()
+        return await read()
+
+    env.store.credits_total = held_read  # type: ignore[method-assign]
+    await env.store.add_credits("g-later", parse_usd("0.01"), 0, "test")
+    # The request is served on the cached value while the re-read it started is held.
+    with pytest.raises(PaymentRequired):
+        await asyncio.wait_for(env.embed(key, "gen-b"), 5)
+    assert reading.is_set()
+    release_read.set()
+    await asyncio.wait_for(env.accounts._credits_fetch, 5)  # type: ignore[arg-type]
+    await env.embed(key, "gen-c")  # the grant counts once the re-read lands
+    assert await env.store.get_generation("gen-b") is None
+
+
+async def test_a_failed_background_reread_leaves_the_next_read_to_a_request(
+        metered: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from embedrouter.accounts import admission
+
+    monkeypatch.setattr(admission, "CREDITS_REFRESH_S", 0.0)
+    env = metered
+    key = await env.key()
+    await grant(env, "0.03")
+    await env.embed(key, "gen-a")
+    read = env.store.credits_total
+
+    async def failing_read() -> int:
+        raise OSError("the store is gone")
+
+    env.store.credits_total = failing_read  # type: ignore[method-assign]
+    await env.embed(key, "gen-b")  # served on the cached value; its re-read fails behind it
+    await asyncio.gather(env.accounts._credits_fetch, return_exceptions=True)  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert "re-reading the credits failed: OSError" in caplog.text
+    env.accounts._credits_until = 0.0  # expired: the next request must read, and fails
+    with pytest.raises(OSError):
+        await env.embed(key, "gen-c")
+    env.store.credits_total = read  # type: ignore[method-assign]
+    await env.embed(key, "gen-d")
+    assert await env.store.get_generation("gen-c") is None
+
+
 async def test_a_request_cancelled_while_charging_is_charged_exactly_once(unmetered: Env) -> None:
     env = unmetered
     key = await env.key(limit_nanos=parse_usd("0.02"))

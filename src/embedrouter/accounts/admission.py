@@ -33,6 +33,10 @@ from embedrouter.types import EmbeddingResult, Quote, Reserve, Usage
 log = logging.getLogger("embedrouter.accounts")
 
 CREDITS_TTL_S = 1.0
+# Past this age the credits are re-read in the background while the cached value still
+# serves: under steady load no request waits for the read (every waiting request was a
+# stall of a store round trip, once a second, in the latency's tail).
+CREDITS_REFRESH_S = CREDITS_TTL_S / 2
 SCOPE_CACHE_SIZE = 4096
 
 
@@ -61,6 +65,13 @@ def refusal(r: Refused, quote: Quote, amount: int, now_ms: int) -> Exception:
                + f". Retry after {retry_after} s")
     return RateLimited(message, limit=r.limit, remaining=r.remaining,
                        reset_ms=now_ms + r.reset_ms, retry_after=retry_after)
+
+
+def _log_refresh_failure(fetch: asyncio.Future[int]) -> None:
+    # A failed background re-read changes nothing: the cached value expires and the next
+    # request reads the credits itself (and gets the store's error if it still fails).
+    if not fetch.cancelled() and fetch.exception() is not None:
+        log.warning("re-reading the credits failed: %s", type(fetch.exception()).__name__)
 
 
 class Gate:
@@ -234,15 +245,25 @@ class Accounts:
         self._scopes: dict[tuple[str, int | None, int | None, str], tuple[RateScope, ...]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._credits = 0
-        self._credits_until = 0.0
+        self._credits_until = 0.0  # time.monotonic(): the cached value is used until then
+        self._credits_refresh_at = 0.0  # and re-read behind requests from then on
         self._credits_fetch: asyncio.Future[int] | None = None
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
 
     def cached_credits(self) -> int | None:
-        """The credits if read within ``CREDITS_TTL_S``, else None (then await ``credits``)."""
-        return self._credits if time.monotonic() < self._credits_until else None
+        """The credits if read within ``CREDITS_TTL_S``, else None (then await ``credits``).
+        A value older than ``CREDITS_REFRESH_S`` is still returned, and a re-read starts
+        behind it."""
+        now = time.monotonic()
+        if now >= self._credits_until:
+            return None
+        if now >= self._credits_refresh_at and (
+                self._credits_fetch is None or self._credits_fetch.done()):
+            self._credits_fetch = asyncio.ensure_future(self._fetch_credits())
+            self._credits_fetch.add_done_callback(_log_refresh_failure)
+        return self._credits
 
     def rate_scopes(self, key: KeyRecord, model: str) -> tuple[RateScope, ...]:
         """The rate windows a request of ``key`` to ``model`` counts in: the key's own (its
@@ -286,8 +307,13 @@ class Accounts:
         return await asyncio.shield(self._credits_fetch)
 
     async def _fetch_credits(self) -> int:
+        # Timed from before the read: the value is at least as new as that, so credits
+        # added before it count within CREDITS_TTL_S whatever the read's own latency.
+        started = time.monotonic()
         value = await self.store.credits_total()
-        self._credits, self._credits_until = value, time.monotonic() + CREDITS_TTL_S
+        self._credits = value
+        self._credits_until = started + CREDITS_TTL_S
+        self._credits_refresh_at = started + CREDITS_REFRESH_S
         return value
 
     async def start(self) -> None:
@@ -326,6 +352,8 @@ class Accounts:
 
     async def close(self) -> None:
         await self.writer.close()
+        if self._credits_fetch is not None:  # a re-read behind the requests must not outlive
+            await asyncio.gather(self._credits_fetch, return_exceptions=True)  # the store
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.counters.close()
