@@ -157,3 +157,75 @@ def test_unreachable_postgres_fails_under_ci_and_skips_otherwise(ci: bool) -> No
     else:
         assert result.returncode == 0, out
         assert "1 passed, 1 skipped in" in out and "unreachable" in out, out
+
+
+async def _counting_queries(store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+                            ) -> list[object]:
+    sent: list[object] = []
+    real_all = store._all
+
+    async def counted(statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        sent.append(params)
+        return await real_all(statement, params)
+
+    monkeypatch.setattr(store, "_all", counted)
+    return sent
+
+
+async def test_key_lookups_of_one_turn_share_one_query(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    store = await open_store(pg_url)
+    assert isinstance(store, PostgresStore)
+    try:
+        for i in (1, 2):
+            await store.insert_key(rec(i))
+        sent = await _counting_queries(store, monkeypatch)
+        asked = [rec(1).key_hash, rec(2).key_hash, rec(1).key_hash, "f" * 64]
+        got = await asyncio.gather(*(store.get_key(h) for h in asked))
+        assert got == [rec(1), rec(2), rec(1), None]
+        assert len(sent) == 1  # one query, each hash once
+        assert sorted(sent[0][0]) == sorted({rec(1).key_hash, rec(2).key_hash, "f" * 64})
+        # A lookup asked after a change sees it, even right behind a shared one.
+        assert await store.set_key_disabled(rec(1).key_hash, True)
+        after = await store.get_key(rec(1).key_hash)
+        assert after is not None and after.disabled
+    finally:
+        await store.close()
+
+
+async def test_a_cancelled_key_lookup_leaves_the_others_of_its_turn_answered(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    store = await open_store(pg_url)
+    assert isinstance(store, PostgresStore)
+    try:
+        await store.insert_key(rec(1))
+        sent = await _counting_queries(store, monkeypatch)
+        gone = asyncio.ensure_future(store.get_key(rec(2).key_hash))
+        kept = asyncio.ensure_future(store.get_key(rec(1).key_hash))
+        await asyncio.sleep(0)  # both have asked
+        gone.cancel()
+        assert await kept == rec(1)
+        assert gone.cancelled()
+        assert sent == [(rec(1).key_hash,)]  # the cancelled one was not even sent
+    finally:
+        await store.close()
+
+
+async def test_a_failed_shared_key_lookup_fails_every_caller_with_a_503(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    store = await open_store(pg_url)
+    assert isinstance(store, PostgresStore)
+    try:
+        await store.insert_key(rec(1))
+        await store._pool.close()  # the database is gone for this store
+        got = await asyncio.gather(store.get_key(rec(1).key_hash),
+                                   store.get_key(rec(2).key_hash), return_exceptions=True)
+        assert [type(g) for g in got] == [StoreUnavailable, StoreUnavailable]
+    finally:
+        await store.close()

@@ -2,7 +2,8 @@
 
 Point several servers at one database and they share keys, credits and the ledger: a key
 disabled anywhere is refused everywhere on the next request, because every lookup reads the
-table (no cache of positive lookups). To keep embedrouter's tables in their own schema, put it
+table (no cache of positive lookups; lookups made in one turn of the event loop share one
+query, sent after all of them were asked). To keep embedrouter's tables in their own schema, put it
 in the URL: ``postgresql://host/db?options=-csearch_path%3Dembedrouter`` (the schema must
 exist). Connections come from ``psycopg_pool``, in autocommit mode so that a single-statement
 read is its own transaction and never holds a snapshot between requests.
@@ -10,6 +11,7 @@ read is its own transaction and never holds a snapshot between requests.
 
 from __future__ import annotations
 
+import asyncio
 import select
 import time
 from collections.abc import Awaitable, Callable
@@ -107,6 +109,9 @@ class PostgresStore:
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
+        # Key lookups asked for in this turn of the event loop, not yet sent: (hash, waiter).
+        self._key_waiters: list[tuple[str, asyncio.Future[KeyRecord | None]]] | None = None
+        self._key_reads: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> PostgresStore:
@@ -236,9 +241,53 @@ class PostgresStore:
         return await self._run(work)
 
     async def get_key(self, key_hash: str) -> KeyRecord | None:
-        """The key with this full hash, read from the database on every call."""
-        row = await self._one(sql.GET_KEY, (key_hash,))
-        return key_record(row) if row is not None else None
+        """The key with this full hash, read from the database on every call.
+
+        Calls made in the same turn of the event loop share one query, sent once the turn's
+        callbacks have run: every caller asked before it was sent, so each still sees every
+        change committed before its call (a disabled key is refused at once). A server under
+        load authenticates several requests a turn, and each query costs its event loop
+        ~300 us (a pooled connection, a round trip, a parse).
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[KeyRecord | None] = loop.create_future()
+        if self._key_waiters is None:
+            self._key_waiters = []
+            loop.call_soon(self._send_key_reads)
+        self._key_waiters.append((key_hash, waiter))
+        return await waiter
+
+    def _send_key_reads(self) -> None:
+        waiters, self._key_waiters = self._key_waiters or [], None
+        task = asyncio.ensure_future(self._read_keys(waiters))
+        self._key_reads.add(task)
+        task.add_done_callback(self._key_reads.discard)
+
+    async def _read_keys(self, waiters: list[tuple[str, asyncio.Future[KeyRecord | None]]]
+                         ) -> None:
+        hashes = list(dict.fromkeys(h for h, w in waiters if not w.done()))  # cancelled: gone
+        if not hashes:
+            return
+        try:
+            if len(hashes) == 1:
+                rows = await self._all(sql.GET_KEY, (hashes[0],))
+            else:
+                rows = await self._all(sql.GET_KEYS, (hashes,))
+        except BaseException as exc:
+            for _, w in waiters:
+                if w.done():
+                    continue
+                if isinstance(exc, Exception):
+                    w.set_exception(exc)
+                else:  # cancelled (shutdown): so are its callers, never left waiting
+                    w.cancel()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        found = {r.key_hash: r for r in map(key_record, rows)}
+        for h, w in waiters:
+            if not w.done():
+                w.set_result(found.get(h))
 
     async def list_keys(self) -> list[KeyRecord]:
         """Every key, oldest first."""
@@ -325,4 +374,6 @@ class PostgresStore:
 
     async def close(self) -> None:
         """Close the pool's connections; idempotent."""
+        if self._key_reads:
+            await asyncio.gather(*self._key_reads, return_exceptions=True)
         await self._pool.close()

@@ -25,6 +25,7 @@ GEN_COLUMNS = ("id, key_hash, model, upstream_model, provider, tokens, cost_nano
 INSERT_KEY = (f"INSERT INTO {KEYS_TABLE} ({KEY_COLUMNS}, inserted_ns) "
               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 GET_KEY = f"SELECT {KEY_COLUMNS} FROM {KEYS_TABLE} WHERE key_hash = ?"
+GET_KEYS = f"SELECT {KEY_COLUMNS} FROM {KEYS_TABLE} WHERE key_hash = ANY(?)"  # PostgreSQL
 LIST_KEYS = (f"SELECT {KEY_COLUMNS} FROM {KEYS_TABLE} "
              "ORDER BY created_at, inserted_ns, key_hash")
 DELETE_KEY = f"DELETE FROM {KEYS_TABLE} WHERE key_hash = ?"
