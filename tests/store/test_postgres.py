@@ -229,3 +229,17 @@ async def test_a_failed_shared_key_lookup_fails_every_caller_with_a_503(
         assert [type(g) for g in got] == [StoreUnavailable, StoreUnavailable]
     finally:
         await store.close()
+
+
+async def test_a_key_lookup_never_joins_a_list_another_loop_left_unsent(pg_url: str) -> None:
+    import asyncio
+
+    store = await open_store(pg_url)
+    assert isinstance(store, PostgresStore)
+    try:
+        await store.insert_key(rec(1))
+        # As if a loop had stopped between a lookup's call and the callback that sends it.
+        store._key_waiters, store._key_loop = [], object()  # type: ignore[assignment]
+        assert await asyncio.wait_for(store.get_key(rec(1).key_hash), 5) == rec(1)
+    finally:
+        await store.close()

@@ -111,6 +111,7 @@ class PostgresStore:
         self._pool = pool
         # Key lookups asked for in this turn of the event loop, not yet sent: (hash, waiter).
         self._key_waiters: list[tuple[str, asyncio.Future[KeyRecord | None]]] | None = None
+        self._key_loop: asyncio.AbstractEventLoop | None = None
         self._key_reads: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -251,14 +252,18 @@ class PostgresStore:
         """
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[KeyRecord | None] = loop.create_future()
-        if self._key_waiters is None:
-            self._key_waiters = []
-            loop.call_soon(self._send_key_reads)
+        # A list left by a loop that stopped before sending it is never joined (its callback
+        # would not run here).
+        if self._key_waiters is None or self._key_loop is not loop:
+            self._key_waiters, self._key_loop = [], loop
+            loop.call_soon(self._send_key_reads, self._key_waiters)
         self._key_waiters.append((key_hash, waiter))
         return await waiter
 
-    def _send_key_reads(self) -> None:
-        waiters, self._key_waiters = self._key_waiters or [], None
+    def _send_key_reads(self, waiters: list[tuple[str, asyncio.Future[KeyRecord | None]]]
+                        ) -> None:
+        if self._key_waiters is waiters:
+            self._key_waiters = None
         task = asyncio.ensure_future(self._read_keys(waiters))
         self._key_reads.add(task)
         task.add_done_callback(self._key_reads.discard)
