@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from embedrouter.accounts.counters import Claim, Counters, Hold, RateScope, Refused
 from embedrouter.accounts.ledger import LedgerWriter
@@ -31,6 +31,8 @@ from embedrouter.store.records import GenerationRecord
 from embedrouter.types import EmbeddingResult, Quote, Reserve, Usage
 
 log = logging.getLogger("embedrouter.accounts")
+
+T = TypeVar("T")
 
 CREDITS_TTL_S = 1.0
 # Past this age the credits are re-read in the background while the cached value still
@@ -243,7 +245,7 @@ class Accounts:
         self.ttl_ms = int(config.reservation_ttl_s * 1000)
         self._clock = clock
         self._scopes: dict[tuple[str, int | None, int | None, str], tuple[RateScope, ...]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._credits = 0
         self._credits_until = 0.0  # time.monotonic(): the cached value is used until then
         self._credits_refresh_at = 0.0  # and re-read behind requests from then on
@@ -259,10 +261,8 @@ class Accounts:
         now = time.monotonic()
         if now >= self._credits_until:
             return None
-        if now >= self._credits_refresh_at and (
-                self._credits_fetch is None or self._credits_fetch.done()):
-            self._credits_fetch = asyncio.ensure_future(self._fetch_credits())
-            self._credits_fetch.add_done_callback(_log_refresh_failure)
+        if now >= self._credits_refresh_at:
+            self._credits_read(behind=True)
         return self._credits
 
     def rate_scopes(self, key: KeyRecord, model: str) -> tuple[RateScope, ...]:
@@ -286,11 +286,13 @@ class Accounts:
             scopes = self._scopes[cache_key] = tuple(found)
         return scopes
 
-    def spawn(self, work: Awaitable[None]) -> None:
-        """Run ``work`` in the background, holding a reference until it ends."""
+    def spawn(self, work: Awaitable[T]) -> asyncio.Future[T]:
+        """Run ``work`` in the background, holding a reference until it ends (``close``
+        waits for it)."""
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def credits(self) -> int:
         """The account's credits, re-read at most every ``CREDITS_TTL_S``.
@@ -301,10 +303,17 @@ class Accounts:
         """
         if time.monotonic() < self._credits_until:
             return self._credits
-        # One read at a time; concurrent callers share it (never the stale value meanwhile).
+        # Concurrent callers share one read (never the stale value meanwhile).
+        return await asyncio.shield(self._credits_read())
+
+    def _credits_read(self, *, behind: bool = False) -> asyncio.Future[int]:
+        """The read of the credits under way, or a new one: one read at a time. A new one
+        ``behind`` the requests has no caller waiting for it, so its failure is logged."""
         if self._credits_fetch is None or self._credits_fetch.done():
-            self._credits_fetch = asyncio.ensure_future(self._fetch_credits())
-        return await asyncio.shield(self._credits_fetch)
+            self._credits_fetch = self.spawn(self._fetch_credits())
+            if behind:
+                self._credits_fetch.add_done_callback(_log_refresh_failure)
+        return self._credits_fetch
 
     async def _fetch_credits(self) -> int:
         # Timed from before the read: the value is at least as new as that, so credits
@@ -352,8 +361,6 @@ class Accounts:
 
     async def close(self) -> None:
         await self.writer.close()
-        if self._credits_fetch is not None:  # a re-read behind the requests must not outlive
-            await asyncio.gather(self._credits_fetch, return_exceptions=True)  # the store
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.counters.close()
