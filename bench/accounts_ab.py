@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import secrets
 import statistics
 import sys
 import tempfile
@@ -44,40 +43,14 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--server-cpus", default=None, help="taskset's CPU list for the servers")
     args = ap.parse_args()
-    stores = args.stores.split(",")
-    import psycopg
-    import redis
-
-    schema = f"er_ab_{secrets.token_hex(4)}"
-    prefix = f"erab:{secrets.token_hex(4)}:"
     procs: list[Any] = []
     with tempfile.TemporaryDirectory() as tmpdir, contextlib.ExitStack() as stack:
         tmp = Path(tmpdir)
-        if "pg" in stores:
-            with psycopg.connect(ab.PG_URL, autocommit=True) as conn:
-                conn.execute(f'CREATE SCHEMA "{schema}"')
-
-        def cleanup() -> None:
-            for p in procs:
-                pb.stop(p)
-            if "pg" in stores:
-                with psycopg.connect(ab.PG_URL, autocommit=True) as conn:
-                    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-                client = redis.Redis.from_url(ab.REDIS_URL)
-                for k in client.scan_iter(match=f"{prefix}*"):
-                    client.delete(k)
-
-        stack.callback(cleanup)
+        kinds = stack.enter_context(ab.scratch_databases(args.stores.split(",")))
+        stack.callback(lambda: [pb.stop(p) for p in procs])  # before the databases go
         up_port = pb.free_port()
         procs.append(pb.spawn([sys.executable, "-c", pb.UPSTREAM, str(up_port)]))
         upstream = f"http://127.0.0.1:{up_port}/v1"
-        pg = {"EMBEDROUTER_DATABASE_URL": f"{ab.PG_URL}?options=-csearch_path%3D{schema}"}
-        kinds = {}
-        if "sqlite" in stores:
-            kinds.update({"sqlite-off": {}, "sqlite-on": {}})
-        if "pg" in stores:
-            kinds.update({"pg-off": pg, "pg+redis-on": {
-                **pg, "EMBEDROUTER_REDIS_URL": ab.REDIS_URL, "EMBEDROUTER_REDIS_PREFIX": prefix}})
         servers: dict[tuple[str, str], tuple[int, str]] = {}
         for tree, src in (("before", args.before), ("after", args.after)):
             (tmp / tree).mkdir()
@@ -100,11 +73,7 @@ def main() -> None:
                     before = hb.batcher_counters(root)
                     out = asyncio.run(ab.measure(port, key, model, args.requests,
                                                  args.concurrency))
-                    after = hb.batcher_counters(root)
-                    shape = hb.batch_shape(before, after)
-                    out["batch"] = shape["items_per_batch"] if shape else float("nan")
-                    if shape and after is not None:
-                        ab.wait_for_release(root, after.get("idle_releases", 0.0))
+                    out["batch"] = ab.end_round(root, before)
                     res[name].append(out)
                 hb.log(f"{workload} round {r + 1} done")
             report(workload, res, list(kinds))

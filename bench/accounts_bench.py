@@ -51,7 +51,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,47 @@ async def measure(port: int, key: str, model: str, n: int, conc: int) -> dict[st
     lat = [x * 1000 for x in result.latencies_s]
     return {"rps": result.requests / result.wall_s, "p50": hb.percentile(lat, 50),
             "p99": hb.percentile(lat, 99), "lat": lat}
+
+
+@contextlib.contextmanager
+def scratch_databases(stores: list[str]) -> Iterator[dict[str, dict[str, str]]]:
+    """The environment of each server kind of ``stores`` (sqlite, pg): PostgreSQL on a scratch
+    schema, Redis under a scratch key prefix, both removed on exit."""
+    import psycopg
+    import redis
+
+    envs: dict[str, dict[str, str]] = {}
+    if "sqlite" in stores:
+        envs.update({"sqlite-off": {}, "sqlite-on": {}})
+    if "pg" not in stores:
+        yield envs
+        return
+    schema = f"er_bench_{int(time.time())}_{secrets.token_hex(3)}"
+    prefix = f"erbench:{secrets.token_hex(4)}:"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        pg = {"EMBEDROUTER_DATABASE_URL": f"{PG_URL}?options=-csearch_path%3D{schema}"}
+        envs.update({"pg-off": pg,
+                     "pg+redis-on": {**pg, "EMBEDROUTER_REDIS_URL": REDIS_URL,
+                                     "EMBEDROUTER_REDIS_PREFIX": prefix}})
+        yield envs
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        client = redis.Redis.from_url(REDIS_URL)
+        for k in client.scan_iter(match=f"{prefix}*"):
+            client.delete(k)
+
+
+def end_round(root_url: str, before: dict[str, float] | None) -> float:
+    """After a round: the local model's mean sequences a forward since ``before`` (NaN where
+    nothing ran: remote rounds), once its idle memory release is over (see wait_for_release)."""
+    after = hb.batcher_counters(root_url)
+    shape = hb.batch_shape(before, after)
+    if shape and after is not None:
+        wait_for_release(root_url, after.get("idle_releases", 0.0))
+    return shape["items_per_batch"] if shape else math.nan
 
 
 def wait_for_release(root_url: str, before: float, timeout: float = 5.0) -> None:
@@ -345,27 +386,11 @@ def main() -> int:
         print(f"[bench] servers pinned to CPUs {args.server_cpus}", flush=True)
     stores = args.stores.split(",")
     workloads = args.workloads.split(",")
-    import psycopg
-    import redis
-
-    schema = f"er_bench_{int(time.time())}_{secrets.token_hex(3)}"
-    prefix = f"erbench:{secrets.token_hex(4)}:"
     procs: list[Any] = []
     with tempfile.TemporaryDirectory() as tmpdir, contextlib.ExitStack() as stack:
         tmp = Path(tmpdir)
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-
-        def cleanup() -> None:
-            for p in procs:
-                pb.stop(p)
-            with psycopg.connect(PG_URL, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            client = redis.Redis.from_url(REDIS_URL)
-            for k in client.scan_iter(match=f"{prefix}*"):
-                client.delete(k)
-
-        stack.callback(cleanup)
+        envs = stack.enter_context(scratch_databases(stores))
+        stack.callback(lambda: [pb.stop(p) for p in procs])  # before the databases go
         up_port = pb.free_port()
         procs.append(pb.spawn([sys.executable, "-c", pb.UPSTREAM, str(up_port)]))
         upstream = f"http://127.0.0.1:{up_port}/v1"
@@ -375,12 +400,6 @@ def main() -> int:
                               str(args.disk_probe_ms / 1000), str(DISK_PROBE_BYTES)])
             procs.append(probe)
         time.sleep(1.0)
-        pg = {"EMBEDROUTER_DATABASE_URL": f"{PG_URL}?options=-csearch_path%3D{schema}"}
-        envs = {"sqlite-off": {}, "sqlite-on": {}, "pg-off": pg,
-                "pg+redis-on": {**pg, "EMBEDROUTER_REDIS_URL": REDIS_URL,
-                                "EMBEDROUTER_REDIS_PREFIX": prefix}}
-        envs = {name: env for name, env in envs.items() if name.split("-")[0].split("+")[0]
-                in stores}
         servers = {}
         for name, env in envs.items():
             hb.log(f"starting {name}")
@@ -406,11 +425,7 @@ def main() -> int:
                     out["window"] = (started, time.time())
                     out["cpu_us"] = (tree_cpu_s(pid) - cpu) / args.requests * 1e6
                     out["db_us"] = (db_cpu_s() - db) / args.requests * 1e6
-                    after = hb.batcher_counters(root)
-                    shape = hb.batch_shape(before, after)  # None: no forward (remote rounds)
-                    out["batch"] = shape["items_per_batch"] if shape else math.nan
-                    if shape and after is not None:
-                        wait_for_release(root, after.get("idle_releases", 0.0))
+                    out["batch"] = end_round(root, before)
                     results.setdefault((workload, name), []).append(out)
                     hb.log(f"{workload} round {r + 1} {name}: {out['rps']:.0f} req/s, "
                            f"p99 {out['p99']:.2f} ms, server CPU {out['cpu_us']:.0f} us/req, "

@@ -109,3 +109,26 @@ def test_a_tiny_run_on_sqlite_measures_both_servers_and_their_cpu() -> None:
     assert rows[1][-1] in ("PASS", "FAIL")
     assert "disk: " in proc.stdout and "disk, remote sqlite-on: " in proc.stdout
     assert "[bench] servers pinned to CPUs 0" in proc.stdout
+
+
+def test_scratch_databases_leave_no_schema_or_redis_keys_behind() -> None:
+    import psycopg
+    import redis
+
+    with ab.scratch_databases(["sqlite", "pg"]) as envs:
+        assert list(envs) == ["sqlite-off", "sqlite-on", "pg-off", "pg+redis-on"]
+        url = envs["pg-off"]["EMBEDROUTER_DATABASE_URL"]
+        schema = url.rsplit("%3D", 1)[1]
+        prefix = envs["pg+redis-on"]["EMBEDROUTER_REDIS_PREFIX"]
+        assert envs["pg+redis-on"]["EMBEDROUTER_DATABASE_URL"] == url
+        client = redis.Redis.from_url(ab.REDIS_URL)
+        client.set(f"{prefix}probe", 1)
+        with psycopg.connect(ab.PG_URL) as conn:
+            assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                                (schema,)).fetchone() is not None
+    with psycopg.connect(ab.PG_URL) as conn:
+        assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                            (schema,)).fetchone() is None
+    assert client.get(f"{prefix}probe") is None
+    with ab.scratch_databases(["sqlite"]) as envs:
+        assert list(envs) == ["sqlite-off", "sqlite-on"]
