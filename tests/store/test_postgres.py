@@ -3,10 +3,12 @@ skip-or-fail rule for the test suite itself."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +161,16 @@ def test_unreachable_postgres_fails_under_ci_and_skips_otherwise(ci: bool) -> No
         assert "1 passed, 1 skipped in" in out and "unreachable" in out, out
 
 
+@pytest.fixture
+async def pg_store(pg_url: str) -> AsyncIterator[PostgresStore]:
+    store = await open_store(pg_url)
+    assert isinstance(store, PostgresStore)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 async def _counting_queries(store: PostgresStore, monkeypatch: pytest.MonkeyPatch
                             ) -> list[object]:
     sent: list[object] = []
@@ -173,73 +185,46 @@ async def _counting_queries(store: PostgresStore, monkeypatch: pytest.MonkeyPatc
 
 
 async def test_key_lookups_of_one_turn_share_one_query(
-        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import asyncio
-
-    store = await open_store(pg_url)
-    assert isinstance(store, PostgresStore)
-    try:
-        for i in (1, 2):
-            await store.insert_key(rec(i))
-        sent = await _counting_queries(store, monkeypatch)
-        asked = [rec(1).key_hash, rec(2).key_hash, rec(1).key_hash, "f" * 64]
-        got = await asyncio.gather(*(store.get_key(h) for h in asked))
-        assert got == [rec(1), rec(2), rec(1), None]
-        assert len(sent) == 1  # one query, each hash once
-        assert sorted(sent[0][0]) == sorted({rec(1).key_hash, rec(2).key_hash, "f" * 64})
-        # A lookup asked after a change sees it, even right behind a shared one.
-        assert await store.set_key_disabled(rec(1).key_hash, True)
-        after = await store.get_key(rec(1).key_hash)
-        assert after is not None and after.disabled
-    finally:
-        await store.close()
+        pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in (1, 2):
+        await pg_store.insert_key(rec(i))
+    sent = await _counting_queries(pg_store, monkeypatch)
+    asked = [rec(1).key_hash, rec(2).key_hash, rec(1).key_hash, "f" * 64]
+    got = await asyncio.gather(*(pg_store.get_key(h) for h in asked))
+    assert got == [rec(1), rec(2), rec(1), None]
+    assert len(sent) == 1  # one query, each hash once
+    assert sorted(sent[0][0]) == sorted({rec(1).key_hash, rec(2).key_hash, "f" * 64})
+    # A lookup asked after a change sees it, even right behind a shared one.
+    assert await pg_store.set_key_disabled(rec(1).key_hash, True)
+    after = await pg_store.get_key(rec(1).key_hash)
+    assert after is not None and after.disabled
 
 
 async def test_a_cancelled_key_lookup_leaves_the_others_of_its_turn_answered(
-        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import asyncio
-
-    store = await open_store(pg_url)
-    assert isinstance(store, PostgresStore)
-    try:
-        await store.insert_key(rec(1))
-        sent = await _counting_queries(store, monkeypatch)
-        gone = asyncio.ensure_future(store.get_key(rec(2).key_hash))
-        kept = asyncio.ensure_future(store.get_key(rec(1).key_hash))
-        await asyncio.sleep(0)  # both have asked
-        gone.cancel()
-        assert await kept == rec(1)
-        assert gone.cancelled()
-        assert sent == [(rec(1).key_hash,)]  # the cancelled one was not even sent
-    finally:
-        await store.close()
+        pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    await pg_store.insert_key(rec(1))
+    sent = await _counting_queries(pg_store, monkeypatch)
+    gone = asyncio.ensure_future(pg_store.get_key(rec(2).key_hash))
+    kept = asyncio.ensure_future(pg_store.get_key(rec(1).key_hash))
+    await asyncio.sleep(0)  # both have asked
+    gone.cancel()
+    assert await kept == rec(1)
+    assert gone.cancelled()
+    assert sent == [(rec(1).key_hash,)]  # the cancelled one was not even sent
 
 
 async def test_a_failed_shared_key_lookup_fails_every_caller_with_a_503(
-        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import asyncio
-
-    store = await open_store(pg_url)
-    assert isinstance(store, PostgresStore)
-    try:
-        await store.insert_key(rec(1))
-        await store._pool.close()  # the database is gone for this store
-        got = await asyncio.gather(store.get_key(rec(1).key_hash),
-                                   store.get_key(rec(2).key_hash), return_exceptions=True)
-        assert [type(g) for g in got] == [StoreUnavailable, StoreUnavailable]
-    finally:
-        await store.close()
+        pg_store: PostgresStore) -> None:
+    await pg_store.insert_key(rec(1))
+    await pg_store._pool.close()  # the database is gone for this store
+    got = await asyncio.gather(pg_store.get_key(rec(1).key_hash),
+                               pg_store.get_key(rec(2).key_hash), return_exceptions=True)
+    assert [type(g) for g in got] == [StoreUnavailable, StoreUnavailable]
 
 
-async def test_a_key_lookup_never_joins_a_list_another_loop_left_unsent(pg_url: str) -> None:
-    import asyncio
-
-    store = await open_store(pg_url)
-    assert isinstance(store, PostgresStore)
-    try:
-        await store.insert_key(rec(1))
-        # As if a loop had stopped between a lookup's call and the callback that sends it.
-        store._key_waiters, store._key_loop = [], object()  # type: ignore[assignment]
-        assert await asyncio.wait_for(store.get_key(rec(1).key_hash), 5) == rec(1)
-    finally:
-        await store.close()
+async def test_a_key_lookup_never_joins_a_list_another_loop_left_unsent(
+        pg_store: PostgresStore) -> None:
+    await pg_store.insert_key(rec(1))
+    # As if a loop had stopped between a lookup's call and the callback that sends it.
+    pg_store._key_waiters, pg_store._key_loop = [], object()  # type: ignore[assignment]
+    assert await asyncio.wait_for(pg_store.get_key(rec(1).key_hash), 5) == rec(1)
