@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from embedrouter.engine import LocalModel, default_model_dir
+from tests.engine.gated import GatedModel
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden-all-minilm-l6-v2.jsonl"
 
@@ -32,3 +33,9 @@ def minilm(onnx_cache_dir: Path) -> LocalModel:
 def minilm_int8(minilm: LocalModel, onnx_cache_dir: Path) -> LocalModel:
     """The int8 variant of ``minilm`` (the first use quantizes it into the session's cache)."""
     return minilm.with_precision("int8", cache_dir=onnx_cache_dir, threads=2)
+
+
+@pytest.fixture
+def gated(minilm: LocalModel) -> GatedModel:
+    """The real model behind gates (tests/engine/gated.py)."""
+    return GatedModel(minilm)

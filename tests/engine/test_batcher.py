@@ -17,19 +17,7 @@ from embedrouter.engine import Batcher, LocalModel
 from embedrouter.engine.batcher import SMALL_BATCH_TOKENS, _Item, _Request, grow_batch
 from embedrouter.errors import InvalidRequest, Overloaded, PayloadTooLarge, ServiceUnavailable
 from tests.engine.gated import POISON, GatedModel
-from tests.engine.util import cosine
-
-
-@pytest.fixture
-def gated(minilm: LocalModel) -> GatedModel:
-    return GatedModel(minilm)
-
-
-async def _until(cond: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.005)
+from tests.engine.util import cosine, until
 
 
 async def _entered(model: GatedModel) -> None:
@@ -88,9 +76,9 @@ async def test_queue_full_raises_overloaded(gated: GatedModel) -> None:
     first = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
     await _entered(gated)  # in the worker, so off the queue
     second = asyncio.ensure_future(batcher.embed([[101, 7593, 102]]))
-    await _until(lambda: batcher.stats()["inflight_batches"] == 2)
+    await until(lambda: batcher.stats()["inflight_batches"] == 2)
     waiting = asyncio.ensure_future(batcher.embed([[101, 2000 + i, 102] for i in range(10)]))
-    await _until(lambda: batcher.stats()["queue_items"] == 10)
+    await until(lambda: batcher.stats()["queue_items"] == 10)
     with pytest.raises(Overloaded) as info:
         await batcher.embed([[101, 102]])
     assert info.value.retry_after >= 1 and info.value.headers["retry-after"]
@@ -105,16 +93,17 @@ async def test_queue_full_raises_overloaded(gated: GatedModel) -> None:
 
 
 async def test_cancelled_requests_are_skipped(gated: GatedModel) -> None:
-    batcher = Batcher(gated, max_batch_size=64,  # type: ignore[arg-type]
-                      inline_max_tokens=0)  # worker path: a closed gate would hold the loop
+    # Worker path (a closed gate would hold the loop); batches of at most 5 rows, so the
+    # third request cannot join the waiting batch and stays queued.
+    batcher = Batcher(gated, max_batch_size=5, inline_max_tokens=0)  # type: ignore[arg-type]
     await batcher.start()
     gated.gate.clear()
     running = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
     await _entered(gated)
     pending = asyncio.ensure_future(batcher.embed([[101, 2000 + i, 102] for i in range(5)]))
-    await _until(lambda: batcher.stats()["inflight_batches"] == 2)  # handed to the worker
+    await until(lambda: batcher.stats()["inflight_batches"] == 2)  # handed to the worker
     queued = asyncio.ensure_future(batcher.embed([[101, 3000 + i, 102] for i in range(3)]))
-    await _until(lambda: batcher.stats()["queue_items"] == 3)
+    await until(lambda: batcher.stats()["queue_items"] == 3)
     pending.cancel()
     queued.cancel()
     await asyncio.sleep(0)
@@ -139,7 +128,7 @@ async def test_forward_error_reaches_only_its_batch(gated: GatedModel) -> None:
     bad = asyncio.ensure_future(batcher.embed([[101, POISON, 102], [101, 5, 102]]))
     await _entered(gated)
     good = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
-    await _until(lambda: batcher.stats()["inflight_batches"] == 2)
+    await until(lambda: batcher.stats()["inflight_batches"] == 2)
     gated.gate.set()
     with pytest.raises(RuntimeError, match="boom"):
         await bad
@@ -164,16 +153,17 @@ async def test_invalid_sequences_rejected_before_batching(minilm: LocalModel) ->
 
 
 async def test_close_fails_queued_and_refuses_new(gated: GatedModel) -> None:
-    # worker path: a closed gate would hold the loop
-    batcher = Batcher(gated, inline_max_tokens=0)  # type: ignore[arg-type]
+    # Worker path (a closed gate would hold the loop); one row a batch, so the third request
+    # cannot join the waiting batch and stays queued.
+    batcher = Batcher(gated, max_batch_size=1, inline_max_tokens=0)  # type: ignore[arg-type]
     await batcher.start()
     gated.gate.clear()
     running = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
     await _entered(gated)
     second = asyncio.ensure_future(batcher.embed([[101, 7593, 102]]))
-    await _until(lambda: batcher.stats()["inflight_batches"] == 2)
+    await until(lambda: batcher.stats()["inflight_batches"] == 2)
     queued = asyncio.ensure_future(batcher.embed([[101, 7594, 102]]))
-    await _until(lambda: batcher.stats()["queue_items"] == 1)
+    await until(lambda: batcher.stats()["queue_items"] == 1)
     closing = asyncio.ensure_future(batcher.close())
     await asyncio.sleep(0.01)
     gated.gate.set()
@@ -286,12 +276,12 @@ async def test_idle_batcher_releases_memory_once_per_idle_spell(gated: GatedMode
     await asyncio.sleep(0.2)
     assert gated.releases == 0  # nothing ran yet: nothing to release
     await batcher.embed([[101, 7592, 102]])
-    await _until(lambda: batcher.stats()["idle_releases"] == 1)
+    await until(lambda: batcher.stats()["idle_releases"] == 1)
     await asyncio.sleep(0.2)
     assert gated.releases == 1  # once per idle spell, not every 50 ms
     got = await batcher.embed([[101, 7592, 102]] * 3)  # still serves after releasing
     np.testing.assert_allclose(got, gated.inner.forward([[101, 7592, 102]] * 3), atol=1e-5)
-    await _until(lambda: batcher.stats()["idle_releases"] == 2)
+    await until(lambda: batcher.stats()["idle_releases"] == 2)
     await batcher.close()
 
 
@@ -357,7 +347,7 @@ async def test_one_forward_at_a_time_by_default(gated: GatedModel) -> None:
         first = asyncio.create_task(batcher.embed([[101, 2000, 102]]))
         await _entered(gated)
         second = asyncio.create_task(batcher.embed([[101, 2001, 2002, 102]]))
-        await _until(lambda: batcher.stats()["inflight_batches"] == 2)
+        await until(lambda: batcher.stats()["inflight_batches"] == 2)
         await asyncio.sleep(0.05)  # time for a second worker, were there one, to enter
         assert gated.max_overlap == 1
         gated.gate.set()

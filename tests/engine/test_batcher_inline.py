@@ -24,10 +24,6 @@ SHORT = [101, 2129, 2079, 1045, 2275, 1037, 2051, 5833, 2006, 14769, 1029, 102] 
 LONG = [101, *range(2000, 2038), 102]  # 40 ids: past the default bound
 
 
-@pytest.fixture
-def gated(minilm: LocalModel) -> GatedModel:
-    return GatedModel(minilm)
-
 
 async def _entered(model: GatedModel) -> None:
     await asyncio.to_thread(model.entered.wait, 5)

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
+
 import numpy as np
+
+
+async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``cond`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

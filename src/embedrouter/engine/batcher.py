@@ -15,6 +15,13 @@ and back costs ~0.7 ms, a tenth of such a forward here (see ``DEFAULT_INLINE_MAX
 Batch selection is FIFO-anchored: the oldest queued item is always in the next batch, so no
 request starves, and the rest of the batch comes from a window of the oldest queued items, sorted
 by length, growing around the anchor's length while padding stays low (see ``grow_batch``).
+
+A batch handed to the worker while it is busy stays open until the worker starts it: a request
+that arrives meanwhile, with nothing queued ahead of it, joins it if its rows fit the same bounds
+(``_Batch.absorb``). Clients that come back over a few milliseconds (each after its own round
+trip to a key store or a rate counter) would otherwise be split: the first arrivals form the next
+batch at once, the rest wait a whole forward for the one after, and from then on the clients run
+as separate cohorts of small batches, each waking the loop during the others' forwards.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -68,6 +76,48 @@ class _Item:
     ids: Sequence[int]
 
 
+class _Batch:
+    """Rows handed to the worker thread. Open until the worker starts it: ``absorb`` (loop
+    thread) adds a request's rows while they fit, ``seal`` (worker thread) ends that."""
+
+    __slots__ = ("_lock", "items", "longest", "sealed")
+
+    def __init__(self, items: list[_Item]) -> None:
+        self.items = items
+        self.longest = max(len(it.ids) for it in items)
+        self.sealed = False
+        self._lock = threading.Lock()
+
+    def absorb(self, items: list[_Item], batcher: Batcher) -> bool:
+        """Add all of ``items`` if the batch is still open and they fit its bounds (as
+        ``grow_batch`` grows one, a row at a time); otherwise add none."""
+        count, longest = len(self.items), self.longest
+        if count + len(items) > batcher.max_batch_size:
+            return False
+        for it in items:
+            n = len(it.ids)
+            if n <= longest:
+                padding, padded, after = longest - n, longest, longest
+            else:
+                padding, padded, after = (n - longest) * count, n + (n - longest) * count, n
+            if not step_fits(count, after, padding, padded, max_tokens=batcher.max_batch_tokens,
+                             max_padding=batcher.max_padding,
+                             max_attention=batcher.max_batch_attention):
+                return False
+            count, longest = count + 1, after
+        with self._lock:
+            if self.sealed:
+                return False
+            self.items.extend(items)
+            self.longest = longest
+        return True
+
+    def seal(self) -> list[_Item]:
+        with self._lock:
+            self.sealed = True
+        return self.items
+
+
 @dataclass
 class _Stats:
     batches_run: int = 0
@@ -78,6 +128,7 @@ class _Stats:
     failed_batches: int = 0
     idle_releases: int = 0
     inline_batches: int = 0  # of batches_run, those run on the event loop's thread
+    absorbed_items: int = 0  # rows that joined a batch already handed to the worker
     # EWMA of items/s over each batch's compute time: while the queue is full the worker runs
     # batches back to back, so this is the queue's drain rate, which Retry-After is built from.
     items_per_s: float = 0.0
@@ -149,6 +200,16 @@ def retry_after_seconds(items_ahead: int, items_per_s: float) -> int:
     return max(RETRY_AFTER_MIN_S, min(RETRY_AFTER_MAX_S, math.ceil(items_ahead / items_per_s)))
 
 
+def step_fits(count: int, longest: int, padding: int, padded: int, *, max_tokens: int,
+              max_padding: float, max_attention: int | None) -> bool:
+    """Whether a batch of ``count`` rows may take one more, becoming ``longest`` long, when
+    that adds ``padding`` padded-but-empty tokens out of ``padded`` padded tokens."""
+    size = count + 1
+    return (longest * size <= max_tokens
+            and (max_attention is None or longest * longest * size <= max_attention)
+            and (longest * size <= SMALL_BATCH_TOKENS or padding <= max_padding * padded))
+
+
 def grow_batch(lengths: Sequence[int], anchor: int, *, max_size: int, max_tokens: int,
                max_padding: float, max_attention: int | None = None) -> tuple[int, int]:
     """Inclusive range of the ascending ``lengths`` that forms a batch around ``anchor``.
@@ -171,12 +232,9 @@ def grow_batch(lengths: Sequence[int], anchor: int, *, max_size: int, max_tokens
         if hi + 1 < len(lengths):
             nxt = lengths[hi + 1]
             options.append(((nxt - longest) * count, nxt + (nxt - longest) * count, nxt, False))
-        feasible = [
-            o for o in options
-            if o[2] * (count + 1) <= max_tokens
-            and (max_attention is None or o[2] * o[2] * (count + 1) <= max_attention)
-            and (o[2] * (count + 1) <= SMALL_BATCH_TOKENS or o[0] <= max_padding * o[1])
-        ]
+        feasible = [o for o in options
+                    if step_fits(count, o[2], o[0], o[1], max_tokens=max_tokens,
+                                 max_padding=max_padding, max_attention=max_attention)]
         if not feasible:
             break
         _, _, longest, takes_shorter = min(feasible)
@@ -253,6 +311,7 @@ class Batcher:
         self._arrivals = 0  # embed calls so far: tells a lone request whether another came
         self._releasing = False  # release_memory is running on the worker thread
         self._last_batch_requests = 0  # requests served by the last forward (_inline_quiet)
+        self._open: _Batch | None = None  # the last batch handed to the worker (may be started)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -315,9 +374,15 @@ class Batcher:
         if spans is not None:
             req.enqueued_ns = time.time_ns()
         fut.add_done_callback(lambda _f: self._on_done(req))
-        self._queue.extend(_Item(req, i, s) for i, s in enumerate(seqs))
-        self._queued += n
-        self._wakeup.set()
+        items = [_Item(req, i, s) for i, s in enumerate(seqs)]
+        # Nothing queued ahead: join the batch waiting for the worker, if it has not started.
+        if not self._queue and self._open is not None and self._open.absorb(items, self):
+            req.queued = 0
+            self._stats.absorbed_items += n
+        else:
+            self._queue.extend(items)
+            self._queued += n
+            self._wakeup.set()
         # Cancelling the caller cancels ``fut``, which marks the request abandoned.
         out = await fut
         _add_spans(spans, req)
@@ -378,6 +443,7 @@ class Batcher:
             "items_per_s": round(s.items_per_s, 1),
             "idle_releases": s.idle_releases,
             "inline_batches": s.inline_batches,
+            "absorbed_items": s.absorbed_items,
         }
 
     def histograms(self) -> dict[str, Histogram]:
@@ -508,11 +574,17 @@ class Batcher:
             self._releasing = False
         self._stats.idle_releases += 1
 
-    def _submit(self, batch: list[_Item]) -> None:
+    def _submit(self, items: list[_Item]) -> None:
         assert self._loop is not None
-        fut = self._loop.run_in_executor(self._executor, self._compute, batch)
+        batch = self._open = _Batch(items)
+        fut = self._loop.run_in_executor(self._executor, self._start, batch)
         self._inflight.add(fut)
-        fut.add_done_callback(lambda f: self._finish(batch, f))
+        # Sealed again here: a future cancelled before its batch started must not take rows.
+        fut.add_done_callback(lambda f: self._finish(batch.seal(), f))
+
+    def _start(self, batch: _Batch) -> tuple[list[_Item], np.ndarray | None, float]:
+        """Worker thread: close the batch to newcomers, then compute it."""
+        return self._compute(batch.seal())
 
     def _compute(self, batch: list[_Item]) -> tuple[list[_Item], np.ndarray | None, float]:
         """Worker thread: forward for the rows someone still waits for."""
