@@ -121,6 +121,26 @@ async def test_a_call_past_its_timeout_fails_every_pending_call_then_recovers(
         await client.close()
 
 
+async def test_a_late_call_behind_answered_ones_still_times_out(
+        prefix: str, raw: redis.Redis) -> None:
+    # One timer watches the oldest pending call: when it fires for a call answered since, it
+    # must go on to watch the next one rather than stop.
+    client = ScriptClient(REDIS_URL, timeout_s=0.2)
+    for script in (SLEEP, ECHO):
+        raw.script_load(script.source)
+    try:
+        assert await client.evalsha(ECHO, [f"{prefix}a"], ["one", 2]) == [4, "one"]
+        await asyncio.sleep(0.1)  # the timer armed for the first call fires in the next 0.1 s
+        started = time.monotonic()
+        with pytest.raises(redis.TimeoutError):
+            await client.evalsha(SLEEP, [], [])
+        assert 0.15 < time.monotonic() - started < 0.3 + 0.1  # its own deadline, not the first's
+        await asyncio.sleep(0.4)  # Redis finishes the slow script
+        assert await client.evalsha(ECHO, [f"{prefix}a"], ["two", 3]) == [6, "two"]
+    finally:
+        await client.close()
+
+
 async def test_a_cancelled_call_does_not_shift_the_replies(client: ScriptClient,
                                                            prefix: str) -> None:
     first = asyncio.ensure_future(client.evalsha(ECHO, [f"{prefix}a"], ["one", 1]))

@@ -10,7 +10,8 @@ loop turn), and replies, which Redis sends in request order, resolve a FIFO of f
 are parsed by ``hiredis.Reader``. A caller that gives up (cancelled) leaves its future in the
 FIFO so that its reply is still consumed in order. A reply that does not come in time means the
 order can no longer be trusted: the connection is dropped, every pending call fails, and the
-next call reconnects.
+next call reconnects. Since replies come in order, only the oldest pending call can be the late
+one: one timer per connection watches it, not one per call.
 
 Errors are redis-py's (``ConnectionError``, ``TimeoutError``, ``ResponseError``), so callers
 handle both clients alike.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import socket
 import ssl
@@ -63,9 +65,12 @@ def pack(args: Sequence[Arg]) -> bytes:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float) -> None:
         self.transport: asyncio.Transport | None = None
         self.pending: deque[asyncio.Future[Any]] = deque()
+        self.deadlines: deque[float] = deque()  # loop.time() by which each pending call is due
+        self.timeout = timeout_s
+        self.watchdog: asyncio.TimerHandle | None = None
         self.reader = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
         self.wbuf: list[bytes] = []
         self.lost: Exception | None = None
@@ -83,10 +88,25 @@ class _Connection(asyncio.Protocol):
             raise ConnectionError(f"Redis connection lost: {self.lost}")
         fut = self.loop.create_future()
         self.pending.append(fut)
+        deadline = self.loop.time() + self.timeout
+        self.deadlines.append(deadline)
+        if self.watchdog is None:
+            self.watchdog = self.loop.call_at(deadline, self._watch)
         if not self.wbuf:
             self.loop.call_soon(self._flush)
         self.wbuf.append(command)
         return fut
+
+    def _watch(self) -> None:
+        """The oldest pending call's deadline came: drop the connection if it is still due,
+        else watch the (new) oldest one."""
+        self.watchdog = None
+        if not self.deadlines:
+            return
+        if self.deadlines[0] <= self.loop.time():
+            self.drop(TimeoutError(f"Redis did not answer within {self.timeout} s"))
+        else:
+            self.watchdog = self.loop.call_at(self.deadlines[0], self._watch)
 
     def _flush(self) -> None:
         data, self.wbuf = b"".join(self.wbuf), []
@@ -107,6 +127,7 @@ class _Connection(asyncio.Protocol):
                 self.drop(ConnectionError("Redis sent a reply nobody asked for"))
                 return
             fut = self.pending.popleft()
+            self.deadlines.popleft()
             if fut.done():  # its caller gave up; the reply was still consumed in order
                 continue
             if isinstance(reply, ResponseError):
@@ -123,6 +144,10 @@ class _Connection(asyncio.Protocol):
         """Fail every pending call with ``exc`` and close: later replies could not be matched."""
         if self.lost is None:
             self.lost = exc
+        self.deadlines.clear()
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         while self.pending:
             fut = self.pending.popleft()
             if not fut.done():
@@ -165,11 +190,12 @@ class ScriptClient:
         conn: _Connection | None = None
         try:
             async with asyncio.timeout(self._timeout):
+                factory = functools.partial(_Connection, self._timeout)
                 if self._path is not None:
-                    _, conn = await loop.create_unix_connection(_Connection, self._path)
+                    _, conn = await loop.create_unix_connection(factory, self._path)
                 else:
                     _, conn = await loop.create_connection(
-                        _Connection, self._host, self._port, ssl=self._ssl,
+                        factory, self._host, self._port, ssl=self._ssl,
                         server_hostname=self._host if self._ssl is not None else None)
                 for hello in self._hello:
                     await conn.send(hello)
@@ -202,17 +228,10 @@ class ScriptClient:
         return conn
 
     async def _call(self, command: bytes) -> Any:
-        conn = await self._connection()
-        fut = conn.send(command)
-        timer = conn.loop.call_later(self._timeout, self._timed_out, conn, fut)
-        try:
-            return await fut
-        finally:
-            timer.cancel()
-
-    def _timed_out(self, conn: _Connection, fut: asyncio.Future[Any]) -> None:
-        if not fut.done():
-            conn.drop(TimeoutError(f"Redis did not answer within {self._timeout} s"))
+        conn = self._conn
+        if conn is None or conn.lost is not None:
+            conn = await self._connection()
+        return await conn.send(command)
 
     async def evalsha(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         """Run ``script`` (loading it first if Redis does not have it)."""
