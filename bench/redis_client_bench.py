@@ -16,13 +16,14 @@ import asyncio
 import os
 import statistics
 import time
+import timeit
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvloop
 from redis import asyncio as aioredis
 
-from embedrouter.accounts.redis_wire import Script, ScriptClient
+from embedrouter.accounts.redis_wire import Script, ScriptClient, _pack_any, pack
 
 REDIS_URL = os.environ.get("EMBEDROUTER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 SOURCE = "return {1}"  # the call's cost is the client's, not the script's
@@ -43,6 +44,17 @@ async def measure(call: Callable[[], Awaitable[Any]], calls: int, concurrency: i
     t0 = time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return 1e6 * (time.process_time() - t0) / (calls // concurrency * concurrency)
+
+
+def packing(repeats: int) -> None:
+    """The claim's command packed by ``pack`` (ASCII names and ints: one str, encoded once)
+    and by its general path (each argument encoded on its own), in-process, no Redis."""
+    command = ["EVALSHA", Script(SOURCE).sha, len(KEYS), *KEYS, *ARGS]
+    assert pack(command) == _pack_any(command)
+    for name, fn in (("pack", pack), ("general path", _pack_any)):
+        us = [t / 20000 * 1e6 for t in timeit.repeat(lambda f=fn: f(command), number=20000,
+                                                      repeat=max(repeats, 3))]
+        print(f"packing  {name:<14} {min(us):6.2f} us/command (min of {len(us)})")
 
 
 async def main(calls: int, repeats: int) -> None:
@@ -78,4 +90,5 @@ if __name__ == "__main__":
     ap.add_argument("--calls", type=int, default=20000)
     ap.add_argument("--repeats", type=int, default=3)
     opts = ap.parse_args()
+    packing(opts.repeats)
     uvloop.run(main(opts.calls, opts.repeats))

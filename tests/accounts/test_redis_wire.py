@@ -12,11 +12,14 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import strategies as st
 
-from embedrouter.accounts.redis_wire import Script, ScriptClient, pack
+from embedrouter.accounts.redis_wire import Script, ScriptClient, _pack_any, pack
 from tests.support.redis_scratch import REDIS_URL, scratch_prefix
 
 # A script unique to this test run, so flushing or loading it says nothing about other scripts.
@@ -58,6 +61,19 @@ def test_pack_writes_resp_bulk_strings() -> None:
         b"*5\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n2\r\n$2\r\n\xc3\xa9\r\n$3\r\n1.5\r\n")
     with pytest.raises(TypeError):
         pack([True])
+    with pytest.raises(TypeError):
+        pack(["ok", 1, None])
+
+
+@given(st.lists(st.one_of(st.integers(min_value=-2**70, max_value=2**70), st.text(max_size=20),
+                          st.binary(max_size=8), st.floats(allow_nan=False)), max_size=12))
+def test_the_fast_path_packs_as_the_general_one(args: list[Any]) -> None:
+    # ASCII strings and ints take one path, anything else (bytes, UTF-8, floats) the other;
+    # a Redis server must not be able to tell which.
+    assert pack(args) == _pack_any(args)
+    assert pack([a for a in args if isinstance(a, int) or (isinstance(a, str) and a.isascii())]
+                ) == _pack_any([a for a in args
+                                if isinstance(a, int) or (isinstance(a, str) and a.isascii())])
 
 
 async def test_a_call_returns_the_script_reply(client: ScriptClient, prefix: str,
@@ -70,7 +86,7 @@ async def test_a_flushed_script_is_loaded_again(client: ScriptClient, prefix: st
                                                 raw: redis.Redis) -> None:
     await client.evalsha(ECHO, [f"{prefix}a"], ["x", 1])
     raw.script_flush()
-    assert raw.script_exists(ECHO.sha.decode()) == [False]
+    assert raw.script_exists(ECHO.sha) == [False]
     assert await client.evalsha(ECHO, [f"{prefix}a"], ["y", 2]) == [4, "y"]
 
 
