@@ -131,10 +131,7 @@ class RedisCounters:
             args += [-1 if s.rpm is None else s.rpm, -1 if s.tpm is None else s.tpm]
         keys = [self._acct, kw, self._holds, f"{self._p}hold:{claim.hold_id}", *names]
         for _ in range(3):  # at most: seed the account, seed the key window, claim
-            try:  # not through _call: one coroutine less on every request's path
-                out = await self._wire.evalsha(self._claim, keys, args)
-            except (RedisError, OSError) as exc:
-                raise self._failed(exc, "claim") from exc
+            out = await self._call("claim", self._wire.evalsha(self._claim, keys, args))
             if out[0] == 1:
                 return Hold(claim.hold_id, claim.amount, claim.tokens, claim.key_hash,
                             claim.key_window.id if limited and claim.key_window else None,

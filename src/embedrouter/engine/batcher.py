@@ -95,11 +95,7 @@ class _Batch:
         if count + len(items) > batcher.max_batch_size:
             return False
         for it in items:
-            n = len(it.ids)
-            if n <= longest:
-                padding, padded, after = longest - n, longest, longest
-            else:
-                padding, padded, after = (n - longest) * count, n + (n - longest) * count, n
+            padding, padded, after = grow_step(count, longest, len(it.ids))
             if not step_fits(count, after, padding, padded, max_tokens=batcher.max_batch_tokens,
                              max_padding=batcher.max_padding,
                              max_attention=batcher.max_batch_attention):
@@ -200,6 +196,14 @@ def retry_after_seconds(items_ahead: int, items_per_s: float) -> int:
     return max(RETRY_AFTER_MIN_S, min(RETRY_AFTER_MAX_S, math.ceil(items_ahead / items_per_s)))
 
 
+def grow_step(count: int, longest: int, n: int) -> tuple[int, int, int]:
+    """Adding a row of length ``n`` to ``count`` rows padded to ``longest``: the padding it
+    adds, the padded tokens it adds, and the batch's longest after."""
+    if n <= longest:
+        return longest - n, longest, longest
+    return (n - longest) * count, n + (n - longest) * count, n
+
+
 def step_fits(count: int, longest: int, padding: int, padded: int, *, max_tokens: int,
               max_padding: float, max_attention: int | None) -> bool:
     """Whether a batch of ``count`` rows may take one more, becoming ``longest`` long, when
@@ -228,10 +232,9 @@ def grow_batch(lengths: Sequence[int], anchor: int, *, max_size: int, max_tokens
         # (padding added, padded tokens added, longest after, takes the shorter side)
         options = []
         if lo > 0:
-            options.append((longest - lengths[lo - 1], longest, longest, True))
+            options.append((*grow_step(count, longest, lengths[lo - 1]), True))
         if hi + 1 < len(lengths):
-            nxt = lengths[hi + 1]
-            options.append(((nxt - longest) * count, nxt + (nxt - longest) * count, nxt, False))
+            options.append((*grow_step(count, longest, lengths[hi + 1]), False))
         feasible = [o for o in options
                     if step_fits(count, o[2], o[0], o[1], max_tokens=max_tokens,
                                  max_padding=max_padding, max_attention=max_attention)]
@@ -311,7 +314,7 @@ class Batcher:
         self._arrivals = 0  # embed calls so far: tells a lone request whether another came
         self._releasing = False  # release_memory is running on the worker thread
         self._last_batch_requests = 0  # requests served by the last forward (_inline_quiet)
-        self._open: _Batch | None = None  # the last batch handed to the worker (may be started)
+        self._open: _Batch | None = None  # the last batch handed to the worker, until it ends
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -579,8 +582,13 @@ class Batcher:
         batch = self._open = _Batch(items)
         fut = self._loop.run_in_executor(self._executor, self._start, batch)
         self._inflight.add(fut)
+        fut.add_done_callback(lambda f: self._finished(batch, f))
+
+    def _finished(self, batch: _Batch, fut: asyncio.Future[Any]) -> None:
         # Sealed again here: a future cancelled before its batch started must not take rows.
-        fut.add_done_callback(lambda f: self._finish(batch.seal(), f))
+        if self._open is batch:
+            self._open = None  # nothing to join, and its requests' rows are not kept alive
+        self._finish(batch.seal(), fut)
 
     def _start(self, batch: _Batch) -> tuple[list[_Item], np.ndarray | None, float]:
         """Worker thread: close the batch to newcomers, then compute it."""
