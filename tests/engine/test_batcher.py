@@ -17,11 +17,7 @@ from embedrouter.engine import Batcher, LocalModel
 from embedrouter.engine.batcher import SMALL_BATCH_TOKENS, _Item, _Request, grow_batch
 from embedrouter.errors import InvalidRequest, Overloaded, PayloadTooLarge, ServiceUnavailable
 from tests.engine.gated import POISON, GatedModel
-from tests.engine.util import cosine, until
-
-
-async def _entered(model: GatedModel) -> None:
-    await asyncio.to_thread(model.entered.wait, 5)
+from tests.engine.util import cosine, entered, until
 
 
 def _random_seqs(rng: random.Random, n: int, max_len: int = 60) -> list[list[int]]:
@@ -74,7 +70,7 @@ async def test_queue_full_raises_overloaded(gated: GatedModel) -> None:
     await batcher.start()
     gated.gate.clear()
     first = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
-    await _entered(gated)  # in the worker, so off the queue
+    await entered(gated)  # in the worker, so off the queue
     second = asyncio.ensure_future(batcher.embed([[101, 7593, 102]]))
     await until(lambda: batcher.stats()["inflight_batches"] == 2)
     waiting = asyncio.ensure_future(batcher.embed([[101, 2000 + i, 102] for i in range(10)]))
@@ -99,7 +95,7 @@ async def test_cancelled_requests_are_skipped(gated: GatedModel) -> None:
     await batcher.start()
     gated.gate.clear()
     running = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
-    await _entered(gated)
+    await entered(gated)
     pending = asyncio.ensure_future(batcher.embed([[101, 2000 + i, 102] for i in range(5)]))
     await until(lambda: batcher.stats()["inflight_batches"] == 2)  # handed to the worker
     queued = asyncio.ensure_future(batcher.embed([[101, 3000 + i, 102] for i in range(3)]))
@@ -126,7 +122,7 @@ async def test_forward_error_reaches_only_its_batch(gated: GatedModel) -> None:
     await batcher.start()
     gated.gate.clear()
     bad = asyncio.ensure_future(batcher.embed([[101, POISON, 102], [101, 5, 102]]))
-    await _entered(gated)
+    await entered(gated)
     good = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
     await until(lambda: batcher.stats()["inflight_batches"] == 2)
     gated.gate.set()
@@ -159,7 +155,7 @@ async def test_close_fails_queued_and_refuses_new(gated: GatedModel) -> None:
     await batcher.start()
     gated.gate.clear()
     running = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
-    await _entered(gated)
+    await entered(gated)
     second = asyncio.ensure_future(batcher.embed([[101, 7593, 102]]))
     await until(lambda: batcher.stats()["inflight_batches"] == 2)
     queued = asyncio.ensure_future(batcher.embed([[101, 7594, 102]]))
@@ -325,10 +321,10 @@ async def test_forwards_run_at_once_on_their_own_threads(gated: GatedModel) -> N
     gated.gate.clear()
     try:
         first = asyncio.create_task(batcher.embed(a))
-        await _entered(gated)
+        await entered(gated)
         gated.entered.clear()
         second = asyncio.create_task(batcher.embed(b))
-        await _entered(gated)  # while the first forward is still held at the gate
+        await entered(gated)  # while the first forward is still held at the gate
         assert gated.max_overlap == 2 and len(set(gated.threads)) == 2
         gated.gate.set()
         out_a, out_b = await first, await second
@@ -345,7 +341,7 @@ async def test_one_forward_at_a_time_by_default(gated: GatedModel) -> None:
     gated.gate.clear()
     try:
         first = asyncio.create_task(batcher.embed([[101, 2000, 102]]))
-        await _entered(gated)
+        await entered(gated)
         second = asyncio.create_task(batcher.embed([[101, 2001, 2002, 102]]))
         await until(lambda: batcher.stats()["inflight_batches"] == 2)
         await asyncio.sleep(0.05)  # time for a second worker, were there one, to enter

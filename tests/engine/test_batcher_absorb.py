@@ -3,34 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 
 from embedrouter.engine import Batcher
 from tests.engine.gated import GatedModel
-from tests.engine.util import until
+from tests.engine.util import entered, until
 
 
 async def _two_in_flight(batcher: Batcher, gated: GatedModel) -> tuple[Any, Any]:
     """One batch held in the (gated) forward, a second handed to the worker behind it."""
     gated.gate.clear()
     running = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
-    await asyncio.to_thread(gated.entered.wait, 5)
+    await entered(gated)
     waiting = asyncio.ensure_future(batcher.embed([[101, 7593, 102]]))
     await until(lambda: batcher.stats()["inflight_batches"] == 2)
     return running, waiting
 
 
-def _batcher(gated: GatedModel, **kw: Any) -> Batcher:
-    # The worker path only: an inline forward behind a closed gate would hold the loop.
-    return Batcher(gated, inline_max_tokens=0, **kw)  # type: ignore[arg-type]
+@contextlib.asynccontextmanager
+async def _batcher(gated: GatedModel, **kw: Any) -> AsyncIterator[Batcher]:
+    """A started batcher on the worker path only (an inline forward behind a closed gate would
+    hold the loop); on the way out the gate opens, so closing it never waits on a held forward."""
+    batcher = Batcher(gated, inline_max_tokens=0, **kw)  # type: ignore[arg-type]
+    await batcher.start()
+    try:
+        yield batcher
+    finally:
+        gated.gate.set()
+        await batcher.close()
 
 
 async def test_an_arrival_joins_the_batch_waiting_for_the_worker(gated: GatedModel) -> None:
-    batcher = _batcher(gated)
-    await batcher.start()
-    try:
+    async with _batcher(gated) as batcher:
         running, waiting = await _two_in_flight(batcher, gated)
         seqs = [[101, 2000, 102], [101, 2001, 2002, 102]]
         late = asyncio.ensure_future(batcher.embed(seqs))
@@ -45,16 +53,11 @@ async def test_an_arrival_joins_the_batch_waiting_for_the_worker(gated: GatedMod
         want = np.concatenate([gated.inner.forward([s]) for s in seqs])
         np.testing.assert_allclose(got, want, atol=1e-5)
         assert batcher.stats()["items_run"] == 4
-    finally:
-        gated.gate.set()
-        await batcher.close()
 
 
 async def test_an_arrival_that_does_not_fit_waits_in_the_queue(gated: GatedModel) -> None:
     # Too many rows for max_batch_size, and too much padding for max_padding: both queue.
-    batcher = _batcher(gated, max_batch_size=2)
-    await batcher.start()
-    try:
+    async with _batcher(gated, max_batch_size=2) as batcher:
         running, waiting = await _two_in_flight(batcher, gated)
         many = asyncio.ensure_future(batcher.embed([[101, 3000, 102], [101, 3001, 102]]))
         await until(lambda: batcher.stats()["queue_items"] == 2)
@@ -62,13 +65,8 @@ async def test_an_arrival_that_does_not_fit_waits_in_the_queue(gated: GatedModel
         await running, await waiting, await many
         assert batcher.stats()["absorbed_items"] == 0
         assert [len(b) for b in gated.batches] == [1, 1, 2]
-    finally:
-        gated.gate.set()
-        await batcher.close()
     gated.batches.clear()
-    batcher = _batcher(gated)
-    await batcher.start()
-    try:
+    async with _batcher(gated) as batcher:
         running, waiting = await _two_in_flight(batcher, gated)
         long = [101, *range(2000, 2200), 102]  # 3 real tokens padded to 202: 99% padding
         padded = asyncio.ensure_future(batcher.embed([long]))
@@ -76,17 +74,12 @@ async def test_an_arrival_that_does_not_fit_waits_in_the_queue(gated: GatedModel
         gated.gate.set()
         await running, await waiting, await padded
         assert [len(b) for b in gated.batches] == [1, 1, 1]
-    finally:
-        gated.gate.set()
-        await batcher.close()
 
 
 async def test_an_arrival_never_jumps_the_queue(gated: GatedModel) -> None:
     # The 3-row request cannot join (1 + 3 > 3 rows); the 1-row one after it could, but it
     # would then run before a request that came first.
-    batcher = _batcher(gated, max_batch_size=3)
-    await batcher.start()
-    try:
+    async with _batcher(gated, max_batch_size=3) as batcher:
         running, waiting = await _two_in_flight(batcher, gated)
         first = asyncio.ensure_future(batcher.embed([[101, 3000 + i, 102] for i in range(3)]))
         await until(lambda: batcher.stats()["queue_items"] == 3)
@@ -96,34 +89,24 @@ async def test_an_arrival_never_jumps_the_queue(gated: GatedModel) -> None:
         await asyncio.gather(running, waiting, first, second)
         assert batcher.stats()["absorbed_items"] == 0
         assert gated.batches[1] == [[101, 7593, 102]]
-    finally:
-        gated.gate.set()
-        await batcher.close()
 
 
 async def test_a_started_batch_takes_no_one(gated: GatedModel) -> None:
     # One batch at a time: the only batch handed over is the one already computing.
-    batcher = _batcher(gated, max_inflight_batches=1)
-    await batcher.start()
-    try:
+    async with _batcher(gated, max_inflight_batches=1) as batcher:
         gated.gate.clear()
         running = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
-        await asyncio.to_thread(gated.entered.wait, 5)
+        await entered(gated)
         later = asyncio.ensure_future(batcher.embed([[101, 7593, 102]]))
         await until(lambda: batcher.stats()["queue_items"] == 1)
         gated.gate.set()
         await running, await later
         assert batcher.stats()["absorbed_items"] == 0
         assert gated.batches == [[[101, 7592, 102]], [[101, 7593, 102]]]
-    finally:
-        gated.gate.set()
-        await batcher.close()
 
 
 async def test_a_cancelled_arrival_is_not_computed(gated: GatedModel) -> None:
-    batcher = _batcher(gated)
-    await batcher.start()
-    try:
+    async with _batcher(gated) as batcher:
         running, waiting = await _two_in_flight(batcher, gated)
         late = asyncio.ensure_future(batcher.embed([[101, 5000, 102], [101, 5001, 102]]))
         await until(lambda: batcher.stats()["absorbed_items"] == 2)
@@ -133,6 +116,3 @@ async def test_a_cancelled_arrival_is_not_computed(gated: GatedModel) -> None:
         await running, await waiting
         assert gated.batches == [[[101, 7592, 102]], [[101, 7593, 102]]]
         assert batcher.stats()["dropped_cancelled"] == 2
-    finally:
-        gated.gate.set()
-        await batcher.close()

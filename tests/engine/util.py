@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tests.engine.gated import GatedModel
+
 
 async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
     """Poll ``cond`` until it holds; fail the test after ``timeout`` seconds."""
@@ -15,6 +17,11 @@ async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "condition not reached"
         await asyncio.sleep(0.005)
+
+
+async def entered(model: GatedModel) -> None:
+    """Wait (off the loop) until a forward of ``model`` has reached its gate."""
+    await asyncio.to_thread(model.entered.wait, 5)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
