@@ -3,7 +3,7 @@ accounting off, on SQLite and on PostgreSQL + Redis, in one run.
 
     python bench/accounts_bench.py [--requests 1000] [--repeats 15] [--concurrency 32]
                                    [--stores sqlite,pg] [--workloads local,remote]
-                                   [--server-cpus LIST]
+                                   [--server-cpus LIST] [--paced 8] [--paced-fraction 0.5]
 
 Servers (all started once, then measured in interleaved rounds so drift hits each alike):
 
@@ -28,6 +28,16 @@ off" and "p99 added" are the medians over rounds of that round's on/off comparis
 beside them: the p99 of all rounds' requests, on minus off; see ``report``), "CPU us" the
 server's processes' CPU per request (the SQLite ledger process included; PostgreSQL's and
 Redis's own not), and "DB us" the PostgreSQL and Redis processes' CPU per request.
+
+At equal load: in a closed loop at c = 32 the server is saturated, so its latency is 32 /
+throughput and "p99 added" there restates the throughput cost (a 25% cost is +33% on every
+percentile). After each workload's closed-loop rounds, ``--paced`` rounds offer every server the
+same request rate (``--paced-fraction`` of the slowest server's median closed-loop rate; each
+request is due at a fixed time, up to 32 in flight): the p99 added there is what accounting
+adds to a request's latency when the server keeps up (its round trips, the wait for the
+durable commit). Latency counts from when the request was due if every connection was busy
+then (the server's backlog), else from when it was sent (the client's timer is not the
+server's). Printed beside the closed-loop verdict, which stays the verdict.
 
 The disk: every charge is committed durably (an fdatasync, group-committed) before its
 response, which the "off" servers never wait for. A probe process fdatasyncs a small file every
@@ -161,6 +171,82 @@ async def measure(port: int, key: str, model: str, n: int, conc: int) -> dict[st
             "p99": hb.percentile(lat, 99), "lat": lat}
 
 
+async def run_paced(conns: list[Any], body: bytes, n: int, rate: float) -> list[float]:
+    """``n`` requests due every 1 / ``rate`` s on ``conns`` (at most one in flight each); each
+    one's latency in ms, from when it was due if it had to wait for a connection (the server
+    was behind), else from when it was sent (a late timer is the client's, not the server's)."""
+    nxt = 0
+    lat: list[float] = []
+    t0 = time.perf_counter() + 0.01
+
+    async def worker(conn: Any) -> None:
+        nonlocal nxt
+        while nxt < n:
+            due = t0 + nxt / rate
+            nxt += 1
+            now = time.perf_counter()
+            if now < due:
+                await asyncio.sleep(due - now)
+                due = time.perf_counter()
+            status, data = await conn.post(body)
+            lat.append((time.perf_counter() - due) * 1000)
+            if status != 200:
+                raise RuntimeError(f"HTTP {status}: {data[:300]!r}")
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    return lat
+
+
+async def measure_paced(port: int, key: str, model: str, n: int, conc: int,
+                        rate: float) -> dict[str, Any]:
+    base = f"http://127.0.0.1:{port}/api/v1"
+    body = orjson.dumps({"model": model, "input": hb.SHORT, "encoding_format": "base64"})
+    conns = await hb.open_conns("raw", base, key, conc, body)
+    try:
+        lat = await run_paced(conns, body, n, rate)
+    finally:
+        await hb.close_conns(conns)
+    return {"p50": hb.percentile(lat, 50), "p99": hb.percentile(lat, 99), "lat": lat}
+
+
+def paced_rate(results: dict[tuple[str, str], list[dict[str, Any]]], workload: str,
+               names: list[str], fraction: float) -> float:
+    """The rate every server of ``workload`` is offered: ``fraction`` of the slowest one's
+    median closed-loop rate."""
+    return fraction * min(statistics.median(r["rps"] for r in results[(workload, name)])
+                          for name in names)
+
+
+def paced_report(paced: dict[tuple[str, str], list[dict[str, Any]]],
+                 rates: dict[str, float], names: list[str], workloads: list[str]) -> list[str]:
+    """The equal-load table: per server the medians of its rounds' p50 and p99, and for each
+    "on" server the median of each round's p99 against its "off" server's, and pooled."""
+    lines = [f"\nat equal load (paced, open loop): {'workload':<8} {'server':<12} "
+             f"{'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'p99 added':>9} {'pooled':>7}"]
+    for workload in workloads:
+        for name in names:
+            runs = paced.get((workload, name))
+            if not runs:
+                continue
+            added = pooled = verdict = ""
+            if name in TARGETS:
+                offs = paced[(workload, TARGETS[name][0])]
+                value = statistics.median(p99_diffs(runs, offs))
+                added = f"{value:+.2f}"
+                pooled = f"{pooled_p99(runs) - pooled_p99(offs):+.2f}"
+                verdict = "met" if value <= TARGET_P99_ADDED_MS else "not met"
+            lines.append(
+                f"{'':<34}{workload:<8} {name:<12} {rates[workload]:>7.0f} "
+                f"{statistics.median(r['p50'] for r in runs):>7.2f} "
+                f"{statistics.median(r['p99'] for r in runs):>7.2f} {added:>9} {pooled:>7}  "
+                f"{verdict}")
+    lines.append(f"(each round offers every server the same rate; p99 added <= "
+                 f"{TARGET_P99_ADDED_MS} ms here says what accounting adds to a request's "
+                 "latency when the server keeps up; the closed-loop verdict above stays the "
+                 "verdict)")
+    return lines
+
+
 @contextlib.contextmanager
 def scratch_databases(stores: list[str]) -> Iterator[dict[str, dict[str, str]]]:
     """The environment of each server kind of ``stores`` (sqlite, pg): PostgreSQL on a scratch
@@ -253,7 +339,8 @@ def p99_diffs(runs: list[dict[str, Any]], offs: list[dict[str, Any]],
 
 
 def report(results: dict[tuple[str, str], list[dict[str, Any]]], names: list[str],
-           workloads: list[str], disk_ms: list[float] | None = None) -> bool:
+           workloads: list[str], disk_ms: list[float] | None = None,
+           paced: list[str] | None = None) -> bool:
     """Print the table; True if every target is met.
 
     "vs off" and "p99 added" are medians over rounds of each round's own comparison (the "on"
@@ -302,6 +389,8 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], names: list[str
           f"PostgreSQL's and Redis's not). DB us: this machine's PostgreSQL and Redis processes' "
           f"CPU per request (all of them, whichever server's). batch: the local model's mean "
           f"sequences per forward pass")
+    if paced:
+        print("\n".join(paced))
     lines = disk_lines(results, names, workloads, disk_ms or [])
     if lines:
         print("\n" + "\n".join(lines) + "\n(the verdicts above count every round: a charge "
@@ -381,6 +470,14 @@ def main() -> int:
                     help="run the servers on these CPUs only (taskset's list, e.g. 0): the "
                          "rest stay for PostgreSQL, Redis and the client, as when the "
                          "databases run on machines of their own")
+    ap.add_argument("--paced", type=int, default=8,
+                    help="rounds at equal offered load after each workload's closed-loop "
+                         "rounds (0: none)")
+    ap.add_argument("--paced-fraction", type=float, default=0.5,
+                    help="the offered rate, as a fraction of the slowest server's median "
+                         "closed-loop rate")
+    ap.add_argument("--paced-seconds", type=float, default=2.5,
+                    help="each paced round's length (its request count is rate x this)")
     args = ap.parse_args()
     if args.server_cpus:
         print(f"[bench] servers pinned to CPUs {args.server_cpus}", flush=True)
@@ -408,6 +505,8 @@ def main() -> int:
             procs.append(proc)
             servers[name] = (port, key, proc.pid)
         results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        paced: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        rates: dict[str, float] = {}
         for workload, model in (("local", LOCAL), ("remote", REMOTE)):
             if workload not in workloads:
                 continue
@@ -430,12 +529,29 @@ def main() -> int:
                     hb.log(f"{workload} round {r + 1} {name}: {out['rps']:.0f} req/s, "
                            f"p99 {out['p99']:.2f} ms, server CPU {out['cpu_us']:.0f} us/req, "
                            f"{out['batch']:.1f} sequences a forward")
+            if args.paced <= 0:
+                continue
+            rate = rates[workload] = paced_rate(results, workload, list(servers),
+                                                args.paced_fraction)
+            n = max(50, round(rate * args.paced_seconds))
+            for r in range(args.paced):
+                order = list(servers.items())
+                for name, (port, key, _) in (order if r % 2 == 0 else order[::-1]):
+                    root = f"http://127.0.0.1:{port}"
+                    before = hb.batcher_counters(root)
+                    out = asyncio.run(measure_paced(port, key, model, n, args.concurrency, rate))
+                    out["batch"] = end_round(root, before)
+                    paced.setdefault((workload, name), []).append(out)
+                    hb.log(f"{workload} paced round {r + 1} {name}: {rate:.0f} req/s offered, "
+                           f"p50 {out['p50']:.2f} ms, p99 {out['p99']:.2f} ms, "
+                           f"{out['batch']:.1f} sequences a forward")
         samples = []
         if probe is not None:
             pb.stop(probe)
             samples = load_disk_samples(probe_path)
             attach_disk_stalls(results, samples)
-        ok = report(results, list(servers), workloads, [ms for _, ms in samples])
+        ok = report(results, list(servers), workloads, [ms for _, ms in samples],
+                    paced_report(paced, rates, list(servers), workloads) if paced else None)
     return 0 if ok else 1
 
 

@@ -88,11 +88,41 @@ return 1
 # costs the client CPU. Returns how many holds were settled (a repeat counts 0).
 # The charge is committed in the ledger before this runs. A reclaimed hold (its instance looked
 # dead) already gave its amount back, so only the spend is added.
+# Per hold only the done marker and the hold's record are touched one by one; the counters'
+# changes are summed per counter and written once per call (a dozen Redis calls a hold were
+# most of Redis's time per request), which the script's atomicity makes the same to readers.
 SETTLE = """
 local acct, holds = KEYS[1], KEYS[2]
 local done_ttl = tonumber(ARGV[1])
 local prefix = ARGV[2]
-local acct_exists = redis.call('EXISTS', acct) == 1
+local known = {}  -- name -> exists; nothing below creates or deletes a counter
+local function exists(name)
+  local e = known[name]
+  if e == nil then
+    e = redis.call('EXISTS', name) == 1
+    known[name] = e
+  end
+  return e
+end
+local deltas, order = {}, {}  -- deltas[name][field]: the change, counters in first-seen order
+local function add(name, field, by)
+  local fields = deltas[name]
+  if fields == nil then
+    fields = {}
+    deltas[name] = fields
+    order[#order + 1] = name
+  end
+  local d = fields[field] or 0
+  -- Lua's numbers are doubles: a sum past 2^52 is written out before it could stop being
+  -- exact (each amount alone is capped below 2^53, accounts/money.py).
+  if math.abs(d + by) > 4503599627370496 then
+    if d ~= 0 then redis.call('HINCRBY', name, field, d) end
+    d = 0
+  end
+  fields[field] = d + by
+end
+local acct_exists = exists(acct)
+local gone, ids = {}, {}
 local settled = 0
 for i = 3, #ARGV, 4 do
   local id = ARGV[i]
@@ -104,26 +134,37 @@ for i = 3, #ARGV, 4 do
     local kw = ARGV[i + 3]
     local h = redis.call('HMGET', hold, 'amount', 'tokens', 'kw', 'rl')
     if h[1] then kw = h[3] end
-    local kw_exists = kw ~= '' and redis.call('EXISTS', kw) == 1
+    local kw_exists = kw ~= '' and exists(kw)
     if h[1] then
-      -- 0 - amount, never -amount: Lua writes a negated zero as "-0", which HINCRBY refuses.
       local amount = tonumber(h[1])
-      if acct_exists then redis.call('HINCRBY', acct, 'held', 0 - amount) end
-      if kw_exists then redis.call('HINCRBY', kw, 'held', 0 - amount) end
+      if acct_exists then add(acct, 'held', -amount) end
+      if kw_exists then add(kw, 'held', -amount) end
       local used = tonumber(ARGV[i + 2])
       local unused = tonumber(h[2]) - used
       if used >= 0 and unused > 0 and h[4] ~= '' then
         for name in string.gmatch(h[4], '%S+') do
-          if redis.call('EXISTS', name) == 1 then redis.call('HINCRBY', name, 't', -unused) end
+          if exists(name) then add(name, 't', -unused) end
         end
       end
-      redis.call('DEL', hold)
-      redis.call('ZREM', holds, id)
+      gone[#gone + 1] = hold
+      ids[#ids + 1] = id
     end
-    if acct_exists then redis.call('HINCRBY', acct, 'spent', cost) end
-    if kw_exists then redis.call('HINCRBY', kw, 'spent', cost) end
+    if acct_exists then add(acct, 'spent', cost) end
+    if kw_exists then add(kw, 'spent', cost) end
     settled = settled + 1
   end
+end
+for _, name in ipairs(order) do
+  local fields = deltas[name]
+  for _, field in ipairs({'held', 'spent', 't'}) do
+    local d = fields[field]
+    -- Skipped at 0: Lua writes a negated zero as "-0", which HINCRBY refuses.
+    if d ~= nil and d ~= 0 then redis.call('HINCRBY', name, field, d) end
+  end
+end
+if #gone > 0 then
+  redis.call('DEL', unpack(gone))
+  redis.call('ZREM', holds, unpack(ids))
 end
 return settled
 """
