@@ -3,7 +3,7 @@ accounting off, on SQLite and on PostgreSQL + Redis, in one run.
 
     python bench/accounts_bench.py [--requests 1000] [--repeats 15] [--concurrency 32]
                                    [--stores sqlite,pg] [--workloads local,remote]
-                                   [--server-cpus LIST] [--paced 8] [--paced-fraction 0.5]
+                                   [--server-cpus LIST] [--paced 8] [--paced-fraction 0.3]
 
 Servers (all started once, then measured in interleaved rounds so drift hits each alike):
 
@@ -473,7 +473,7 @@ def main() -> int:
     ap.add_argument("--paced", type=int, default=8,
                     help="rounds at equal offered load after each workload's closed-loop "
                          "rounds (0: none)")
-    ap.add_argument("--paced-fraction", type=float, default=0.5,
+    ap.add_argument("--paced-fraction", type=float, default=0.3,
                     help="the offered rate, as a fraction of the slowest server's median "
                          "closed-loop rate")
     ap.add_argument("--paced-seconds", type=float, default=2.5,

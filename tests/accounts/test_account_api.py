@@ -175,7 +175,7 @@ def test_no_key_appears_in_the_server_log(server: tuple[LiveServer, dict[str, st
 
 def test_metrics_count_ledger_commits_and_counter_errors(
         server: tuple[LiveServer, dict[str, str]]) -> None:
-    live, _ = server
+    live, env = server
     assert embed(live, live.api_key).status_code == 200
     text = httpx.get(f"{live.root}/metrics").text
     values = dict(line.split(" ", 1) for line in text.splitlines()
@@ -183,6 +183,12 @@ def test_metrics_count_ledger_commits_and_counter_errors(
     assert float(values["embedrouter_accounts_ledger_rows_total"]) >= 1
     assert float(values["embedrouter_accounts_ledger_commits_total"]) >= 1
     assert float(values["embedrouter_accounts_counter_errors_total"]) == 0
+    # Shared mode counts claims and the Redis calls that carried them; SQLite has neither.
+    if "EMBEDROUTER_REDIS_URL" in env:
+        claims = float(values["embedrouter_accounts_counter_claims_total"])
+        assert 1 <= float(values["embedrouter_accounts_counter_claim_calls_total"]) <= claims
+    else:
+        assert "embedrouter_accounts_counter_claims_total" not in values
     # The charge above waited for a commit, which the commit histogram counts.
     assert float(values["embedrouter_accounts_ledger_commit_seconds_count"]) >= 1
     assert float(values['embedrouter_accounts_ledger_commit_seconds_bucket{le="+Inf"}']) == \

@@ -302,3 +302,60 @@ async def test_a_settle_batch_past_2_to_the_53_nanos_stays_exact(env: Env) -> No
     await c.settled()
     assert c.errors == 0
     assert await c.snapshot() == {"spent": sum(amounts), "held": 0}
+
+
+def _claim(hold_id: str, amount: int, *, credits: int | None = None, rpm: int | None = None,
+           tpm: int | None = None, minute: int = 1) -> "Claim":
+    import time
+
+    from embedrouter.accounts.counters import Claim, RateScope
+
+    scopes = (RateScope("key:batch", rpm, tpm),) if rpm is not None or tpm is not None else ()
+    return Claim(hold_id=hold_id, amount=amount, tokens=5, credits=credits, key_hash="k",
+                 key_limit=None, key_window=None, scopes=scopes, minute=minute,
+                 reset_ms=30_000, expires_ms=int(time.time() * 1000) + 60_000)
+
+
+async def _outcomes(c: RedisCounters, claims: list["Claim"]) -> list[str]:
+    from embedrouter.accounts.counters import Refused
+
+    async def one(claim: "Claim") -> str:
+        try:
+            await c.claim(claim)
+        except Refused as r:
+            return f"{r.kind}:{r.remaining}"
+        return "granted"
+
+    return list(await asyncio.gather(*(one(x) for x in claims)))
+
+
+@pytest.mark.parametrize("sent", ["together", "one by one"])
+async def test_claims_of_one_turn_are_one_call_decided_in_order(env: Env, sent: str) -> None:
+    # The claims asked for in one turn of the event loop go to Redis as one script call, which
+    # must decide each exactly as a call of its own would, in the order they were asked: the
+    # same outcomes whether sent together or one by one.
+    c = counters(env)
+    await c.release(await c.claim(_claim("gen-seed", 0)))  # seeds the account counter
+    before = (c.claim_calls, c.claims)
+    by_rpm = [_claim(f"gen-rpm-{sent}-{i}", 1, rpm=3, minute=7 if sent == "together" else 8)
+              for i in range(5)]
+    spent = await c.snapshot()
+    # Room for the three holds the RPM window lets through and exactly two more nano-dollars.
+    credits = spent["spent"] + spent["held"] + 3 + 2
+    by_credits = [_claim(f"gen-cr-{sent}-{i}", 1, credits=credits) for i in range(4)]
+    if sent == "together":
+        outcomes = await _outcomes(c, by_rpm + by_credits)
+        assert (c.claim_calls - before[0], c.claims - before[1]) == (1, 9)
+    else:
+        outcomes = [o for x in by_rpm + by_credits for o in await _outcomes(c, [x])]
+        assert (c.claim_calls - before[0], c.claims - before[1]) == (9, 9)
+    assert outcomes == ["granted"] * 3 + ["rpm:0"] * 2 + ["granted"] * 2 + ["credits:0"] * 2
+    assert (await c.snapshot())["held"] == spent["held"] + 5
+    raw = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        window = f"{c._p}rl:key:batch:{7 if sent == 'together' else 8}"
+        assert raw.hgetall(window) == {"r": "3", "t": "15"}
+        assert 0 < raw.pttl(window) <= 90_000  # set by the claim that created the window
+        assert raw.zcard(f"{c._p}holds") == 5
+    finally:
+        raw.close()

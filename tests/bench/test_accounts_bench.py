@@ -3,9 +3,11 @@ servers (SQLite, remote workload)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,7 +101,8 @@ def test_a_tiny_run_on_sqlite_measures_both_servers_and_their_cpu() -> None:
     # Pinned, as for a steadier comparison: the servers must still start and answer.
     proc = subprocess.run(
         [sys.executable, str(BENCH / "accounts_bench.py"), "--requests", "50", "--repeats", "2",
-         "--stores", "sqlite", "--workloads", "remote", "--server-cpus", "0"],
+         "--stores", "sqlite", "--workloads", "remote", "--server-cpus", "0",
+         "--paced", "1", "--paced-seconds", "0.5"],
         capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     rows = [x.split() for x in proc.stdout.splitlines() if x.startswith("remote ")]
@@ -109,6 +112,9 @@ def test_a_tiny_run_on_sqlite_measures_both_servers_and_their_cpu() -> None:
     assert rows[1][-1] in ("PASS", "FAIL")
     assert "disk: " in proc.stdout and "disk, remote sqlite-on: " in proc.stdout
     assert "[bench] servers pinned to CPUs 0" in proc.stdout
+    paced = [x.split() for x in proc.stdout.splitlines() if x.startswith(" " * 34 + "remote")]
+    assert [r[1] for r in paced] == ["sqlite-off", "sqlite-on"]
+    assert float(paced[0][2]) > 0 and paced[0][2] == paced[1][2]  # one offered rate for both
 
 
 def test_scratch_databases_leave_no_schema_or_redis_keys_behind() -> None:
@@ -132,3 +138,45 @@ def test_scratch_databases_leave_no_schema_or_redis_keys_behind() -> None:
     assert client.get(f"{prefix}probe") is None
     with ab.scratch_databases(["sqlite"]) as envs:
         assert list(envs) == ["sqlite-off", "sqlite-on"]
+
+
+class _SlowConnection:
+    """A connection whose every request takes ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.sent: list[float] = []
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        self.sent.append(time.perf_counter())
+        await asyncio.sleep(self.seconds)
+        return 200, b"{}"
+
+
+def test_paced_requests_go_out_on_schedule_and_a_backlog_counts_from_when_they_were_due(
+) -> None:
+    # Fast server: requests leave every 1 / rate s and each one's latency is its own.
+    fast = _SlowConnection(0.001)
+    lat = asyncio.run(ab.run_paced([fast, _SlowConnection(0.001)], b"{}", 20, 100.0))
+    assert len(lat) == 20 and max(lat) < 30
+    # One connection at 50 ms a request, asked for one every 10 ms: request i waits for the
+    # i before it, and its latency counts from when it was due (about 50 + 40 i ms), not from
+    # when it could be sent (50 ms each), which would hide the backlog.
+    slow = _SlowConnection(0.05)
+    lat = asyncio.run(ab.run_paced([slow], b"{}", 5, 100.0))
+    assert lat[0] < 70
+    assert lat[-1] > 50 + 4 * 40 - 15
+
+
+def test_the_equal_load_table_is_the_median_of_each_rounds_p99_difference() -> None:
+    paced = {("remote", "sqlite-off"): [_r(0, 10), _r(0, 30), _r(0, 10)],
+             ("remote", "sqlite-on"): [_r(0, 12), _r(0, 31), _r(0, 30)]}
+    lines = ab.paced_report(paced, {"remote": 500.0}, ["sqlite-off", "sqlite-on"], ["remote"])
+    line = next(x for x in lines if "sqlite-on" in x)
+    on = line.split()
+    assert on[2] == "500" and on[5] == "+2.00"  # the median of +2, +1, +20
+    assert line.endswith(" met") and "not met" not in line
+    paced[("remote", "sqlite-on")] = [_r(0, 16), _r(0, 31), _r(0, 30)]  # +6: over 5 ms
+    lines = ab.paced_report(paced, {"remote": 500.0}, ["sqlite-off", "sqlite-on"], ["remote"])
+    assert next(x for x in lines if "sqlite-on" in x).endswith(" not met")
+    assert lines[-1].startswith("(each round offers every server the same rate")

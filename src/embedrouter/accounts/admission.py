@@ -353,8 +353,15 @@ class Accounts:
         return result
 
     def stats(self) -> dict[str, Any]:
-        return {"ledger_commits": self.writer.commits, "ledger_rows": self.writer.rows,
-                "counter_errors": getattr(self.counters, "errors", 0)}
+        out = {"ledger_commits": self.writer.commits, "ledger_rows": self.writer.rows,
+               "counter_errors": getattr(self.counters, "errors", 0)}
+        # Shared mode: claims and the script calls that carried them (claims / calls = how
+        # many requests of one event-loop turn shared a round trip to Redis).
+        for name in ("claims", "claim_calls"):
+            value = getattr(self.counters, name, None)
+            if value is not None:
+                out[f"counter_{name}"] = value
+        return out
 
     def histograms(self) -> dict[str, Histogram]:
         return {"ledger_commit_seconds": self.writer.commit_seconds}

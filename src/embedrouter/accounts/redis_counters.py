@@ -37,6 +37,8 @@ log = logging.getLogger("embedrouter.accounts")
 DONE_TTL_S = 7 * 86400  # longer than any hold can live
 KEY_WINDOW_GRACE_S = 86400  # a key window's counter outlives its window by this much
 RECLAIM_BATCH = 100
+# Claims a script call carries at most (a larger turn's claims go in the next calls).
+CLAIM_BATCH = 256
 UNAVAILABLE = "The credit and rate-limit counters are unavailable; try again shortly"
 
 
@@ -68,7 +70,6 @@ class RedisCounters:
         # Names used by every claim and settle, built once.
         self._acct = f"{prefix}acct"
         self._holds = f"{prefix}holds"
-        self._no_kw = f"{prefix}kw:none"
         self._on_error = on_error
         # The per-request calls (claim, settle) go through the lean client: redis.asyncio costs
         # several times its CPU per call (bench/redis_client_bench.py).
@@ -81,6 +82,10 @@ class RedisCounters:
         self._last_logged = 0.0
         self.errors = 0  # for /metrics
         self._settles: list[tuple[str, int, int, str]] = []
+        self._claims: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        self._claim_calls: set[asyncio.Task[None]] = set()
+        self.claim_calls = 0  # script calls that carried claims, and the claims they carried
+        self.claims = 0
         self._settler: asyncio.Task[None] | None = None
 
     def _failed(self, exc: BaseException, what: str) -> CountersUnavailable:
@@ -122,16 +127,15 @@ class RedisCounters:
     async def claim(self, claim: Claim) -> Hold:
         limited = claim.key_limit is not None and claim.key_window is not None
         kw = self._kw(claim.key_hash, claim.key_window.id) if limited and claim.key_window \
-            else self._no_kw
+            else ""
         names = tuple(f"{self._p}rl:{rate_name(s, claim.minute)}" for s in claim.scopes)
-        args: list[Any] = [claim.amount, 1 if claim.credits is not None else 0,
+        args: list[Any] = [len(names), claim.amount, 1 if claim.credits is not None else 0,
                            claim.credits or 0, claim.key_limit if limited else -1,
-                           claim.tokens, claim.expires_ms, claim.hold_id, claim.reset_ms, 0]
-        for s in claim.scopes:
-            args += [-1 if s.rpm is None else s.rpm, -1 if s.tpm is None else s.tpm]
-        keys = [self._acct, kw, self._holds, f"{self._p}hold:{claim.hold_id}", *names]
+                           claim.tokens, claim.expires_ms, claim.hold_id, claim.reset_ms, kw]
+        for name, s in zip(names, claim.scopes, strict=True):
+            args += [name, -1 if s.rpm is None else s.rpm, -1 if s.tpm is None else s.tpm]
         for _ in range(3):  # at most: seed the account, seed the key window, claim
-            out = await self._call("claim", self._wire.evalsha(self._claim, keys, args))
+            out = await self._claim_in_batch(args)
             if out[0] == 1:
                 return Hold(claim.hold_id, claim.amount, claim.tokens, claim.key_hash,
                             claim.key_window.id if limited and claim.key_window else None,
@@ -143,6 +147,47 @@ class RedisCounters:
             else:
                 await self._seed_kw(claim)
         raise CountersUnavailable()
+
+    def _claim_in_batch(self, args: list[Any]) -> asyncio.Future[Any]:
+        """Queue one claim's arguments; the claims queued in this turn of the event loop go to
+        Redis as one script call, sent after the turn (the way PostgresStore.get_key shares
+        its reads): one round trip, one reply and one script run for all of them."""
+        fut = asyncio.get_running_loop().create_future()
+        if not self._claims:
+            asyncio.get_running_loop().call_soon(self._send_claims)
+        self._claims.append((args, fut))
+        return fut
+
+    def _send_claims(self) -> None:
+        batch, self._claims = self._claims[:CLAIM_BATCH], self._claims[CLAIM_BATCH:]
+        if self._claims:  # more than one call's worth: the rest go in the next turn
+            asyncio.get_running_loop().call_soon(self._send_claims)
+        task = asyncio.ensure_future(self._run_claims(batch))
+        self._claim_calls.add(task)
+        task.add_done_callback(self._claim_calls.discard)
+
+    async def _run_claims(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
+        args: list[Any] = [self._p]
+        for claim_args, _ in batch:
+            args += claim_args
+        try:
+            outs = await self._wire.evalsha(self._claim, [self._acct, self._holds], args)
+        except (RedisError, OSError) as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(self._failed(exc, "claim"))
+            return
+        except BaseException as exc:  # cancelled (shutdown): nobody may wait forever
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(CountersUnavailable() if isinstance(
+                        exc, asyncio.CancelledError) else exc)
+            raise
+        self.claim_calls += 1
+        self.claims += len(batch)
+        for (_, fut), out in zip(batch, outs, strict=True):
+            if not fut.done():  # its request was cancelled meanwhile
+                fut.set_result(out)
 
     async def confirm(self, hold: Hold, expires_ms: int) -> bool:
         return bool(await self._call("confirm", self._confirm(
