@@ -1,6 +1,7 @@
 """Client CPU per EVALSHA: redis.asyncio (as RedisCounters configures it) against
-``accounts/redis_wire.py``, on the admission claim's shape (7 keys, 15 arguments, a 1-element
-array back), at concurrency 1 and 32. This is the measurement that justifies the hand-written
+``accounts/redis_wire.py``, on a claim-sized command (7 keys, 15 arguments, a 1-element array
+back: one claim's call until the claims of an event-loop turn became one call, 2026-11-27), at
+concurrency 1 and 32. This is the measurement that justifies the hand-written
 client on the hot path (ARCHITECTURE.md: off the hot path, the well-kept library).
 
     python bench/redis_client_bench.py [--calls 20000] [--repeats 3]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from embedrouter.accounts.counters import Hold
+from embedrouter.accounts.counters import Claim, Hold, RateScope, Refused
 from embedrouter.accounts.money import parse_usd, to_nanos
 from embedrouter.accounts.redis_counters import DONE_TTL_S, CountersUnavailable, RedisCounters
 from embedrouter.errors import PaymentRequired
@@ -284,10 +285,6 @@ async def test_a_settle_batch_past_2_to_the_53_nanos_stays_exact(env: Env) -> No
     # The settle script sums each counter's changes over the batch in Lua's doubles and
     # writes them once; unmetered, four holds can add up past 2**53 (an odd total there is
     # no double), and the counters must still end exact to the nano-dollar.
-    import time
-
-    from embedrouter.accounts.counters import Claim
-
     c = counters(env)
     now_ms = int(time.time() * 1000)
     amounts = [3_000_000_000_000_001] * 3 + [3_000_000_000_000_002]
@@ -305,21 +302,15 @@ async def test_a_settle_batch_past_2_to_the_53_nanos_stays_exact(env: Env) -> No
 
 
 def _claim(hold_id: str, amount: int, *, credits: int | None = None, rpm: int | None = None,
-           tpm: int | None = None, minute: int = 1) -> "Claim":
-    import time
-
-    from embedrouter.accounts.counters import Claim, RateScope
-
+           tpm: int | None = None, minute: int = 1) -> Claim:
     scopes = (RateScope("key:batch", rpm, tpm),) if rpm is not None or tpm is not None else ()
     return Claim(hold_id=hold_id, amount=amount, tokens=5, credits=credits, key_hash="k",
                  key_limit=None, key_window=None, scopes=scopes, minute=minute,
                  reset_ms=30_000, expires_ms=int(time.time() * 1000) + 60_000)
 
 
-async def _outcomes(c: RedisCounters, claims: list["Claim"]) -> list[str]:
-    from embedrouter.accounts.counters import Refused
-
-    async def one(claim: "Claim") -> str:
+async def _outcomes(c: RedisCounters, claims: list[Claim]) -> list[str]:
+    async def one(claim: Claim) -> str:
         try:
             await c.claim(claim)
         except Refused as r:
