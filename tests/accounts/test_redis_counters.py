@@ -350,3 +350,17 @@ async def test_claims_of_one_turn_are_one_call_decided_in_order(env: Env, sent: 
         assert raw.zcard(f"{c._p}holds") == 5
     finally:
         raw.close()
+
+
+async def test_a_turn_with_more_claims_than_one_call_carries_sends_them_all(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import embedrouter.accounts.redis_counters as rc
+
+    monkeypatch.setattr(rc, "CLAIM_BATCH", 2)
+    c = counters(env)
+    await c.release(await c.claim(_claim("gen-seed-split", 0)))
+    before = (c.claim_calls, c.claims)
+    outcomes = await _outcomes(c, [_claim(f"gen-split-{i}", 1, rpm=4, minute=9)
+                                   for i in range(5)])
+    assert outcomes == ["granted"] * 4 + ["rpm:0"]
+    assert (c.claim_calls - before[0], c.claims - before[1]) == (3, 5)
