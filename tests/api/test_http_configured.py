@@ -92,12 +92,16 @@ def test_models_filters(configured: httpx.Client) -> None:
 
 
 async def test_full_queue_answers_429_with_retry_after(configured_server: LiveServer) -> None:
-    body = {"model": DEFAULT_MODEL, "input": ["a long enough sentence to take a while " * 5] * 8}
-    # no-store: through the cache the twelve identical requests would be one computation.
+    # 24 requests of 8 ~80-token inputs at once against a queue of 24 items: besides the
+    # forward running and the batch waiting for the worker (which takes arrivals while it
+    # waits), the queue holds three of them; the rest must be refused, however fast the
+    # machine (twelve shorter ones all fit in the batches on a fast one).
+    body = {"model": DEFAULT_MODEL, "input": ["a long enough sentence to take a while " * 10] * 8}
+    # no-store: through the cache the identical requests would be one computation.
     headers = {"authorization": f"Bearer {configured_server.api_key}", "cache-control": "no-store"}
     async with httpx.AsyncClient(base_url=configured_server.base_url, timeout=60,
                                  headers=headers) as c:
-        replies = await asyncio.gather(*(c.post("/embeddings", json=body) for _ in range(12)))
+        replies = await asyncio.gather(*(c.post("/embeddings", json=body) for _ in range(24)))
     statuses = [r.status_code for r in replies]
     assert set(statuses) <= {200, 429}
     assert 429 in statuses and 200 in statuses
