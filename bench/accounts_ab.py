@@ -67,8 +67,7 @@ def main() -> None:
                 asyncio.run(ab.measure(port, key, model, 200, args.concurrency))
             res: dict[tuple[str, str], list[dict[str, Any]]] = {s: [] for s in servers}
             for r in range(args.repeats):
-                order = list(servers.items())
-                for name, (port, key) in (order if r % 2 == 0 else order[::-1]):
+                for name, (port, key) in ab.round_order(servers, r):
                     root = f"http://127.0.0.1:{port}"
                     before = hb.batcher_counters(root)
                     out = asyncio.run(ab.measure(port, key, model, args.requests,

@@ -61,7 +61,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,14 +158,29 @@ def wait_ready(url: str, timeout: float = 180.0) -> None:
     raise RuntimeError(f"{url} not ready in {timeout} s")
 
 
-async def measure(port: int, key: str, model: str, n: int, conc: int) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def connections(port: int, key: str, model: str,
+                      conc: int) -> AsyncIterator[tuple[list[Any], bytes]]:
+    """``conc`` warm keep-alive connections to a server, and the one-input request body."""
     base = f"http://127.0.0.1:{port}/api/v1"
     body = orjson.dumps({"model": model, "input": hb.SHORT, "encoding_format": "base64"})
     conns = await hb.open_conns("raw", base, key, conc, body)
     try:
-        result = await hb.run_load(conns, [(body, 1)] * n)
+        yield conns, body
     finally:
         await hb.close_conns(conns)
+
+
+def round_order(servers: dict[Any, Any], r: int) -> list[tuple[Any, Any]]:
+    """The servers in the order round ``r`` measures them: every other round reversed, so
+    neither server of a pair always runs first (the machine's drift then favours neither)."""
+    order = list(servers.items())
+    return order if r % 2 == 0 else order[::-1]
+
+
+async def measure(port: int, key: str, model: str, n: int, conc: int) -> dict[str, Any]:
+    async with connections(port, key, model, conc) as (conns, body):
+        result = await hb.run_load(conns, [(body, 1)] * n)
     lat = [x * 1000 for x in result.latencies_s]
     return {"rps": result.requests / result.wall_s, "p50": hb.percentile(lat, 50),
             "p99": hb.percentile(lat, 99), "lat": lat}
@@ -199,13 +214,8 @@ async def run_paced(conns: list[Any], body: bytes, n: int, rate: float) -> list[
 
 async def measure_paced(port: int, key: str, model: str, n: int, conc: int,
                         rate: float) -> dict[str, Any]:
-    base = f"http://127.0.0.1:{port}/api/v1"
-    body = orjson.dumps({"model": model, "input": hb.SHORT, "encoding_format": "base64"})
-    conns = await hb.open_conns("raw", base, key, conc, body)
-    try:
+    async with connections(port, key, model, conc) as (conns, body):
         lat = await run_paced(conns, body, n, rate)
-    finally:
-        await hb.close_conns(conns)
     return {"p50": hb.percentile(lat, 50), "p99": hb.percentile(lat, 99), "lat": lat}
 
 
@@ -513,10 +523,7 @@ def main() -> int:
             for port, key, _ in servers.values():  # warm-up: pools, caches, counters
                 asyncio.run(measure(port, key, model, 200, args.concurrency))
             for r in range(args.repeats):
-                # Every other round in reverse order, so neither server of a pair always runs
-                # first (the machine's drift then favours neither).
-                order = list(servers.items())
-                for name, (port, key, pid) in (order if r % 2 == 0 else order[::-1]):
+                for name, (port, key, pid) in round_order(servers, r):
                     root = f"http://127.0.0.1:{port}"
                     cpu, db, before = tree_cpu_s(pid), db_cpu_s(), hb.batcher_counters(root)
                     started = time.time()
@@ -535,8 +542,7 @@ def main() -> int:
                                                 args.paced_fraction)
             n = max(50, round(rate * args.paced_seconds))
             for r in range(args.paced):
-                order = list(servers.items())
-                for name, (port, key, _) in (order if r % 2 == 0 else order[::-1]):
+                for name, (port, key, _) in round_order(servers, r):
                     root = f"http://127.0.0.1:{port}"
                     before = hb.batcher_counters(root)
                     out = asyncio.run(measure_paced(port, key, model, n, args.concurrency, rate))

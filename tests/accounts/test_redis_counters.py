@@ -282,17 +282,22 @@ async def test_one_settle_batch_applies_each_hold_like_a_single_settle(env: Env)
 
 
 async def test_a_settle_batch_past_2_to_the_53_nanos_stays_exact(env: Env) -> None:
-    # The settle script sums each counter's changes over the batch in Lua's doubles and
-    # writes them once; unmetered, four holds can add up past 2**53 (an odd total there is
+    # The claim and settle scripts sum each counter's changes over a call in Lua's doubles and
+    # write them once; unmetered, four holds can add up past 2**53 (an odd total there is
     # no double), and the counters must still end exact to the nano-dollar.
     c = counters(env)
     now_ms = int(time.time() * 1000)
     amounts = [3_000_000_000_000_001] * 3 + [3_000_000_000_000_002]
     assert sum(amounts) > 2**53 and sum(amounts) % 2 == 1
-    holds = [await c.claim(Claim(
+    # Claimed together (the account seeded first, so no claim of theirs is retried alone):
+    # one claim call sums the holds too, and must stay exact the same way.
+    await c.release(await c.claim(_claim("gen-big-seed", 0)))
+    before = c.claim_calls
+    holds = await asyncio.gather(*(c.claim(Claim(
         hold_id=f"gen-big-{i}", amount=amount, tokens=1, credits=None, key_hash="k",
         key_limit=None, key_window=None, scopes=(), minute=0, reset_ms=60_000,
-        expires_ms=now_ms + 60_000)) for i, amount in enumerate(amounts)]
+        expires_ms=now_ms + 60_000)) for i, amount in enumerate(amounts)))
+    assert c.claim_calls == before + 1
     assert await c.snapshot() == {"spent": 0, "held": sum(amounts)}
     for hold in holds:
         c.settle_behind(hold, hold.amount, 1)

@@ -37,7 +37,7 @@ log = logging.getLogger("embedrouter.accounts")
 DONE_TTL_S = 7 * 86400  # longer than any hold can live
 KEY_WINDOW_GRACE_S = 86400  # a key window's counter outlives its window by this much
 RECLAIM_BATCH = 100
-# Claims a script call carries at most (a larger turn's claims go in the next calls).
+# Claims a script call carries at most (a larger turn's claims go in several calls).
 CLAIM_BATCH = 256
 UNAVAILABLE = "The credit and rate-limit counters are unavailable; try again shortly"
 
@@ -159,12 +159,11 @@ class RedisCounters:
         return fut
 
     def _send_claims(self) -> None:
-        batch, self._claims = self._claims[:CLAIM_BATCH], self._claims[CLAIM_BATCH:]
-        if self._claims:  # more than one call's worth: the rest go in the next turn
-            asyncio.get_running_loop().call_soon(self._send_claims)
-        task = asyncio.ensure_future(self._run_claims(batch))
-        self._claim_calls.add(task)
-        task.add_done_callback(self._claim_calls.discard)
+        batch, self._claims = self._claims, []
+        for start in range(0, len(batch), CLAIM_BATCH):
+            task = asyncio.ensure_future(self._run_claims(batch[start:start + CLAIM_BATCH]))
+            self._claim_calls.add(task)
+            task.add_done_callback(self._claim_calls.discard)
 
     async def _run_claims(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
         args: list[Any] = [self._p]
@@ -172,22 +171,20 @@ class RedisCounters:
             args += claim_args
         try:
             outs = await self._wire.evalsha(self._claim, [self._acct, self._holds], args)
+            self.claim_calls += 1
+            self.claims += len(batch)
+            for (_, fut), out in zip(batch, outs, strict=True):
+                if not fut.done():  # its request was cancelled meanwhile
+                    fut.set_result(out)
         except (RedisError, OSError) as exc:
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(self._failed(exc, "claim"))
-            return
-        except BaseException as exc:  # cancelled (shutdown): nobody may wait forever
+        finally:
+            # Cancelled (shutdown), or a reply of another shape: nobody may wait forever.
             for _, fut in batch:
                 if not fut.done():
-                    fut.set_exception(CountersUnavailable() if isinstance(
-                        exc, asyncio.CancelledError) else exc)
-            raise
-        self.claim_calls += 1
-        self.claims += len(batch)
-        for (_, fut), out in zip(batch, outs, strict=True):
-            if not fut.done():  # its request was cancelled meanwhile
-                fut.set_result(out)
+                    fut.set_exception(CountersUnavailable())
 
     async def confirm(self, hold: Hold, expires_ms: int) -> bool:
         return bool(await self._call("confirm", self._confirm(

@@ -23,38 +23,44 @@ from __future__ import annotations
 CLAIM = """
 local acct, holds = KEYS[1], KEYS[2]
 local prefix = ARGV[1]
--- A missing hash reads as no 'spent': only SEED creates these hashes, always with both fields
--- (every other write to them checks EXISTS first), so one HMGET also answers "seeded?".
-local a = redis.call('HMGET', acct, 'spent', 'held')
-local a_spent, a_held = tonumber(a[1]), tonumber(a[2])
-local a_add = 0
-local kws, kw_order = {}, {}  -- name -> {spent, held, add}, or false if not seeded
-local function kw_state(name)
-  local k = kws[name]
-  if k == nil then
+-- Spend counters (the account, key windows), each read once: name -> {spent, held, held to
+-- add}, or false if not seeded. A missing hash reads as no 'spent': only SEED creates these
+-- hashes, always with both fields (every other write to them checks EXISTS first), so one
+-- HMGET also answers "seeded?".
+local spends, spend_order = {}, {}
+local function spend(name)
+  local s = spends[name]
+  if s == nil then
     local v = redis.call('HMGET', name, 'spent', 'held')
-    k = v[1] and {tonumber(v[1]), tonumber(v[2]), 0} or false
-    kws[name] = k
-    if k then kw_order[#kw_order + 1] = name end
+    s = v[1] and {tonumber(v[1]), tonumber(v[2]), 0} or false
+    spends[name] = s
+    if s then spend_order[#spend_order + 1] = name end
   end
-  return k
+  return s
 end
-local rls, rl_order = {}, {}  -- name -> {r, t, add_r, add_t, pexpire_ms or false}
+-- Lua's numbers are doubles: a running sum past 2^52 is written out before it could stop
+-- being exact (each amount alone is capped below 2^53, accounts/money.py).
+local function hold_more(s, name, amount)
+  if math.abs(s[3] + amount) > 4503599627370496 then
+    if s[3] ~= 0 then redis.call('HINCRBY', name, 'held', s[3]) end
+    s[2], s[3] = s[2] + s[3], 0
+  end
+  s[3] = s[3] + amount
+end
+local rls, rl_order = {}, {}  -- name -> {r, t, r to add, t to add, pexpire_ms or false}
 local function rl_state(name)
   local w = rls[name]
   if w == nil then
     local c = redis.call('HMGET', name, 'r', 't')
     w = {tonumber(c[1] or '0'), tonumber(c[2] or '0'), 0, 0, false}
     -- Its first request creates a window (nothing else writes 'r'), and sets when it goes.
-    w.created = c[1] == false or c[1] == nil
+    w.created = not c[1]
     rls[name] = w
     rl_order[#rl_order + 1] = name
   end
   return w
 end
--- Lua's numbers are doubles: a running sum past 2^52 is written out before it could stop
--- being exact (each amount alone is capped below 2^53, accounts/money.py).
-local BIG = 4503599627370496
+local a = spend(acct)
 local zadd = {}
 local out = {}
 local i = 2
@@ -65,21 +71,21 @@ while i <= #ARGV do
   local credits = tonumber(ARGV[i + 3])
   local limit = tonumber(ARGV[i + 4])
   local tokens = tonumber(ARGV[i + 5])
+  local expires = ARGV[i + 6]
   local id = ARGV[i + 7]
   local reset_ms = tonumber(ARGV[i + 8])
   local kw = ARGV[i + 9]
   local w0 = i + 10
-  local expires = ARGV[i + 6]
   i = w0 + 3 * n
   local result
   local k
-  if limit >= 0 then k = kw_state(kw) end
-  if not a_spent then
+  if limit >= 0 then k = spend(kw) end
+  if not a then
     result = {-1}
   elseif limit >= 0 and not k then
     result = {-2}
   else
-    local avail = credits - a_spent - a_held - a_add
+    local avail = credits - a[1] - a[2] - a[3]
     if enforce and avail < amount then
       result = {0, 'credits', credits, math.max(avail, 0), 0}
     end
@@ -105,18 +111,10 @@ while i <= #ARGV do
       end
     end
     if not result then
-      if math.abs(a_add + amount) > BIG then
-        if a_add ~= 0 then redis.call('HINCRBY', acct, 'held', a_add) end
-        a_held, a_add = a_held + a_add, 0
-      end
-      a_add = a_add + amount
+      hold_more(a, acct, amount)
       local held_kw = ''
       if limit >= 0 then
-        if math.abs(k[3] + amount) > BIG then
-          if k[3] ~= 0 then redis.call('HINCRBY', kw, 'held', k[3]) end
-          k[2], k[3] = k[2] + k[3], 0
-        end
-        k[3] = k[3] + amount
+        hold_more(k, kw, amount)
         held_kw = kw
       end
       local names = {}
@@ -136,10 +134,9 @@ while i <= #ARGV do
   end
   out[#out + 1] = result
 end
-if a_add ~= 0 then redis.call('HINCRBY', acct, 'held', a_add) end
-for _, name in ipairs(kw_order) do
-  local k = kws[name]
-  if k[3] ~= 0 then redis.call('HINCRBY', name, 'held', k[3]) end
+for _, name in ipairs(spend_order) do
+  local s = spends[name]
+  if s[3] ~= 0 then redis.call('HINCRBY', name, 'held', s[3]) end
 end
 for _, name in ipairs(rl_order) do
   local w = rls[name]
