@@ -101,6 +101,7 @@ def local_fingerprint(model: object, *, truncate: bool) -> str:
 async def build_router(settings: Settings, cache: VectorCache | None = None) -> Router:
     """Load the models, start their batchers and wire the router (shared by serve and embed).
     ``cache``: the vector cache the server built (the CLI's one-shot ``embed`` has none)."""
+    from embedrouter.arrivals import Arrivals
     from embedrouter.engine import Batcher
     from embedrouter.engine.batcher import DEFAULT_MAX_BATCH_ATTENTION
     from embedrouter.engine.quantize import ACTIVATION_FACTOR
@@ -114,6 +115,7 @@ async def build_router(settings: Settings, cache: VectorCache | None = None) -> 
 
     for mode in {m.token_ids for m in catalog.embedding_models()} & set(tokens.ENCODINGS):
         await asyncio.to_thread(tokens.encoding, mode)
+    arrivals = Arrivals()
     loaded: dict[str, dict[str, LoadedModel]] = {}
     for slug, by_precision in models.items():
         for precision, model in by_precision.items():
@@ -127,13 +129,13 @@ async def build_router(settings: Settings, cache: VectorCache | None = None) -> 
                               max_batch_size=settings.max_batch_size,
                               max_queue_items=settings.max_queue_items,
                               inline_max_tokens=settings.inline_max_tokens,
-                              forwards=settings.engine_forwards)
+                              forwards=settings.engine_forwards, arrivals=arrivals)
             await batcher.start()
             loaded.setdefault(slug, {})[precision] = LoadedModel(
                 model=model, batcher=batcher)  # type: ignore[arg-type]
     return Router(catalog, {"local": LocalProvider(loaded, truncate=settings.truncate)},
                   build_dispatcher(settings), deadline_s=settings.request_deadline_s,
-                  cache=cache)
+                  cache=cache, arrivals=arrivals)
 
 
 def build_dispatcher(settings: Settings) -> Dispatcher:

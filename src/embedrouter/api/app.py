@@ -30,6 +30,7 @@ from embedrouter.api.params import int_param
 from embedrouter.api.parse import Limits
 from embedrouter.api.tracing import Tracing
 from embedrouter.api.views import API_PREFIX, endpoints_view, page
+from embedrouter.arrivals import ARRIVAL, arrived
 from embedrouter.cache.policy import resolve_mode
 from embedrouter.catalog import Catalog
 from embedrouter.router import Router
@@ -358,6 +359,21 @@ class App:
         return 200, self._openapi_bytes, {}
 
     async def _embeddings(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
+        # Counted as on its way to a provider from here (its key read, admission) until the
+        # lower layers mark it arrived or it ends: a local batch may wait a moment for it
+        # (embedrouter/arrivals.py).
+        arrivals = getattr(self._svc.router, "arrivals", None)
+        if arrivals is None:
+            return await self._embed(request)
+        ticket = arrivals.enter()
+        token = ARRIVAL.set(ticket)
+        try:
+            return await self._embed(request)
+        finally:
+            ticket.leave()
+            ARRIVAL.reset(token)
+
+    async def _embed(self, request: Request) -> tuple[int, bytes, dict[str, str]]:
         svc = self._svc
         key = await svc.keys.authenticate(request.headers.get("authorization"))
         if not getattr(key, "can_embed", True):
@@ -370,6 +386,8 @@ class App:
         parsed = await self.bodies.decode(raw, svc.limits)
         spec = svc.catalog.get(parsed.model.split(":", 1)[0])
         request.model = spec.slug if spec is not None else "unknown"
+        if spec is None or not spec.is_local:
+            arrived()  # it will join no local batch: none should wait for its admission
         request.encoding_format = parsed.encoding_format
         if request.intervals is not None:
             request.intervals.append(("parse", parse_ns, time.time_ns()))

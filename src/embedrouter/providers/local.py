@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from embedrouter.arrivals import arrived
 from embedrouter.catalog import ModelSpec
 from embedrouter.engine import Batcher, LocalModel
 from embedrouter.errors import ContextLengthExceeded, InvalidRequest
@@ -110,6 +111,7 @@ class LocalProvider:
         counts = list(map(len, seqs))
         if before_compute is not None:
             await before_compute(sum(counts))
+        arrived()  # at the queue: a batch waiting for this request can start (arrivals.py)
         vectors = await loaded.batcher.embed(seqs)
         return ProviderResult(vectors=vectors, prompt_tokens=sum(counts), truncated=truncated,
                               input_tokens=counts)

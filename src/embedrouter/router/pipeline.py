@@ -10,6 +10,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from embedrouter.arrivals import Arrivals, arrived
 from embedrouter.catalog import Catalog, ModelSpec
 from embedrouter.catalog.endpoints import EndpointSpec
 from embedrouter.errors import InvalidRequest, NotFound, UnknownModel, UnsupportedInput
@@ -98,9 +99,12 @@ class Router:
 
     def __init__(self, catalog: Catalog, providers: Mapping[str, Provider],
                  dispatcher: Dispatcher | None = None, *, deadline_s: float = 120.0,
-                 cache: VectorCache | None = None) -> None:
+                 cache: VectorCache | None = None, arrivals: Arrivals | None = None) -> None:
         self.catalog = catalog
         self.cache = cache
+        # The count of requests on their way to a provider, which the API layer enters each
+        # request in (embedrouter/arrivals.py); None: nothing counts.
+        self.arrivals = arrivals
         self._providers = dict(providers)
         self.dispatcher = dispatcher or Dispatcher({})
         self._deadline_s = deadline_s
@@ -175,6 +179,7 @@ class Router:
             spans = SPANS.get()  # traced requests only: the upstream round trip as "inference"
             if reserve is not None:
                 await reserve(remote_quote(spec.slug, self._quotable(spec, chosen), items))
+            arrived()  # a remote call joins no local batch: nothing should wait for it
             sent_ns = time.time_ns() if spans is not None else 0
             sent = await self.dispatcher.run(chosen, items, slug=spec.slug,
                                              width=cut_to or spec.dimensions,
