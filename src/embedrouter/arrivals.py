@@ -37,27 +37,34 @@ class Ticket:
 
 
 class Arrivals:
-    """How many requests are on their way; listeners' events are set when it drops to 0."""
+    """How many requests are on their way, and who waits for that to drop to 0."""
 
-    __slots__ = ("_listeners", "count")
+    __slots__ = ("_waiting", "count")
 
     def __init__(self) -> None:
         self.count = 0
-        self._listeners: list[asyncio.Event] = []
+        # Only a batcher holding a batch is here: a set() per request for every batcher
+        # whenever the count touched 0 cost remote requests (which never queue locally) a
+        # wake-up of every batcher task each.
+        self._waiting: set[asyncio.Event] = set()
 
     def enter(self) -> Ticket:
         self.count += 1
         return Ticket(self)
 
-    def listen(self, event: asyncio.Event) -> None:
-        """Set ``event`` each time the count drops to 0 (a batcher's wake-up)."""
-        self._listeners.append(event)
+    def wake_at_zero(self, event: asyncio.Event) -> None:
+        """Set ``event`` once, when the count next drops to 0 (until ``forget``)."""
+        self._waiting.add(event)
+
+    def forget(self, event: asyncio.Event) -> None:
+        self._waiting.discard(event)
 
     def _leave(self) -> None:
         self.count -= 1
-        if self.count == 0:
-            for event in self._listeners:
+        if self.count == 0 and self._waiting:
+            for event in self._waiting:
                 event.set()
+            self._waiting.clear()
 
 
 ARRIVAL: ContextVar[Ticket | None] = ContextVar("embedrouter_arrival", default=None)

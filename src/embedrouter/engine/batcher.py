@@ -344,8 +344,6 @@ class Batcher:
         self._loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(self.forwards, thread_name_prefix="embedrouter-engine")
         self._wakeup = asyncio.Event()
-        if self._on_way is not None:
-            self._on_way.listen(self._wakeup)
         self._slots = asyncio.Semaphore(self.max_inflight_batches)
         self._task = self._loop.create_task(self._run(), name="embedrouter-batcher")
 
@@ -605,19 +603,24 @@ class Batcher:
         (in their key read or admission claim): give them up to ``arrival_wait_s``, and
         never more than half the last forward took, to join it (embedrouter/arrivals.py).
         Ends as soon as none is on its way or a batch is full."""
-        assert self._wakeup is not None
+        wakeup = self._wakeup
+        assert wakeup is not None
         deadline = time.perf_counter() + min(self.arrival_wait_s, self._last_forward_s / 2)
         waited = False
-        while on_way.count and self._queued < self.max_batch_size:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                break
-            waited = True
-            self._wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), left)
-            except TimeoutError:
-                break
+        try:
+            while on_way.count and self._queued < self.max_batch_size:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                waited = True
+                wakeup.clear()
+                on_way.wake_at_zero(wakeup)  # or an arrival's own set() wakes it
+                try:
+                    await asyncio.wait_for(wakeup.wait(), left)
+                except TimeoutError:
+                    break
+        finally:
+            on_way.forget(wakeup)
         if waited:
             self._stats.arrival_waits += 1
 
