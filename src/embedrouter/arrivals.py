@@ -10,9 +10,10 @@ a batch for an idle worker while requests are still on their way (engine/batcher
 ``ARRIVAL_WAIT_MAX_S``), so they share one forward.
 
 The API layer ``enter``s each embeddings request and sets ``ARRIVAL`` to its ticket for the
-request's task; the lower layers call ``arrived()`` where a request reaches its provider (the
-local model's queue, a remote call), and the API layer leaves in any case when the request
-ends. Unset (the CLI's one-shot embed, tests that call the router directly) nothing is counted.
+request's task. It calls ``arrived()`` itself once the body names a model that is not local
+(such a request joins no local batch), the local provider calls it where the request reaches
+the model's queue, and the API layer leaves in any case when the request ends. Unset (the
+CLI's one-shot embed, tests that call the router directly) nothing is counted.
 """
 
 from __future__ import annotations

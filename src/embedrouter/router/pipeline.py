@@ -10,7 +10,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from embedrouter.arrivals import Arrivals, arrived
+from embedrouter.arrivals import Arrivals
 from embedrouter.catalog import Catalog, ModelSpec
 from embedrouter.catalog.endpoints import EndpointSpec
 from embedrouter.errors import InvalidRequest, NotFound, UnknownModel, UnsupportedInput
@@ -179,7 +179,6 @@ class Router:
             spans = SPANS.get()  # traced requests only: the upstream round trip as "inference"
             if reserve is not None:
                 await reserve(remote_quote(spec.slug, self._quotable(spec, chosen), items))
-            arrived()  # a remote call joins no local batch: nothing should wait for it
             sent_ns = time.time_ns() if spans is not None else 0
             sent = await self.dispatcher.run(chosen, items, slug=spec.slug,
                                              width=cut_to or spec.dimensions,
