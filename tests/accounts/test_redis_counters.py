@@ -281,6 +281,31 @@ async def test_one_settle_batch_applies_each_hold_like_a_single_settle(env: Env)
         raw.close()
 
 
+async def test_a_settled_request_leaves_nothing_in_redis_past_15_minutes(env: Env) -> None:
+    # Each settle writes a done marker (one key a request): at a week's lifetime, as it once
+    # was, 100 requests a second kept ~7 GB in Redis. After the requests settle, whatever is
+    # left that belongs to one request must be on its way out within 15 minutes; the
+    # shared counters (the account, key windows, rate windows) are all that may stay.
+    await env.store.add_credits("g2", parse_usd("1"), 0, "")
+    c = counters(env)
+    key = await env.key()
+    for i in range(3):
+        await env.embed(key, f"gen-left-{i}")
+    await crashed_reservation(env, "gen-left-dead")
+    await env.store.record_generations([GenerationRecord(
+        "gen-left-dead", "k", MODEL, "up", "Fake", 6, 6, env.accounts.now_ms(), 1)])
+    assert await c.reclaim(env.accounts.now_ms() + 31_000) == 1  # the reclaimer's marker too
+    await c.settled()
+    raw = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        names = [k[len(c._p):] for k in raw.scan_iter(match=f"{c._p}*")]
+        per_request = sorted(n for n in names if n.split(":")[0] not in ("acct", "kw", "rl"))
+        assert per_request == [f"done:gen-left-{i}" for i in (0, 1, 2, "dead")]
+        assert all(0 < raw.ttl(c._p + n) <= 15 * 60 for n in per_request)
+    finally:
+        raw.close()
+
+
 async def test_a_settle_batch_past_2_to_the_53_nanos_stays_exact(env: Env) -> None:
     # The claim and settle scripts sum each counter's changes over a call in Lua's doubles and
     # write them once; unmetered, four holds can add up past 2**53 (an odd total there is

@@ -34,7 +34,15 @@ from embedrouter.errors import ServiceUnavailable
 
 log = logging.getLogger("embedrouter.accounts")
 
-DONE_TTL_S = 7 * 86400  # longer than any hold can live
+# How long a settled hold's done marker lives. It stops a second settle of the same hold by
+# someone who learned of it before the first landed: a reclaimer that read the hold from the
+# holds set (it then spends one database read and one script call on it), or the instance's
+# own settle right behind a reclaim (sent as its commit returns, at most a Redis timeout
+# late). Both take seconds; a marker outliving that is memory only, one key (~120 bytes) per
+# request: at a week (this once was) 100 requests a second kept ~7 GB in Redis. Should an
+# actor ever come later than this, its settle counts a charge twice in the counters, never in
+# the ledger: they then refuse early by that amount, never overspend.
+DONE_TTL_S = 900
 KEY_WINDOW_GRACE_S = 86400  # a key window's counter outlives its window by this much
 RECLAIM_BATCH = 100
 # Claims a script call carries at most (a larger turn's claims go in several calls).

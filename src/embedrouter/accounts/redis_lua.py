@@ -6,7 +6,8 @@ Counter names (every one under the configured prefix):
   rl:<scope>:<minute>   hash {r, t}: requests and tokens in one rate window (expires after it)
   holds                 sorted set: hold id -> expiry (ms), for reclaiming a dead instance's holds
   hold:<id>             hash {amount, tokens, kw, rl}: what a hold reserved, to undo it exactly
-  done:<id>             string: the hold was settled (a late settle or reclaim is then a no-op)
+  done:<id>             string: the hold was settled (a late settle or reclaim is then a no-op);
+                        expires after redis_counters.DONE_TTL_S
 Amounts are integers; Lua numbers are doubles, exact below 2**53 (accounts/money.py caps them).
 """
 
