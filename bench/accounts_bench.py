@@ -54,6 +54,7 @@ import asyncio
 import contextlib
 import math
 import os
+import re
 import secrets
 import statistics
 import subprocess
@@ -298,6 +299,41 @@ def end_round(root_url: str, before: dict[str, float] | None) -> float:
     return shape["items_per_batch"] if shape else math.nan
 
 
+LEDGER_METRICS = ("ledger_commits_total", "ledger_rows_total", "ledger_commit_seconds_sum")
+
+
+def ledger_counters(root_url: str) -> dict[str, float] | None:
+    """The ledger's cumulative commit counters from GET /metrics (None without them: a
+    server with accounting off)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(root_url + "/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"embedrouter_accounts_(ledger_\w+) (\S+)$", line)
+        if m and m.group(1) in LEDGER_METRICS:
+            out[m.group(1)] = float(m.group(2))
+    return out if len(out) == len(LEDGER_METRICS) else None
+
+
+def commit_shape(before: dict[str, float] | None,
+                 after: dict[str, float] | None) -> tuple[float, float]:
+    """A round's mean commit time (ms) and rows a commit: what each charged request waited
+    for (a round's p99 is often its slowest commit or two). NaN where nothing committed."""
+    if before is None or after is None:
+        return math.nan, math.nan
+    commits = after["ledger_commits_total"] - before["ledger_commits_total"]
+    if commits <= 0:
+        return math.nan, math.nan
+    seconds = after["ledger_commit_seconds_sum"] - before["ledger_commit_seconds_sum"]
+    rows = after["ledger_rows_total"] - before["ledger_rows_total"]
+    return seconds / commits * 1000, rows / commits
+
+
 def wait_for_release(root_url: str, before: float, timeout: float = 5.0) -> None:
     """Until the server's local model has released its idle memory after a round (~1 s
     after its last forward: engine.batcher.DEFAULT_IDLE_RELEASE_S). That release costs tens
@@ -364,13 +400,17 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], names: list[str
     one server decides it, which the median of rounds shrugs off."""
     ok = True
     print(f"\n{'workload':<8} {'server':<12} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'vs off':>8} {'p99 added':>9} {'pooled':>7} {'CPU us':>7} {'DB us':>6} {'batch':>5}  "
+          f"{'vs off':>8} {'p99 added':>9} {'pooled':>7} {'CPU us':>7} {'DB us':>6} {'batch':>5} "
+          f"{'commit':>8}  "
           "per round: req/s (vs off)")
     for workload in workloads:
         for name in names:
             runs = results[(workload, name)]
             m = {k: statistics.median(r.get(k, math.nan) for r in runs)
-                 for k in ("rps", "p50", "p99", "cpu_us", "db_us", "batch")}
+                 for k in ("rps", "p50", "p99", "cpu_us", "db_us", "batch", "commit_ms",
+                           "commit_rows")}
+            commit = "" if math.isnan(m["commit_ms"]) else \
+                f"{m['commit_ms']:.2f}/{m['commit_rows']:.0f}"
             ratio = added = pooled = verdict = ""
             rounds = [f"{r['rps']:.0f}" for r in runs]
             if name in TARGETS:
@@ -389,7 +429,8 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], names: list[str
             print(f"{workload:<8} {name:<12} {m['rps']:>8.0f} {m['p50']:>7.2f} {m['p99']:>7.2f} "
                   f"{ratio:>8} {added:>9} {pooled:>7} {m['cpu_us']:>7.0f} "
                   f"{'' if math.isnan(m['db_us']) else format(m['db_us'], '.0f'):>6} "
-                  f"{'' if math.isnan(m['batch']) else format(m['batch'], '.1f'):>5}  "
+                  f"{'' if math.isnan(m['batch']) else format(m['batch'], '.1f'):>5} "
+                  f"{commit:>8}  "
                   f"{', '.join(rounds)} {verdict}")
     print(f"\ntargets: throughput cost <= 15% (SQLite) and <= 25% (PostgreSQL + Redis) against "
           f"accounting off on the same store; p99 added <= {TARGET_P99_ADDED_MS} ms. Columns "
@@ -398,7 +439,8 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], names: list[str
           f"server's processes' CPU per request (the SQLite ledger process included; "
           f"PostgreSQL's and Redis's not). DB us: this machine's PostgreSQL and Redis processes' "
           f"CPU per request (all of them, whichever server's). batch: the local model's mean "
-          f"sequences per forward pass")
+          f"sequences per forward pass. commit: the ledger's mean commit (ms) / rows a "
+          f"commit, what each charged request waited for")
     if paced:
         print("\n".join(paced))
     lines = disk_lines(results, names, workloads, disk_ms or [])
@@ -526,11 +568,14 @@ def main() -> int:
                 for name, (port, key, pid) in round_order(servers, r):
                     root = f"http://127.0.0.1:{port}"
                     cpu, db, before = tree_cpu_s(pid), db_cpu_s(), hb.batcher_counters(root)
+                    ledger = ledger_counters(root)
                     started = time.time()
                     out = asyncio.run(measure(port, key, model, args.requests, args.concurrency))
                     out["window"] = (started, time.time())
                     out["cpu_us"] = (tree_cpu_s(pid) - cpu) / args.requests * 1e6
                     out["db_us"] = (db_cpu_s() - db) / args.requests * 1e6
+                    out["commit_ms"], out["commit_rows"] = commit_shape(ledger,
+                                                                        ledger_counters(root))
                     out["batch"] = end_round(root, before)
                     results.setdefault((workload, name), []).append(out)
                     hb.log(f"{workload} round {r + 1} {name}: {out['rps']:.0f} req/s, "

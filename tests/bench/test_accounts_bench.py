@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 import subprocess
 import sys
 import time
@@ -110,6 +111,11 @@ def test_a_tiny_run_on_sqlite_measures_both_servers_and_their_cpu() -> None:
     for row in rows:
         assert float(row[2]) > 0  # req/s
     assert rows[1][-1] in ("PASS", "FAIL")
+    # The "on" server's ledger: its mean commit (ms) and rows a commit; the "off" one has none.
+    commits = [[c for c in row if re.fullmatch(r"\d+\.\d\d/\d+", c)] for row in rows]
+    assert commits[0] == [] and len(commits[1]) == 1
+    ms, per_commit = commits[1][0].split("/")
+    assert float(ms) > 0 and int(per_commit) >= 1
     assert "disk: " in proc.stdout and "disk, remote sqlite-on: " in proc.stdout
     assert "[bench] servers pinned to CPUs 0" in proc.stdout
     paced = [x.split() for x in proc.stdout.splitlines() if x.startswith(" " * 34 + "remote")]
