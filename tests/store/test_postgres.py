@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,21 @@ async def test_survives_pooled_connections_being_killed(pg_url: str) -> None:
                 "WHERE application_name = %s", (app_name,))
             row = await cur.fetchone()
             assert row is not None and row[0] >= 1  # the pool may hold more than one
+            # pg_terminate_backend only signals: a backend still on its way out has not yet
+            # closed its socket, so its connection still looks alive (once in a while the
+            # query below ran first and met two such connections). After a restart they are
+            # gone, so wait for that, boundedly.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                cur = await admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                    (app_name,))
+                left = await cur.fetchone()
+                if left is not None and left[0] == 0:
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                pytest.fail("the terminated backends did not exit within 10 s")
         assert await store.get_key(rec(1).key_hash) == rec(1)  # the pool replaces dead ones
         assert await store.set_key_disabled(rec(1).key_hash, True)
     finally:
