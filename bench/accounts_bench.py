@@ -305,15 +305,11 @@ LEDGER_METRICS = ("ledger_commits_total", "ledger_rows_total", "ledger_commit_se
 def ledger_counters(root_url: str) -> dict[str, float] | None:
     """The ledger's cumulative commit counters from GET /metrics (None without them: a
     server with accounting off)."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(root_url + "/metrics", timeout=10) as resp:
-            text = resp.read().decode()
-    except OSError:
+    lines = hb.metrics_lines(root_url)
+    if lines is None:
         return None
     out = {}
-    for line in text.splitlines():
+    for line in lines:
         m = re.match(r"embedrouter_accounts_(ledger_\w+) (\S+)$", line)
         if m and m.group(1) in LEDGER_METRICS:
             out[m.group(1)] = float(m.group(2))

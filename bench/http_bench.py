@@ -218,18 +218,25 @@ BATCH_METRICS = ("batches_run", "items_run", "tokens_run", "padded_tokens_run")
 EXTRA_BATCH_METRICS = ("idle_releases",)
 
 
-def batcher_counters(root_url: str) -> dict[str, float] | None:
-    """The batcher's cumulative counters from GET /metrics, summed over models (None where
-    the server lacks them)."""
+def metrics_lines(root_url: str) -> list[str] | None:
+    """The lines of the server's GET /metrics (None if it did not answer)."""
     import urllib.request
 
     try:
         with urllib.request.urlopen(root_url + "/metrics", timeout=10) as resp:
-            text = resp.read().decode()
+            return resp.read().decode().splitlines()
     except OSError:
         return None
+
+
+def batcher_counters(root_url: str) -> dict[str, float] | None:
+    """The batcher's cumulative counters from GET /metrics, summed over models (None where
+    the server lacks them)."""
+    lines = metrics_lines(root_url)
+    if lines is None:
+        return None
     out: dict[str, float] = {}
-    for line in text.splitlines():
+    for line in lines:
         m = re.match(r"embedrouter_batcher_(\w+)\{[^}]*\} (\S+)", line)
         if m and m.group(1) in BATCH_METRICS + EXTRA_BATCH_METRICS:
             out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
