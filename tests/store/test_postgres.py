@@ -42,10 +42,12 @@ async def test_survives_pooled_connections_being_killed(pg_url: str) -> None:
                 "WHERE application_name = %s", (app_name,))
             row = await cur.fetchone()
             assert row is not None and row[0] >= 1  # the pool may hold more than one
-            # pg_terminate_backend only signals: a backend still on its way out has not yet
-            # closed its socket, so its connection still looks alive (once in a while the
-            # query below ran first and met two such connections). After a restart they are
-            # gone, so wait for that, boundedly.
+            # pg_terminate_backend only signals: a backend still on its way out may not have
+            # sent its FATAL message (nor closed its socket) yet, so the pool's no-round-trip
+            # check finds nothing to read and hands its connection out as alive (once in a
+            # while the read below and its one retry met two such). After a restart they
+            # are gone, so wait for that (a backend leaves pg_stat_activity as it exits,
+            # after its FATAL), boundedly.
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 cur = await admin.execute(
