@@ -43,12 +43,13 @@ from embedrouter.settings import AccountsConfig
 from embedrouter.store import Store, open_store
 from embedrouter.store.records import KeyRecord
 from embedrouter.store.sqlite import open_sqlite
-from embedrouter.types import EmbeddingResult, Quote, Usage
+from embedrouter.types import Computed, EmbeddingResult, Quote, Usage
 
 CONCURRENCY = 32
 KEY = KeyRecord("a" * 64, "bench", False, False, 0, "sk-er-v1-bench", limit_nanos=10**15,
                 limit_reset="daily", rpm=10**7, tpm=10**9)
 QUOTE = Quote("bench/fixed", 12, Decimal("0.00000156"))
+COMPUTED = Computed(QUOTE.tokens, QUOTE.cost, "fixed", "Bench")
 VECTORS = np.zeros((1, 384), np.float32)
 
 
@@ -125,10 +126,12 @@ async def one_round(mode: str, n: int) -> float:
             accounts.writer._flush = flush  # type: ignore[assignment]
         await accounts.start()
 
-        async def embed(reserve: object) -> EmbeddingResult:
+        async def embed(reserve: object, computed: object = None) -> EmbeddingResult:
             if reserve is not None:
                 await reserve(QUOTE)  # type: ignore[operator]
             await asyncio.sleep(0)  # the provider call's one suspension
+            if computed is not None:  # as a local model's batcher does, charged at computation
+                computed(COMPUTED)  # type: ignore[operator]
             return _result()
 
         async def worker(count: int) -> None:

@@ -109,3 +109,22 @@ class Quote:
 # Called by the router exactly once per request, after the quote is known and before any
 # provider is called; raising refuses the request (402, 429) with nothing spent.
 Reserve = Callable[[Quote], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """What a request costs, known the moment a local model has computed its vectors: the
+    exact count its quote reserved, priced by the endpoint that computed it."""
+
+    tokens: int
+    cost: Decimal
+    model: str  # as the result names it (the upstream id)
+    provider: str  # as the result names it (the endpoint's display name)
+
+
+# Called by the router at most once per request, on the event loop, as soon as a local model has
+# the request's vectors and before the result is assembled: admission queues the charge there,
+# so the ledger's commit is under way while the waiting requests wake and build their results
+# (the commit was the largest part of what accounting added to a local request's latency).
+# A request that reached it is charged exactly that; it must not raise.
+OnComputed = Callable[[Computed], None]

@@ -8,6 +8,7 @@ as far as the provider.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from embedrouter.accounts.counters import MemoryCounters
 from embedrouter.accounts.redis_counters import RedisCounters
 from embedrouter.settings import AccountsConfig
 from embedrouter.store import KeyRecord, Store, open_store
-from embedrouter.types import EmbeddingResult, Quote, Reserve, Usage
+from embedrouter.types import Computed, EmbeddingResult, OnComputed, Quote, Reserve, Usage
 from tests.store.backends import scratch_postgres
 from tests.support.redis_scratch import REDIS_URL, scratch_prefix
 
@@ -57,19 +58,30 @@ class Env:
 
     async def embed(self, key: KeyRecord, gen_id: str, *, tokens: int = 10,
                     price: Decimal = Decimal(1000), actual_tokens: int | None = None,
-                    fail: bool = False, model: str = MODEL) -> EmbeddingResult:
-        """One request quoting ``tokens`` at ``price`` USD per million tokens."""
+                    fail: bool = False, model: str = MODEL, at_compute: bool = False,
+                    fail_after_compute: bool = False,
+                    compute_s: float = 0.0) -> EmbeddingResult:
+        """One request quoting ``tokens`` at ``price`` USD per million tokens. ``at_compute``:
+        charged the way a local model's request is, through the computed hook (then
+        ``fail_after_compute`` fails it after that). ``compute_s``: the clock moves on by
+        that much between the reservation and the provider's answer."""
 
-        async def run(reserve: Reserve) -> EmbeddingResult:
+        async def run(reserve: Reserve, computed: OnComputed) -> EmbeddingResult:
             quote = Quote(model=model, tokens=tokens, cost=price * tokens / 1_000_000)
             await reserve(quote)
             self.provider_calls += 1  # past admission: a provider would be called now
             if fail:
                 raise RuntimeError("upstream failed")
             used = tokens if actual_tokens is None else actual_tokens
+            cost = price * used / 1_000_000
+            self.clock.now += compute_s
+            if at_compute:
+                computed(Computed(used, cost, "up", "Fake"))
+                await asyncio.sleep(0)  # the batcher's callers wake after its callbacks
+                if fail_after_compute:
+                    raise RuntimeError("failed after the vectors were computed")
             return EmbeddingResult(vectors=np.zeros((1, 2), np.float32), model="up",
-                                   provider="Fake",
-                                   usage=Usage(used, used, cost=price * used / 1_000_000))
+                                   provider="Fake", usage=Usage(used, used, cost=cost))
 
         return await self.accounts.metered(key, gen_id, run)
 

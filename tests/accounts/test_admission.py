@@ -68,11 +68,12 @@ async def test_balance_pays_for_exactly_what_it_covers(metered: Env) -> None:
     assert await metered.store.spent_total() == parse_usd("0.05")
 
 
-async def test_concurrent_burst_never_overspends(metered: Env) -> None:
+@pytest.mark.parametrize("at_compute", [False, True], ids=["at-settle", "at-compute"])
+async def test_concurrent_burst_never_overspends(metered: Env, at_compute: bool) -> None:
     await grant(metered, "1")  # pays for exactly 100 requests
     key = await metered.key()
-    outcomes = await asyncio.gather(*(metered.embed(key, f"gen-{i}") for i in range(200)),
-                                    return_exceptions=True)
+    outcomes = await asyncio.gather(*(metered.embed(key, f"gen-{i}", at_compute=at_compute)
+                                      for i in range(200)), return_exceptions=True)
     ok = [o for o in outcomes if not isinstance(o, BaseException)]
     refused = [o for o in outcomes if isinstance(o, PaymentRequired)]
     assert (len(ok), len(refused)) == (100, 100), {type(o).__name__: str(o) for o in outcomes}
@@ -247,3 +248,63 @@ async def test_a_request_cancelled_while_charging_is_charged_exactly_once(unmete
     await env.embed(key, "gen-after")  # the limit has exactly one cent left
     with pytest.raises(PaymentRequired):
         await env.embed(key, "gen-over")
+
+
+async def test_a_charge_at_computation_is_what_the_response_and_the_ledger_say(
+        metered: Env) -> None:
+    # A local model's requests are charged as the batcher delivers their vectors (the commit
+    # then runs while they wake): the same amounts, rows and limits as a charge at settle.
+    await grant(metered, "0.05")
+    key = await metered.key(limit_nanos=parse_usd("0.04"))
+    for i in range(4):
+        result = await metered.embed(key, f"gen-{i}", at_compute=True)
+        assert result.usage.cost == CENT
+        row = await metered.store.get_generation(f"gen-{i}")
+        assert row is not None and row.cost_nanos == to_nanos(CENT) and row.tokens == 10
+        assert (row.upstream_model, row.provider, row.cached_tokens) == ("up", "Fake", None)
+    with pytest.raises(PaymentRequired) as info:  # the key's limit is used up, exactly
+        await metered.embed(key, "gen-4", at_compute=True)
+    assert "Key limit exceeded" in info.value.message
+    assert await metered.store.spent_total() == parse_usd("0.04")
+    assert metered.accounts.writer.rows == 4
+
+
+async def test_a_request_failing_after_its_charge_at_computation_stays_charged_once(
+        unmetered: Env) -> None:
+    # Its vectors were computed (the provider answered): the charge stands, as it does for a
+    # request cancelled while its charge is written, and the hold is settled, not released.
+    env = unmetered
+    key = await env.key(limit_nanos=parse_usd("0.02"))
+    with pytest.raises(RuntimeError, match="after the vectors"):
+        await env.embed(key, "gen-failed", at_compute=True, fail_after_compute=True)
+    await env.accounts.writer.settled()
+    row = await env.store.get_generation("gen-failed")
+    assert row is not None and row.cost_nanos == to_nanos(CENT)
+    await env.embed(key, "gen-after", at_compute=True)  # one cent of the limit was left
+    with pytest.raises(PaymentRequired):
+        await env.embed(key, "gen-over", at_compute=True)
+    assert await env.store.spent_total() == parse_usd("0.02")
+
+
+async def test_a_hold_past_half_its_life_is_charged_at_settle_not_at_computation(
+        unmetered: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Old enough that another instance may have reclaimed it: the charge waits for settle,
+    # which confirms the hold first instead of charging on the spot.
+    env = unmetered
+    confirmed: list[str] = []
+    real = env.accounts.counters.confirm
+
+    async def counted(hold, expires_ms):  # type: ignore[no-untyped-def]
+        confirmed.append(hold.id)
+        return await real(hold, expires_ms)
+
+    monkeypatch.setattr(env.accounts.counters, "confirm", counted)
+    key = await env.key()
+    ttl_s = env.accounts.config.reservation_ttl_s
+    await env.embed(key, "gen-old", at_compute=True, compute_s=ttl_s / 2 + 1)
+    await env.embed(key, "gen-young", at_compute=True, compute_s=1)
+    assert confirmed == ["gen-old"]
+    assert env.accounts.writer.rows == 2
+    for gen_id in ("gen-old", "gen-young"):
+        row = await env.store.get_generation(gen_id)
+        assert row is not None and row.cost_nanos == to_nanos(CENT)

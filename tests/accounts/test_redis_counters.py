@@ -158,7 +158,7 @@ async def test_a_request_whose_hold_was_reclaimed_is_not_charged(env: Env) -> No
 
     key = await env.key()
 
-    async def slow(reserve):  # type: ignore[no-untyped-def]
+    async def slow(reserve, _computed):  # type: ignore[no-untyped-def]
         await reserve(QUOTE)
         # The provider took longer than the reservation lives (30 s), and meanwhile another
         # instance decided this one was dead and reclaimed the hold.
@@ -186,7 +186,7 @@ async def test_a_young_hold_is_charged_without_a_confirm_round_trip(
     key = await env.key()
 
     async def taking(seconds: float):  # type: ignore[no-untyped-def]
-        async def embed(reserve):  # type: ignore[no-untyped-def]
+        async def embed(reserve, _computed):  # type: ignore[no-untyped-def]
             await reserve(QUOTE)
             env.clock.now += seconds
             return _result()

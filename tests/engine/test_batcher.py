@@ -357,3 +357,83 @@ async def test_one_forward_at_a_time_by_default(gated: GatedModel) -> None:
 def test_forwards_must_be_positive(minilm: LocalModel) -> None:
     with pytest.raises(ValueError, match="forwards"):
         Batcher(minilm, forwards=0)
+
+
+async def test_on_ready_runs_for_a_whole_forward_before_any_caller_wakes(
+        gated: GatedModel) -> None:
+    # Admission queues each request's charge in on_ready: the ledger's group commit starts there,
+    # and must see every request of the forward before the first caller's own work runs.
+    batcher = Batcher(gated, max_batch_size=8, inline_max_tokens=0)  # type: ignore[arg-type]
+    await batcher.start()
+    events: list[str] = []
+    gated.gate.clear()
+
+    async def call(i: int) -> np.ndarray:
+        out = await batcher.embed([[101, 2000 + i, 102]],
+                                  on_ready=lambda: events.append(f"ready {i}"))
+        events.append(f"woke {i}")
+        return out
+
+    try:
+        first = asyncio.ensure_future(call(0))
+        await entered(gated)  # a forward of one request is running: the rest queue behind it
+        rest = [asyncio.ensure_future(call(i)) for i in range(1, 5)]
+        for _ in range(3):  # their first steps: queued, or in the batch waiting for the worker
+            await asyncio.sleep(0)
+        gated.gate.set()
+        results = await asyncio.gather(first, *rest)
+    finally:
+        await batcher.close()
+    assert [r.shape for r in results] == [(1, 384)] * 5
+    assert [len(b) for b in gated.batches] == [1, 4]
+    assert events[:2] == ["ready 0", "woke 0"]
+    assert sorted(events[2:6]) == [f"ready {i}" for i in range(1, 5)]  # all four, then ...
+    assert sorted(events[6:]) == [f"woke {i}" for i in range(1, 5)]  # ... their callers
+
+
+async def test_on_ready_is_not_called_for_a_failed_or_cancelled_request(
+        gated: GatedModel) -> None:
+    batcher = Batcher(gated, max_batch_size=8, inline_max_tokens=0)  # type: ignore[arg-type]
+    await batcher.start()
+    ready: list[str] = []
+    try:
+        with pytest.raises(RuntimeError):
+            await batcher.embed([[101, POISON, 102]], on_ready=lambda: ready.append("poison"))
+        gated.gate.clear()
+        running = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
+        await entered(gated)
+        gone = asyncio.ensure_future(batcher.embed([[101, 2000, 102]],
+                                                   on_ready=lambda: ready.append("gone")))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        gone.cancel()
+        await asyncio.sleep(0)
+        gated.gate.set()
+        await running
+        kept = await batcher.embed([[101, 4000, 102]], on_ready=lambda: ready.append("kept"))
+        assert kept.shape == (1, 384)
+    finally:
+        await batcher.close()
+    assert ready == ["kept"]
+
+
+async def test_a_failing_on_ready_does_not_strand_its_batch(gated: GatedModel) -> None:
+    batcher = Batcher(gated, max_batch_size=8, inline_max_tokens=0)  # type: ignore[arg-type]
+    await batcher.start()
+
+    def broken() -> None:
+        raise ValueError("a bug in a hook")
+
+    try:
+        gated.gate.clear()
+        first = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
+        await entered(gated)
+        both = [asyncio.ensure_future(batcher.embed([[101, 2000 + i, 102]], on_ready=broken))
+                for i in range(2)]
+        for _ in range(3):
+            await asyncio.sleep(0)
+        gated.gate.set()
+        results = await asyncio.gather(first, *both)
+    finally:
+        await batcher.close()
+    assert [r.shape for r in results] == [(1, 384)] * 3

@@ -23,9 +23,9 @@ async def test_counted_through_admission_uncounted_at_the_queue(
     batcher = router._providers["local"].loaded(DEFAULT_MODEL, "fp32").batcher  # type: ignore[attr-defined]
     queue = batcher.embed
 
-    async def at_queue(seqs: Any) -> Any:
+    async def at_queue(seqs: Any, **kw: Any) -> Any:
         seen["queue"] = router.arrivals.count  # type: ignore[union-attr]
-        return await queue(seqs)
+        return await queue(seqs, **kw)
 
     async def reserve(quote: Quote) -> None:
         seen["reserve"] = router.arrivals.count  # type: ignore[union-attr]

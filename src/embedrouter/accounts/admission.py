@@ -28,7 +28,7 @@ from embedrouter.histogram import Histogram
 from embedrouter.settings import AccountsConfig
 from embedrouter.store import KeyRecord, Store
 from embedrouter.store.records import GenerationRecord
-from embedrouter.types import EmbeddingResult, Quote, Reserve, Usage
+from embedrouter.types import Computed, EmbeddingResult, OnComputed, Quote, Reserve, Usage
 
 log = logging.getLogger("embedrouter.accounts")
 
@@ -69,6 +69,13 @@ def refusal(r: Refused, quote: Quote, amount: int, now_ms: int) -> Exception:
                        reset_ms=now_ms + r.reset_ms, retry_after=retry_after)
 
 
+def _log_unawaited_charge(charge: asyncio.Future[Decimal]) -> None:
+    # Retrieved, so that asyncio does not report it (with a traceback) as never retrieved.
+    if not charge.cancelled() and charge.exception() is not None:
+        log.warning("a charge whose request ended before its commit failed: %s",
+                    type(charge.exception()).__name__)
+
+
 def _log_refresh_failure(fetch: asyncio.Future[int]) -> None:
     # A failed background re-read changes nothing: the cached value expires and the next
     # request reads the credits itself (and gets the store's error if it still fails).
@@ -79,7 +86,8 @@ def _log_refresh_failure(fetch: asyncio.Future[int]) -> None:
 class Gate:
     """One request's passage through admission; not reusable."""
 
-    __slots__ = ("_accounts", "_hold", "_key", "_now_ms", "_quote", "_settled", "generation_id")
+    __slots__ = ("_accounts", "_early", "_hold", "_key", "_now_ms", "_quote", "_settled",
+                 "_started", "generation_id")
 
     def __init__(self, accounts: Accounts, key: KeyRecord, generation_id: str) -> None:
         self._accounts = accounts
@@ -89,6 +97,9 @@ class Gate:
         self._quote: Quote | None = None
         self._now_ms = 0
         self._settled = False
+        self._started = time.perf_counter()  # the generation's latency counts from here
+        # A charge queued by ``computed``: what it charged, and its outcome.
+        self._early: tuple[Computed, asyncio.Future[Decimal]] | None = None
 
     async def reserve(self, quote: Quote) -> None:
         """Hold the quote's cost and tokens, or raise PaymentRequired / RateLimited."""
@@ -118,6 +129,22 @@ class Gate:
             raise refusal(r, quote, amount, now_ms) from None
         self._quote, self._now_ms = quote, now_ms
 
+    def computed(self, outcome: Computed) -> None:
+        """The request's vectors exist and ``outcome`` is its whole cost: queue the charge now
+        (``settle`` then returns it), so that the commit is under way while the request's
+        result is assembled. Called on the event loop by the local model's batcher; does
+        nothing where ``settle`` has more to do (no hold, or an old one to confirm first)."""
+        hold, quote = self._hold, self._quote
+        if hold is None or quote is None or self._settled:
+            return
+        now_ms = self._accounts.now_ms()
+        if now_ms - self._now_ms >= self._accounts.ttl_ms // 2:
+            return
+        row = self._row(hold, quote, outcome.tokens, outcome.cost, outcome.model,
+                        outcome.provider, None, time.perf_counter() - self._started)
+        self._settled = True
+        self._early = (outcome, self._charge(hold, row))
+
     def settle(self, result: EmbeddingResult, latency_s: float) -> Awaitable[Decimal]:
         """Charge the actual cost (at most what was held), durably; the awaitable gives what
         was charged.
@@ -125,23 +152,25 @@ class Gate:
         Not a coroutine: the charge is queued before this returns, and the ledger writer
         settles the hold once it is committed, so a caller cancelled while it waits (client
         gone, shutdown) changes nothing about the charge or the counters."""
+        if self._early is not None:
+            outcome, charged = self._early
+            self._early = None
+            u = result.usage
+            if (u.cost, u.prompt_tokens, u.cached_tokens) != (outcome.cost, outcome.tokens, None):
+                # Not reachable from the router as it is: the two are built from the same
+                # figures. Should they ever part, the ledger and the response both say what was
+                # charged at computation.
+                log.error("generation %s: the result (%s tokens, $%s) differs from its charge "
+                          "at computation (%s tokens, $%s)", self.generation_id,
+                          u.prompt_tokens, u.cost, outcome.tokens, outcome.cost)
+            return charged
         hold, quote = self._hold, self._quote
         if hold is None or quote is None:
             raise InternalError("a request reached settle without a reservation")
         if self._settled:
             raise InternalError("settle called twice for one request")
-        cost = to_nanos(result.usage.cost)
-        if cost > hold.amount:
-            # The bound was wrong (an upstream counted more tokens than bytes): the budget
-            # wins, and the response says what was charged.
-            log.warning("generation %s cost %s over its reservation %s; charged the "
-                        "reservation", self.generation_id, cost, hold.amount)
-            cost = hold.amount
-        row = GenerationRecord(
-            id=self.generation_id, key_hash=self._key.key_hash, model=quote.model,
-            upstream_model=result.model, provider=result.provider,
-            tokens=result.usage.prompt_tokens, cost_nanos=cost, created_ms=self._now_ms,
-            latency_ms=round(latency_s * 1000), cached_tokens=result.usage.cached_tokens)
+        row = self._row(hold, quote, result.usage.prompt_tokens, result.usage.cost,
+                        result.model, result.provider, result.usage.cached_tokens, latency_s)
         # A hold younger than half its lifetime cannot have been reclaimed (that takes its
         # expiry to pass, give or take clock skew between instances, which must stay under
         # that half), and has that half left for the ledger write: only an older one is
@@ -152,6 +181,22 @@ class Gate:
         if now_ms - self._now_ms < ttl_ms // 2:
             return self._charge(hold, row)
         return asyncio.shield(self._confirm_then_charge(hold, row, now_ms + ttl_ms))
+
+    def _row(self, hold: Hold, quote: Quote, tokens: int, cost: Decimal, model: str,
+             provider: str, cached_tokens: int | None, latency_s: float) -> GenerationRecord:
+        """The ledger row charging ``cost``, at most what was held."""
+        nanos = to_nanos(cost)
+        if nanos > hold.amount:
+            # The bound was wrong (an upstream counted more tokens than bytes): the budget
+            # wins, and the response says what was charged.
+            log.warning("generation %s cost %s over its reservation %s; charged the "
+                        "reservation", self.generation_id, nanos, hold.amount)
+            nanos = hold.amount
+        return GenerationRecord(
+            id=self.generation_id, key_hash=self._key.key_hash, model=quote.model,
+            upstream_model=model, provider=provider, tokens=tokens, cost_nanos=nanos,
+            created_ms=self._now_ms, latency_ms=round(latency_s * 1000),
+            cached_tokens=cached_tokens)
 
     async def _confirm_then_charge(self, hold: Hold, row: GenerationRecord,
                                    expires_ms: int) -> Decimal:
@@ -218,6 +263,13 @@ class Gate:
 
     async def release(self) -> None:
         """Give back a hold nothing was charged for; a no-op after settle or without a hold."""
+        if self._early is not None:
+            # Charged at computation, then the request failed or was cancelled (a client gone
+            # after its vectors were computed): the charge stands, as it would had the
+            # request reached settle; its outcome is only logged.
+            self._early[1].add_done_callback(_log_unawaited_charge)
+            self._early = None
+            return
         hold = self._hold
         if hold is None or self._settled:
             return
@@ -332,14 +384,16 @@ class Accounts:
         return Gate(self, key, generation_id)
 
     async def metered(self, key: KeyRecord, generation_id: str,
-                      embed: Callable[[Reserve], Awaitable[EmbeddingResult]]) -> EmbeddingResult:
-        """Run ``embed`` (the router, given the reserve hook) through admission: reserved
-        before any provider call, charged durably after, released on any failure. The result's
+                      embed: Callable[[Reserve, OnComputed], Awaitable[EmbeddingResult]]
+                      ) -> EmbeddingResult:
+        """Run ``embed`` (the router, given the reserve and computed hooks) through
+        admission: reserved before any provider call, charged durably after (or as the
+        vectors are computed), released on any failure before that. The result's
         ``usage.cost`` is what was charged."""
         gate = self.gate(key, generation_id)
         started = time.perf_counter()
         try:
-            result = await embed(gate.reserve)
+            result = await embed(gate.reserve, gate.computed)
         except BaseException:
             await gate.release()
             raise

@@ -396,9 +396,9 @@ class App:
             key.cache_policy, request.headers.get("cache-control"))
         gen_id = generation_id()
 
-        def embed(reserve: Any = None) -> Awaitable[Any]:
-            return _unless_disconnected(svc.router.embed(parsed, cache=mode, reserve=reserve),
-                                        request.receive)
+        def embed(reserve: Any = None, computed: Any = None) -> Awaitable[Any]:
+            return _unless_disconnected(svc.router.embed(parsed, cache=mode, reserve=reserve,
+                                                         computed=computed), request.receive)
 
         # Traced: the engine and router report their intervals into this request's list (the
         # pipeline runs in this task, and the tasks it creates copy the context).

@@ -33,7 +33,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +68,9 @@ class _Request:
     enqueued_ns: int = 0
     started_ns: int = 0
     finished_ns: int = 0
+    # Called on the loop thread the moment the last row is filled in, before the caller is
+    # woken (embed's ``on_ready``).
+    on_ready: Callable[[], None] | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -364,8 +367,13 @@ class Batcher:
 
     # -- public ------------------------------------------------------------------------------
 
-    async def embed(self, seqs: list[list[int]]) -> np.ndarray:
-        """Embeddings of wrapped, truncated id sequences, (len(seqs), dim) float32 in order."""
+    async def embed(self, seqs: list[list[int]], *,
+                    on_ready: Callable[[], None] | None = None) -> np.ndarray:
+        """Embeddings of wrapped, truncated id sequences, (len(seqs), dim) float32 in order.
+
+        ``on_ready`` is called on the event loop once every row is computed, before this
+        returns: a forward's callbacks all run before any of its callers wakes (the ledger's
+        group commit starts there, ahead of the work each caller then does)."""
         if self._task is None:
             await self.start()
         if self._closed:
@@ -379,7 +387,7 @@ class Batcher:
                                   f"{self.max_queue_items}")
         self._arrivals += 1
         if self._lone(seqs):
-            out = await self._embed_inline(seqs)
+            out = await self._embed_inline(seqs, on_ready)
             if out is not None:
                 return out
             if self._closed:  # closed while it yielded: the queue is no longer served
@@ -390,7 +398,8 @@ class Batcher:
                              f"retry in {retry} s", retry_after=retry)
         assert self._loop is not None and self._wakeup is not None
         fut: asyncio.Future[np.ndarray] = self._loop.create_future()
-        req = _Request(fut, np.empty((n, self.model.dim), dtype=np.float32), remaining=n, queued=n)
+        req = _Request(fut, np.empty((n, self.model.dim), dtype=np.float32), remaining=n, queued=n,
+                       on_ready=on_ready)
         spans = SPANS.get()
         if spans is not None:
             req.enqueued_ns = time.time_ns()
@@ -423,7 +432,8 @@ class Batcher:
         return (self.inline_quiet_s if self._last_batch_requests < INLINE_WAVE_REQUESTS
                 else max(self.inline_quiet_s, INLINE_AFTER_WAVE_S))
 
-    async def _embed_inline(self, seqs: list[list[int]]) -> np.ndarray | None:
+    async def _embed_inline(self, seqs: list[list[int]],
+                            on_ready: Callable[[], None] | None) -> np.ndarray | None:
         """The rows of a lone request computed here; None if it turned out not to be alone."""
         mark = self._arrivals
         # One loop iteration for requests that came in with this one: if any did, all of them
@@ -434,7 +444,8 @@ class Batcher:
         assert self._loop is not None
         n = len(seqs)
         fut: asyncio.Future[np.ndarray] = self._loop.create_future()
-        req = _Request(fut, np.empty((n, self.model.dim), dtype=np.float32), remaining=n, queued=0)
+        req = _Request(fut, np.empty((n, self.model.dim), dtype=np.float32), remaining=n, queued=0,
+                       on_ready=on_ready)
         spans = SPANS.get()
         if spans is not None:
             req.enqueued_ns = time.time_ns()
@@ -713,4 +724,10 @@ class Batcher:
             if req.remaining == 0:
                 if req.enqueued_ns:
                     req.finished_ns = time.time_ns()
+                if req.on_ready is not None:
+                    try:
+                        req.on_ready()
+                    except Exception as exc:  # one request's hook must not strand the others
+                        log.error("a computed request's callback failed: %s",
+                                  type(exc).__name__)
                 req.future.set_result(req.out)

@@ -59,11 +59,15 @@ class LocalProvider:
         *,
         input_type: str | None,
         before_compute: Callable[[int], Awaitable[None]] | None = None,
+        after_compute: Callable[[int], None] | None = None,
         quantization: str | None = None,
     ) -> ProviderResult:
         """``before_compute`` gets the exact token count once the inputs are tokenized and
-        before any inference: admission reserves the exact cost there. ``quantization``: the
-        precision to compute at (None: the model's default, its first endpoint)."""
+        before any inference: admission reserves the exact cost there. ``after_compute`` gets
+        the same count on the event loop the moment the vectors exist, before this returns
+        (admission queues the charge there; see ``embedrouter.types.OnComputed``).
+        ``quantization``: the precision to compute at (None: the model's default, its first
+        endpoint)."""
         by_precision = self._models[model.slug]
         loaded = by_precision[quantization or model.endpoints[0].quantization]
         engine = loaded.model
@@ -112,8 +116,10 @@ class LocalProvider:
         if before_compute is not None:
             await before_compute(sum(counts))
         arrived()  # at the queue: a batch waiting for this request can start (arrivals.py)
-        vectors = await loaded.batcher.embed(seqs)
-        return ProviderResult(vectors=vectors, prompt_tokens=sum(counts), truncated=truncated,
+        total = sum(counts)
+        on_ready = None if after_compute is None else lambda: after_compute(total)
+        vectors = await loaded.batcher.embed(seqs, on_ready=on_ready)
+        return ProviderResult(vectors=vectors, prompt_tokens=total, truncated=truncated,
                               input_tokens=counts)
 
     def _labelled(self) -> Iterator[tuple[str, LoadedModel]]:

@@ -22,11 +22,13 @@ from embedrouter.router.token_ids import INLINE_DECODE_IDS, needs_decoding, tran
 from embedrouter.router.vectors import shorten
 from embedrouter.timing import SPANS
 from embedrouter.types import (
+    Computed,
     EmbeddingRequest,
     EmbeddingResult,
     Input,
     MediaPart,
     MultimodalInput,
+    OnComputed,
     Quote,
     Reserve,
     TextInput,
@@ -112,10 +114,14 @@ class Router:
 
     async def embed(self, request: EmbeddingRequest, *,
                     cache: CacheMode | None = None,
-                    reserve: Reserve | None = None) -> EmbeddingResult:
+                    reserve: Reserve | None = None,
+                    computed: OnComputed | None = None) -> EmbeddingResult:
         """``cache``: what this request may do with the vector cache (None: nothing).
         ``reserve`` (accounts' admission) is awaited once with the request's quote after the
-        plan is made and before any provider is called; if it raises, nothing is sent."""
+        plan is made and before any provider is called; if it raises, nothing is sent.
+        ``computed`` is called with what the request costs the moment a local model has its
+        vectors, when that is its whole cost (not through the vector cache, whose hits and
+        shared computations settle from the assembled result)."""
         started = time.perf_counter()
         slug, variant = split_variant(request.model)
         spec = resolve_model(self.catalog, slug)
@@ -153,23 +159,29 @@ class Router:
                                                   cache, reserve)
                 result.timings["total"] = time.perf_counter() - started
                 return result
-        result = await self._compute(spec, chosen, request, inputs, cut_to, reserve)
+        result = await self._compute(spec, chosen, request, inputs, cut_to, reserve, computed)
         result.timings["total"] = time.perf_counter() - started
         return result
 
     async def _compute(self, spec: ModelSpec, chosen: Plan, request: EmbeddingRequest,
                        inputs: Sequence[TextInput | TokenInput],
-                       cut_to: int | None, reserve: Reserve | None = None) -> EmbeddingResult:
+                       cut_to: int | None, reserve: Reserve | None = None,
+                       computed: OnComputed | None = None) -> EmbeddingResult:
         """Vectors for ``inputs`` from the model's provider or endpoints, priced."""
         if spec.is_local:
             endpoint = chosen.attempts[0]  # the precision chosen in embed
-            before = None
+            before = after = None
             if reserve is not None:
                 async def before(tokens: int) -> None:
                     await reserve(Quote(spec.slug, tokens, endpoint.cost(tokens)))
+            if computed is not None:
+                # The same figures the result below is built from.
+                def after(tokens: int) -> None:
+                    computed(Computed(tokens, endpoint.cost(tokens), spec.upstream_id,
+                                      endpoint.display_name))
             result = await self._providers[spec.provider].embed(
                 spec, inputs, input_type=request.input_type, before_compute=before,
-                quantization=endpoint.quantization)
+                after_compute=after, quantization=endpoint.quantization)
             vectors, tokens = result.vectors, result.prompt_tokens
             model, provider, cost = spec.upstream_id, endpoint.display_name, endpoint.cost(tokens)
             truncated, estimated = result.truncated, False
