@@ -351,14 +351,10 @@ async def _outcomes(c: RedisCounters, claims: list[Claim]) -> list[str]:
 
 
 @pytest.mark.parametrize("sent", ["together", "one by one"])
-async def test_claims_of_one_turn_are_one_call_decided_in_order(
-        env: Env, sent: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_claims_of_one_turn_are_one_call_decided_in_order(env: Env, sent: str) -> None:
     # The claims asked for in one turn of the event loop go to Redis as one script call, which
     # must decide each exactly as a call of its own would, in the order they were asked: the
     # same outcomes whether sent together or one by one.
-    import embedrouter.accounts.redis_counters as rc
-
-    monkeypatch.setattr(rc, "CLAIM_SEND_AT", 64)  # none of them sent mid-turn
     c = counters(env)
     await c.release(await c.claim(_claim("gen-seed", 0)))  # seeds the account counter
     before = (c.claim_calls, c.claims)
@@ -388,11 +384,9 @@ async def test_claims_of_one_turn_are_one_call_decided_in_order(
 
 async def test_a_turn_with_more_claims_than_one_call_carries_sends_them_all(
         env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Every CLAIM_SEND_AT claims of a turn are sent at once, the rest after the turn: three
-    # calls for five, decided in the order asked as one call would.
     import embedrouter.accounts.redis_counters as rc
 
-    monkeypatch.setattr(rc, "CLAIM_SEND_AT", 2)
+    monkeypatch.setattr(rc, "CLAIM_BATCH", 2)
     c = counters(env)
     await c.release(await c.claim(_claim("gen-seed-split", 0)))
     before = (c.claim_calls, c.claims)
@@ -400,35 +394,3 @@ async def test_a_turn_with_more_claims_than_one_call_carries_sends_them_all(
                                    for i in range(5)])
     assert outcomes == ["granted"] * 4 + ["rpm:0"]
     assert (c.claim_calls - before[0], c.claims - before[1]) == (3, 5)
-
-
-async def test_claims_past_claim_send_at_go_on_the_wire_mid_turn(
-        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Redis runs the first claims of a long turn while the rest of the turn (tokenizing the
-    # other requests of a cohort) goes on: they are written when the 8th is queued, not after.
-    import embedrouter.accounts.redis_counters as rc
-
-    c = counters(env)
-    await c.release(await c.claim(_claim("gen-seed-mid", 0)))  # the connection is open
-    events: list[str] = []
-    conn = c._wire._conn
-    assert conn is not None and conn.transport is not None
-    write = conn.transport.write
-
-    def recorded_write(data: bytes) -> None:
-        events.append("write")
-        write(data)
-
-    monkeypatch.setattr(conn.transport, "write", recorded_write)
-    queue = c._claim_in_batch
-
-    def recorded_queue(args: list[object]) -> asyncio.Future[object]:
-        events.append("queued")
-        return queue(args)
-
-    monkeypatch.setattr(c, "_claim_in_batch", recorded_queue)
-    n = rc.CLAIM_SEND_AT + 3
-    outcomes = await _outcomes(c, [_claim(f"gen-mid-{i}", 1) for i in range(n)])
-    assert outcomes == ["granted"] * n
-    at = rc.CLAIM_SEND_AT
-    assert events == ["queued"] * at + ["write"] + ["queued"] * 3 + ["write"]

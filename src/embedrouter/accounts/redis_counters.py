@@ -45,12 +45,8 @@ log = logging.getLogger("embedrouter.accounts")
 DONE_TTL_S = 900
 KEY_WINDOW_GRACE_S = 86400  # a key window's counter outlives its window by this much
 RECLAIM_BATCH = 100
-# Claims gathered in one turn of the event loop go to Redis in one script call, except that
-# every CLAIM_SEND_AT of them are sent at once, mid-turn: a closed-loop cohort of 32 requests
-# otherwise tokenized all of theirs (~3 ms of the loop) before the one call left, and waited
-# for its whole round trip (~1 ms) after; now Redis runs the first ones meanwhile and only the
-# last few are waited for (bench/README.md, Accounts).
-CLAIM_SEND_AT = 8
+# Claims a script call carries at most (a larger turn's claims go in several calls).
+CLAIM_BATCH = 256
 UNAVAILABLE = "The credit and rate-limit counters are unavailable; try again shortly"
 
 
@@ -163,35 +159,26 @@ class RedisCounters:
     def _claim_in_batch(self, args: list[Any]) -> asyncio.Future[Any]:
         """Queue one claim's arguments; the claims queued in this turn of the event loop go to
         Redis as one script call, sent after the turn (the way PostgresStore.get_key shares
-        its reads): one round trip, one reply and one script run for all of them. Every
-        ``CLAIM_SEND_AT`` claims are sent at once instead."""
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
+        its reads): one round trip, one reply and one script run for all of them."""
+        fut = asyncio.get_running_loop().create_future()
         if not self._claims:
-            loop.call_soon(self._send_claims)
+            asyncio.get_running_loop().call_soon(self._send_claims)
         self._claims.append((args, fut))
-        if len(self._claims) >= CLAIM_SEND_AT:
-            self._send_claims()  # the scheduled send then finds the rest, or nothing
         return fut
 
     def _send_claims(self) -> None:
         batch, self._claims = self._claims, []
-        if not batch:
-            return
+        for start in range(0, len(batch), CLAIM_BATCH):
+            task = asyncio.ensure_future(self._run_claims(batch[start:start + CLAIM_BATCH]))
+            self._claim_calls.add(task)
+            task.add_done_callback(self._claim_calls.discard)
+
+    async def _run_claims(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
         args: list[Any] = [self._p]
         for claim_args, _ in batch:
             args += claim_args
-        # Written before this returns (an open connection), so Redis runs it while the turn
-        # that queued the claims goes on; the task only waits for the reply.
-        command, reply = self._wire.send_evalsha(self._claim, [self._acct, self._holds], args)
-        task = asyncio.ensure_future(self._run_claims(batch, command, reply))
-        self._claim_calls.add(task)
-        task.add_done_callback(self._claim_calls.discard)
-
-    async def _run_claims(self, batch: list[tuple[list[Any], asyncio.Future[Any]]],
-                          command: bytes, reply: asyncio.Future[Any] | None) -> None:
         try:
-            outs = await self._wire.evalsha_sent(self._claim, command, reply)
+            outs = await self._wire.evalsha(self._claim, [self._acct, self._holds], args)
             self.claim_calls += 1
             self.claims += len(batch)
             for (_, fut), out in zip(batch, outs, strict=True):

@@ -26,7 +26,7 @@ import hashlib
 import socket
 import ssl
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import hiredis
@@ -101,9 +101,7 @@ class _Connection(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def send(self, command: bytes, *, now: bool = False) -> asyncio.Future[Any]:
-        """Queue ``command``; it is written with the others of this loop turn once the turn's
-        callbacks have run, or at once (with any queued before it) if ``now``."""
+    def send(self, command: bytes) -> asyncio.Future[Any]:
         if self.lost is not None:  # dropped since the caller got it: fail like a pending call
             raise ConnectionError(f"Redis connection lost: {self.lost}")
         fut = self.loop.create_future()
@@ -112,11 +110,9 @@ class _Connection(asyncio.Protocol):
         self.deadlines.append(deadline)
         if self.watchdog is None:
             self.watchdog = self.loop.call_at(deadline, self._watch)
-        if not self.wbuf and not now:
+        if not self.wbuf:
             self.loop.call_soon(self._flush)
         self.wbuf.append(command)
-        if now:
-            self._flush()  # a flush already scheduled then finds nothing left to write
         return fut
 
     def _watch(self) -> None:
@@ -131,8 +127,6 @@ class _Connection(asyncio.Protocol):
             self.watchdog = self.loop.call_at(self.deadlines[0], self._watch)
 
     def _flush(self) -> None:
-        if not self.wbuf:  # written at once (send's ``now``) since this was scheduled
-            return
         data, self.wbuf = b"".join(self.wbuf), []
         if self.transport is not None and self.lost is None:
             self.transport.write(data)
@@ -260,30 +254,8 @@ class ScriptClient:
     async def evalsha(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         """Run ``script`` (loading it first if Redis does not have it)."""
         command = pack(["EVALSHA", script.sha, len(keys), *keys, *args])
-        return await self._loaded(script, command, self._call(command))
-
-    def send_evalsha(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]
-                     ) -> tuple[bytes, asyncio.Future[Any] | None]:
-        """``evalsha``'s first half: the command, on the wire before this returns whenever a
-        connection is open (not after the loop's turn), so Redis runs it while the caller's
-        turn goes on. Returns the command and its reply to come, or None for the reply if no
-        connection was open; ``evalsha_sent`` gives the result either way."""
-        command = pack(["EVALSHA", script.sha, len(keys), *keys, *args])
-        conn = self._conn
-        if conn is None or conn.lost is not None:
-            return command, None
-        return command, conn.send(command, now=True)
-
-    async def evalsha_sent(self, script: Script, command: bytes,
-                           reply: asyncio.Future[Any] | None) -> Any:
-        """The result of ``send_evalsha``'s command: connected and sent first where it was
-        not, loaded first where Redis lacks the script."""
-        return await self._loaded(script, command,
-                                  reply if reply is not None else self._call(command))
-
-    async def _loaded(self, script: Script, command: bytes, reply: Awaitable[Any]) -> Any:
         try:
-            return await reply
+            return await self._call(command)
         except ResponseError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
