@@ -4,7 +4,6 @@ servers (SQLite, remote workload)."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import re
 import subprocess
 import sys
@@ -13,24 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench.scripts import load_bench
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 
 
-def _load():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(BENCH))  # it imports its sibling scripts
-    try:
-        spec = importlib.util.spec_from_file_location("embedrouter_accounts_bench",
-                                                      BENCH / "accounts_bench.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
-
-
-ab = _load()
+ab = load_bench("accounts_bench")
 
 
 def _r(rps: float, p99: float, lat: list[float] | None = None) -> dict[str, object]:

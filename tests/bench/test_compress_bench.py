@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.bench.scripts import load_bench
+
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "compress_bench.py"
 
 
-def _load():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("embedrouter_compress_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cb = _load()
+cb = load_bench("compress_bench")
 
 
 def _run(rate: float, cpu: float, wire: float) -> dict:

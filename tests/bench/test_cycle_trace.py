@@ -3,7 +3,6 @@ Redis, the local model)."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -11,24 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench.scripts import load_bench
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 
 
-def _load():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(BENCH))  # it imports its sibling scripts
-    try:
-        spec = importlib.util.spec_from_file_location("embedrouter_cycle_trace",
-                                                      BENCH / "cycle_trace.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
-
-
-ct = _load()
+ct = load_bench("cycle_trace")
 
 
 def _cycle(start: float, size: int = 32) -> list[list[object]]:

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.bench.scripts import load_bench
+
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "http_bench.py"
 
 
-def _load():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("embedrouter_http_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while decorating
-    spec.loader.exec_module(module)
-    return module
-
-
-hb = _load()
+hb = load_bench("http_bench")
 
 
 def test_plan_covers_the_corpus_with_1_to_16_inputs_deterministically() -> None:
