@@ -1,8 +1,8 @@
 """Where a closed-loop cohort's cycle goes: the phases between two forwards of the local model,
 per server, with PostgreSQL + Redis accounting on and off.
 
-    python bench/cycle_trace.py [--tree NAME=SRC ...] [--requests 3000] [--rounds 3]
-                                [--concurrency 32] [--server-cpus 0]
+    python bench/cycle_trace.py [--store pg|sqlite] [--tree NAME=SRC ...] [--requests 3000]
+                                [--rounds 3] [--concurrency 32] [--server-cpus 0]
 
 At c = 32 on a priced local model the clients run as one cohort: a forward of ~32 sequences,
 then a gap in which the responses go out, the next requests come in, are authenticated (one
@@ -18,9 +18,11 @@ report gives, per server, medians over cycles of (ms from the forward's end):
   keys done    the last key read's end
   claims done  the last claim call's reply, and from there to the next forward
 
-``--tree NAME=SRC`` adds a ``pg+redis-on`` server run from another source tree (A/B within
-one run: the servers take turns, so the machine's drift hits each alike). Cycles whose
-forward had fewer than half the clients' requests (the cohort split) are left out.
+``--store sqlite`` runs ``sqlite-off`` and ``sqlite-on`` instead (keys cached, counters in the
+process: only the commits to trace). ``--tree NAME=SRC`` adds an "on" server run from another
+source tree (A/B within one run: the servers take turns, so the machine's drift hits each
+alike). Cycles whose forward had fewer than half the clients' requests (the cohort split) are
+left out.
 """
 
 from __future__ import annotations
@@ -73,8 +75,10 @@ TRACER = textwrap.dedent('''
         atexit.register(_dump)
         import embedrouter.engine.batcher as B
         import embedrouter.store.postgres as P
+        import embedrouter.store.sqlite as S
         _wrap(P.PostgresStore, "_read_keys", "key", lambda a: len(a[0]), True)
         _wrap(P.PostgresStore, "record_generations", "commit", lambda a: len(a[0]), True)
+        _wrap(S.SQLiteStore, "record_generations", "commit", lambda a: len(a[0]), True)
         _wrap(B.Batcher, "_compute", "fwd", lambda a: len(a[0]), False)
         import embedrouter.accounts.redis_counters as R
         _wrap(R.RedisCounters, "_run_claims", "claim", lambda a: len(a[0]), True)
@@ -108,20 +112,20 @@ def cycles(events: list[list[Any]], least: int) -> list[dict[str, float]]:
     return out[len(out) // 10:]  # the first rounds' warm-up
 
 
-def report(traces: dict[str, list[dict[str, float]]]) -> None:
+def report(traces: dict[str, list[dict[str, float]]], off: str = "pg-off") -> None:
     cols = ["gap", "commit first", "commit done", "key done", "claim done", "claims -> fwd"]
     print(f"\n{'server':<22} {'cycles':>6} " + " ".join(f"{c:>13}" for c in cols))
-    off = None
+    off_gap = None
     for name, rows in traces.items():
         cells = []
         for c in cols:
             vals = [r[c] for r in rows if c in r]
             cells.append(f"{statistics.median(vals):13.2f}" if vals else f"{'-':>13}")
         gap = statistics.median(r["gap"] for r in rows) if rows else float("nan")
-        if name == "pg-off":
-            off = gap
-        extra = f"   gap vs pg-off {gap - off:+.2f} ms" if off is not None and name != "pg-off" \
-            else ""
+        if name == off:
+            off_gap = gap
+        extra = f"   gap vs {off} {gap - off_gap:+.2f} ms" \
+            if off_gap is not None and name != off else ""
         print(f"{name:<22} {len(rows):>6} " + " ".join(cells) + extra)
     print("(medians over cycles, ms from a forward's end; commit: the ledger's first commit "
           "start and last commit end; key/claim done: the last key read's and claim call's "
@@ -130,8 +134,9 @@ def report(traces: dict[str, list[dict[str, float]]]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--store", choices=["pg", "sqlite"], default="pg")
     ap.add_argument("--tree", action="append", default=[],
-                    help="NAME=SRC: another tree's pg+redis-on server beside this one's")
+                    help="NAME=SRC: another tree's \"on\" server beside this one's")
     ap.add_argument("--requests", type=int, default=3000, help="per round and server")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=32)
@@ -142,16 +147,17 @@ def main() -> None:
         tmp = Path(tmpdir)
         (tmp / "tracer").mkdir()
         (tmp / "tracer" / "sitecustomize.py").write_text(TRACER)
-        kinds = stack.enter_context(ab.scratch_databases(["pg"]))
+        kinds = stack.enter_context(ab.scratch_databases([args.store]))
+        off, on = ("pg-off", "pg+redis-on") if args.store == "pg" else ("sqlite-off", "sqlite-on")
         stack.callback(lambda: [pb.stop(p) for p in procs])  # before the databases go
         up_port = pb.free_port()
         procs.append(pb.spawn([sys.executable, "-c", pb.UPSTREAM, str(up_port)]))
         upstream = f"http://127.0.0.1:{up_port}/v1"
         here = str(Path(__file__).resolve().parents[1] / "src")
-        wanted = [("pg-off", "pg-off", here), ("pg+redis-on", "pg+redis-on", here)]
+        wanted = [(off, off, here), (on, on, here)]
         for spec in args.tree:
             tree, _, src = spec.partition("=")
-            wanted.append((f"pg+redis-on {tree}", "pg+redis-on", src))
+            wanted.append((f"{on} {tree}", on, src))
         servers: dict[str, tuple[Any, int, str, Path]] = {}
         for i, (name, kind, src) in enumerate(wanted):
             (tmp / str(i)).mkdir()
@@ -175,7 +181,7 @@ def main() -> None:
             proc.send_signal(signal.SIGINT)  # a clean exit writes the trace
             proc.wait(60)
             traces[name] = cycles(json.loads(trace.read_text()), args.concurrency // 2)
-        report(traces)
+        report(traces, off)
 
 
 if __name__ == "__main__":
