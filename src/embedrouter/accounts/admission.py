@@ -137,8 +137,7 @@ class Gate:
         hold, quote = self._hold, self._quote
         if hold is None or quote is None or self._settled:
             return
-        now_ms = self._accounts.now_ms()
-        if now_ms - self._now_ms >= self._accounts.ttl_ms // 2:
+        if not self._young(self._accounts.now_ms()):
             return
         row = self._row(hold, quote, outcome.tokens, outcome.cost, outcome.model,
                         outcome.provider, None, time.perf_counter() - self._started)
@@ -171,16 +170,20 @@ class Gate:
             raise InternalError("settle called twice for one request")
         row = self._row(hold, quote, result.usage.prompt_tokens, result.usage.cost,
                         result.model, result.provider, result.usage.cached_tokens, latency_s)
-        # A hold younger than half its lifetime cannot have been reclaimed (that takes its
-        # expiry to pass, give or take clock skew between instances, which must stay under
-        # that half), and has that half left for the ledger write: only an older one is
-        # confirmed, a round trip to Redis that most requests do not need.
-        ttl_ms = self._accounts.ttl_ms
         now_ms = self._accounts.now_ms()
         self._settled = True  # from here settle alone decides what happens to the hold
-        if now_ms - self._now_ms < ttl_ms // 2:
+        if self._young(now_ms):
             return self._charge(hold, row)
-        return asyncio.shield(self._confirm_then_charge(hold, row, now_ms + ttl_ms))
+        return asyncio.shield(self._confirm_then_charge(hold, row,
+                                                        now_ms + self._accounts.ttl_ms))
+
+    def _young(self, now_ms: int) -> bool:
+        """Whether the hold may be charged without confirming it. A hold younger than half
+        its lifetime cannot have been reclaimed (that takes its expiry to pass, give or take
+        clock skew between instances, which must stay under that half), and has that half
+        left for the ledger write: only an older one is confirmed, a round trip to Redis that
+        most requests do not need."""
+        return now_ms - self._now_ms < self._accounts.ttl_ms // 2
 
     def _row(self, hold: Hold, quote: Quote, tokens: int, cost: Decimal, model: str,
              provider: str, cached_tokens: int | None, latency_s: float) -> GenerationRecord:
@@ -391,7 +394,6 @@ class Accounts:
         vectors are computed), released on any failure before that. The result's
         ``usage.cost`` is what was charged."""
         gate = self.gate(key, generation_id)
-        started = time.perf_counter()
         try:
             result = await embed(gate.reserve, gate.computed)
         except BaseException:
@@ -400,7 +402,7 @@ class Accounts:
         # Once a provider has answered, the charge and the counters are settled even if this
         # request is cancelled meanwhile (client gone, shutdown): settle queues the charge
         # before it returns and handles its own failures.
-        charged = await gate.settle(result, time.perf_counter() - started)
+        charged = await gate.settle(result, time.perf_counter() - gate._started)
         u = result.usage
         result.usage = Usage(u.prompt_tokens, u.total_tokens, charged, u.estimated,
                              u.cached_tokens)

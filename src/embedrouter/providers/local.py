@@ -113,10 +113,10 @@ class LocalProvider:
                 seqs[i] = engine.truncate(seq, limit)
                 truncated += 1
         counts = list(map(len, seqs))
-        if before_compute is not None:
-            await before_compute(sum(counts))
-        arrived()  # at the queue: a batch waiting for this request can start (arrivals.py)
         total = sum(counts)
+        if before_compute is not None:
+            await before_compute(total)
+        arrived()  # at the queue: a batch waiting for this request can start (arrivals.py)
         on_ready = None if after_compute is None else lambda: after_compute(total)
         vectors = await loaded.batcher.embed(seqs, on_ready=on_ready)
         return ProviderResult(vectors=vectors, prompt_tokens=total, truncated=truncated,
