@@ -17,7 +17,7 @@ from embedrouter.engine import Batcher, LocalModel
 from embedrouter.engine.batcher import SMALL_BATCH_TOKENS, _Item, _Request, grow_batch
 from embedrouter.errors import InvalidRequest, Overloaded, PayloadTooLarge, ServiceUnavailable
 from tests.engine.gated import POISON, GatedModel
-from tests.engine.util import cosine, entered, until
+from tests.engine.util import cosine, entered, until, worker_batcher
 
 
 def _random_seqs(rng: random.Random, n: int, max_len: int = 60) -> list[list[int]]:
@@ -363,18 +363,16 @@ async def test_on_ready_runs_for_a_whole_forward_before_any_caller_wakes(
         gated: GatedModel) -> None:
     # Admission queues each request's charge in on_ready: the ledger's group commit starts there,
     # and must see every request of the forward before the first caller's own work runs.
-    batcher = Batcher(gated, max_batch_size=8, inline_max_tokens=0)  # type: ignore[arg-type]
-    await batcher.start()
     events: list[str] = []
-    gated.gate.clear()
+    async with worker_batcher(gated, max_batch_size=8) as batcher:
 
-    async def call(i: int) -> np.ndarray:
-        out = await batcher.embed([[101, 2000 + i, 102]],
-                                  on_ready=lambda: events.append(f"ready {i}"))
-        events.append(f"woke {i}")
-        return out
+        async def call(i: int) -> np.ndarray:
+            out = await batcher.embed([[101, 2000 + i, 102]],
+                                      on_ready=lambda: events.append(f"ready {i}"))
+            events.append(f"woke {i}")
+            return out
 
-    try:
+        gated.gate.clear()
         first = asyncio.ensure_future(call(0))
         await entered(gated)  # a forward of one request is running: the rest queue behind it
         rest = [asyncio.ensure_future(call(i)) for i in range(1, 5)]
@@ -382,8 +380,6 @@ async def test_on_ready_runs_for_a_whole_forward_before_any_caller_wakes(
             await asyncio.sleep(0)
         gated.gate.set()
         results = await asyncio.gather(first, *rest)
-    finally:
-        await batcher.close()
     assert [r.shape for r in results] == [(1, 384)] * 5
     assert [len(b) for b in gated.batches] == [1, 4]
     assert events[:2] == ["ready 0", "woke 0"]
@@ -393,10 +389,8 @@ async def test_on_ready_runs_for_a_whole_forward_before_any_caller_wakes(
 
 async def test_on_ready_is_not_called_for_a_failed_or_cancelled_request(
         gated: GatedModel) -> None:
-    batcher = Batcher(gated, max_batch_size=8, inline_max_tokens=0)  # type: ignore[arg-type]
-    await batcher.start()
     ready: list[str] = []
-    try:
+    async with worker_batcher(gated, max_batch_size=8) as batcher:
         with pytest.raises(RuntimeError):
             await batcher.embed([[101, POISON, 102]], on_ready=lambda: ready.append("poison"))
         gated.gate.clear()
@@ -412,19 +406,14 @@ async def test_on_ready_is_not_called_for_a_failed_or_cancelled_request(
         await running
         kept = await batcher.embed([[101, 4000, 102]], on_ready=lambda: ready.append("kept"))
         assert kept.shape == (1, 384)
-    finally:
-        await batcher.close()
     assert ready == ["kept"]
 
 
 async def test_a_failing_on_ready_does_not_strand_its_batch(gated: GatedModel) -> None:
-    batcher = Batcher(gated, max_batch_size=8, inline_max_tokens=0)  # type: ignore[arg-type]
-    await batcher.start()
-
     def broken() -> None:
         raise ValueError("a bug in a hook")
 
-    try:
+    async with worker_batcher(gated, max_batch_size=8) as batcher:
         gated.gate.clear()
         first = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
         await entered(gated)
@@ -434,6 +423,4 @@ async def test_a_failing_on_ready_does_not_strand_its_batch(gated: GatedModel) -
             await asyncio.sleep(0)
         gated.gate.set()
         results = await asyncio.gather(first, *both)
-    finally:
-        await batcher.close()
     assert [r.shape for r in results] == [(1, 384)] * 3

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 
 from embedrouter.engine import Batcher
 from tests.engine.gated import GatedModel
-from tests.engine.util import entered, until
+from tests.engine.util import entered, until, worker_batcher
 
 
 async def _two_in_flight(batcher: Batcher, gated: GatedModel) -> tuple[Any, Any]:
@@ -24,21 +22,8 @@ async def _two_in_flight(batcher: Batcher, gated: GatedModel) -> tuple[Any, Any]
     return running, waiting
 
 
-@contextlib.asynccontextmanager
-async def _batcher(gated: GatedModel, **kw: Any) -> AsyncIterator[Batcher]:
-    """A started batcher on the worker path only (an inline forward behind a closed gate would
-    hold the loop); on the way out the gate opens, so closing it never waits on a held forward."""
-    batcher = Batcher(gated, inline_max_tokens=0, **kw)  # type: ignore[arg-type]
-    await batcher.start()
-    try:
-        yield batcher
-    finally:
-        gated.gate.set()
-        await batcher.close()
-
-
 async def test_an_arrival_joins_the_batch_waiting_for_the_worker(gated: GatedModel) -> None:
-    async with _batcher(gated) as batcher:
+    async with worker_batcher(gated) as batcher:
         running, waiting = await _two_in_flight(batcher, gated)
         seqs = [[101, 2000, 102], [101, 2001, 2002, 102]]
         late = asyncio.ensure_future(batcher.embed(seqs))
@@ -57,7 +42,7 @@ async def test_an_arrival_joins_the_batch_waiting_for_the_worker(gated: GatedMod
 
 async def test_an_arrival_that_does_not_fit_waits_in_the_queue(gated: GatedModel) -> None:
     # Too many rows for max_batch_size, and too much padding for max_padding: both queue.
-    async with _batcher(gated, max_batch_size=2) as batcher:
+    async with worker_batcher(gated, max_batch_size=2) as batcher:
         running, waiting = await _two_in_flight(batcher, gated)
         many = asyncio.ensure_future(batcher.embed([[101, 3000, 102], [101, 3001, 102]]))
         await until(lambda: batcher.stats()["queue_items"] == 2)
@@ -66,7 +51,7 @@ async def test_an_arrival_that_does_not_fit_waits_in_the_queue(gated: GatedModel
         assert batcher.stats()["absorbed_items"] == 0
         assert [len(b) for b in gated.batches] == [1, 1, 2]
     gated.batches.clear()
-    async with _batcher(gated) as batcher:
+    async with worker_batcher(gated) as batcher:
         running, waiting = await _two_in_flight(batcher, gated)
         long = [101, *range(2000, 2200), 102]  # 3 real tokens padded to 202: 99% padding
         padded = asyncio.ensure_future(batcher.embed([long]))
@@ -79,7 +64,7 @@ async def test_an_arrival_that_does_not_fit_waits_in_the_queue(gated: GatedModel
 async def test_an_arrival_never_jumps_the_queue(gated: GatedModel) -> None:
     # The 3-row request cannot join (1 + 3 > 3 rows); the 1-row one after it could, but it
     # would then run before a request that came first.
-    async with _batcher(gated, max_batch_size=3) as batcher:
+    async with worker_batcher(gated, max_batch_size=3) as batcher:
         running, waiting = await _two_in_flight(batcher, gated)
         first = asyncio.ensure_future(batcher.embed([[101, 3000 + i, 102] for i in range(3)]))
         await until(lambda: batcher.stats()["queue_items"] == 3)
@@ -93,7 +78,7 @@ async def test_an_arrival_never_jumps_the_queue(gated: GatedModel) -> None:
 
 async def test_a_started_batch_takes_no_one(gated: GatedModel) -> None:
     # One batch at a time: the only batch handed over is the one already computing.
-    async with _batcher(gated, max_inflight_batches=1) as batcher:
+    async with worker_batcher(gated, max_inflight_batches=1) as batcher:
         gated.gate.clear()
         running = asyncio.ensure_future(batcher.embed([[101, 7592, 102]]))
         await entered(gated)
@@ -106,7 +91,7 @@ async def test_a_started_batch_takes_no_one(gated: GatedModel) -> None:
 
 
 async def test_a_cancelled_arrival_is_not_computed(gated: GatedModel) -> None:
-    async with _batcher(gated) as batcher:
+    async with worker_batcher(gated) as batcher:
         running, waiting = await _two_in_flight(batcher, gated)
         late = asyncio.ensure_future(batcher.embed([[101, 5000, 102], [101, 5001, 102]]))
         await until(lambda: batcher.stats()["absorbed_items"] == 2)

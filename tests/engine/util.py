@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import numpy as np
 
+from embedrouter.engine import Batcher
 from tests.engine.gated import GatedModel
 
 
@@ -41,3 +44,16 @@ def top_k_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
         np.fill_diagonal(sims, -np.inf)
         picks.append(np.argpartition(-sims, k, axis=1)[:, :k])
     return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(*picks, strict=True)]))
+
+
+@contextlib.asynccontextmanager
+async def worker_batcher(gated: GatedModel, **kw: Any) -> AsyncIterator[Batcher]:
+    """A started batcher on the worker path only (an inline forward behind a closed gate would
+    hold the loop); on the way out the gate opens, so closing it never waits on a held forward."""
+    batcher = Batcher(gated, inline_max_tokens=0, **kw)  # type: ignore[arg-type]
+    await batcher.start()
+    try:
+        yield batcher
+    finally:
+        gated.gate.set()
+        await batcher.close()
