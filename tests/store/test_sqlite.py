@@ -85,6 +85,49 @@ async def test_ledger_process_killed_between_batches_is_restarted(tmp_path: Path
     assert proc.returncode is not None
 
 
+def _rows_in_main_file(path: Path, scratch: Path) -> int:
+    """The generations in the database file alone, as if its WAL were lost: what the ledger's
+    checkpoints have copied there."""
+    scratch.write_bytes(path.read_bytes())
+    for suffix in ("-wal", "-shm"):
+        Path(f"{scratch}{suffix}").unlink(missing_ok=True)
+    with sqlite3.connect(scratch) as conn:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = "
+                            "'embedrouter_generations'").fetchall():
+            return 0  # even the schema is still in the WAL only
+        return conn.execute("SELECT COUNT(*) FROM embedrouter_generations").fetchone()[0]
+
+
+async def test_ledger_checkpoints_between_commits(tmp_path: Path) -> None:
+    # SQLite's own checkpoint runs inside the commit that fills the WAL to 1,000 pages, and that
+    # commit's requests wait for it; the ledger process checkpoints once it has replied instead,
+    # every CHECKPOINT_ROWS rows, far below that.
+    from embedrouter.store.sqlite_ledger import CHECKPOINT_ROWS
+
+    path, scratch = tmp_path / "er.db", tmp_path / "copy.db"
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        batch = 32
+        full = CHECKPOINT_ROWS // batch
+        for b in range(full - 1):
+            await store.record_generations([_gen(b * batch + i) for i in range(batch)])
+        time.sleep(0.2)  # a checkpoint would have run by now: none is due
+        assert _rows_in_main_file(path, scratch) == 0
+        await store.record_generations([_gen((full - 1) * batch + i) for i in range(batch)])
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                copied = _rows_in_main_file(path, scratch)
+            except sqlite3.DatabaseError:  # copied while the checkpoint wrote: read again
+                copied = -1
+            if copied == CHECKPOINT_ROWS or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert copied == CHECKPOINT_ROWS
+    finally:
+        await store.close()
+
+
 async def test_ledger_process_closed_with_the_store(tmp_path: Path) -> None:
     store = await open_store(f"sqlite:///{tmp_path / 'er.db'}")
     await store.record_generations([_gen(0)])

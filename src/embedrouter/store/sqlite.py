@@ -88,6 +88,16 @@ def open_ledger(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def checkpoint_sync(conn: sqlite3.Connection) -> None:
+    """Copy the WAL's committed pages into the database file (a PASSIVE checkpoint: it waits
+    for no one and leaves what a reader still needs). Best effort: on any error the next one,
+    or SQLite's own automatic checkpoint, does the work."""
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.Error as exc:
+        log.debug("ledger checkpoint skipped: %s", type(exc).__name__)
+
+
 def record_sync(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     """Insert ``gen_values`` rows in one transaction on a connection from ``open_ledger``."""
     if len(rows) <= ROWS_PER_INSERT:
