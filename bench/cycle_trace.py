@@ -112,15 +112,25 @@ def cycles(events: list[list[Any]], least: int) -> list[dict[str, float]]:
     return out[len(out) // 10:]  # the first rounds' warm-up
 
 
+def _pct(sorted_vals: list[float], q: float) -> float:
+    return sorted_vals[min(len(sorted_vals) - 1, int(q * len(sorted_vals)))]
+
+
 def report(traces: dict[str, list[dict[str, float]]], off: str = "pg-off") -> None:
     cols = ["gap", "commit first", "commit done", "key done", "claim done", "claims -> fwd"]
-    print(f"\n{'server':<22} {'cycles':>6} " + " ".join(f"{c:>13}" for c in cols))
+    tails = ["gap", "commit done"]
+    print(f"\n{'server':<22} {'cycles':>6} " + " ".join(f"{c:>13}" for c in cols)
+          + "".join(f" {c + ' p90/p97':>21}" for c in tails))
     off_gap = None
     for name, rows in traces.items():
         cells = []
         for c in cols:
             vals = [r[c] for r in rows if c in r]
             cells.append(f"{statistics.median(vals):13.2f}" if vals else f"{'-':>13}")
+        for c in tails:
+            vals = sorted(r[c] for r in rows if c in r)
+            cells.append(f"{_pct(vals, 0.90):10.2f}/{_pct(vals, 0.97):10.2f}" if vals
+                         else f"{'-':>21}")
         gap = statistics.median(r["gap"] for r in rows) if rows else float("nan")
         if name == off:
             off_gap = gap
@@ -129,7 +139,8 @@ def report(traces: dict[str, list[dict[str, float]]], off: str = "pg-off") -> No
         print(f"{name:<22} {len(rows):>6} " + " ".join(cells) + extra)
     print("(medians over cycles, ms from a forward's end; commit: the ledger's first commit "
           "start and last commit end; key/claim done: the last key read's and claim call's "
-          "end; claims -> fwd: from the last claim reply to the next forward)")
+          "end; claims -> fwd: from the last claim reply to the next forward; p90/p97: the "
+          "tail over cycles, p97 being about the slowest of a 1,000-request round's ~31)")
 
 
 def main() -> None:

@@ -43,7 +43,8 @@ def chosen(endpoints: list[EndpointSpec], prefs: dict | None) -> str:
 ])
 def test_default_precision_unless_the_request_allows_another(prefs: dict | None,
                                                              expected: str) -> None:
-    assert chosen([FP32, INT8], prefs) == expected
+    # The same answer every time: the router's draws between free endpoints never decide here.
+    assert {chosen([FP32, INT8], prefs) for _ in range(64)} == {expected}
 
 
 def test_operator_default_int8() -> None:
