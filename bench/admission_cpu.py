@@ -1,7 +1,8 @@
 """CPU per request of the admission path itself, in process: ``Accounts.metered`` around a
-stand-in for the router, at concurrency 32 on one event loop (uvloop), no HTTP.
+stand-in for the router, at concurrency 32 (or ``--concurrency``) on one event loop (uvloop),
+no HTTP.
 
-    python bench/admission_cpu.py [--requests 10000] [--repeats 9]
+    python bench/admission_cpu.py [--requests 10000] [--repeats 9] [--concurrency 32]
                                   [--modes off,noop,sqlite,pg]
 
   off     the stand-in alone (what every request costs without accounting here)
@@ -115,8 +116,9 @@ async def _accounts(mode: str) -> AsyncIterator[tuple[Store, Accounts]]:
         await client.aclose()
 
 
-async def one_round(mode: str, n: int) -> float:
-    """Loop CPU microseconds per request for ``n`` requests in ``mode``."""
+async def one_round(mode: str, n: int, concurrency: int = CONCURRENCY) -> float:
+    """Loop CPU microseconds per request for ``n`` requests in ``mode``, ``concurrency`` at
+    a time."""
     async with _accounts(mode) as (store, accounts):
         await store.add_credits("bench", 10**15, 0, "bench")
         if mode == "noop":
@@ -143,10 +145,10 @@ async def one_round(mode: str, n: int) -> float:
                     await accounts.metered(KEY, generation_id(), embed)
 
         started = time.process_time()
-        await asyncio.gather(*(worker(n // CONCURRENCY) for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(worker(n // concurrency) for _ in range(concurrency)))
         cpu = time.process_time() - started
         await accounts.close()
-    return cpu / (n // CONCURRENCY * CONCURRENCY) * 1e6
+    return cpu / (n // concurrency * concurrency) * 1e6
 
 
 def main() -> int:
@@ -154,9 +156,13 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=10000)
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--modes", default="off,noop,sqlite,pg")
+    ap.add_argument("--concurrency", type=int, default=CONCURRENCY,
+                    help="requests in flight (1: each request's round trips alone, as at "
+                    "moderate load)")
     args = ap.parse_args()
     for mode in args.modes.split(","):
-        runs = [uvloop.run(one_round(mode, args.requests)) for _ in range(args.repeats)]
+        runs = [uvloop.run(one_round(mode, args.requests, args.concurrency))
+                for _ in range(args.repeats)]
         print(f"{mode:<7} loop CPU per request: min {min(runs):6.1f} us, "
               f"median {statistics.median(runs):6.1f} us")
     return 0

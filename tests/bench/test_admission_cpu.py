@@ -7,13 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_tiny_run_prints_every_mode() -> None:
+@pytest.mark.parametrize("concurrency", [1, 32])
+def test_a_tiny_run_prints_every_mode(concurrency: int) -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "admission_cpu.py"), "--requests", "64",
-         "--repeats", "2"], capture_output=True, text=True, check=True, timeout=120).stdout
+         "--repeats", "2", "--concurrency", str(concurrency)],
+        capture_output=True, text=True, check=True, timeout=120).stdout
     lines = out.splitlines()
     assert [line.split()[0] for line in lines] == ["off", "noop", "sqlite", "pg"]
     for line in lines:
