@@ -382,9 +382,14 @@ async def test_on_ready_runs_for_a_whole_forward_before_any_caller_wakes(
         results = await asyncio.gather(first, *rest)
     assert [r.shape for r in results] == [(1, 384)] * 5
     assert [len(b) for b in gated.batches] == [1, 4]
-    assert events[:2] == ["ready 0", "woke 0"]
-    assert sorted(events[2:6]) == [f"ready {i}" for i in range(1, 5)]  # all four, then ...
-    assert sorted(events[6:]) == [f"woke {i}" for i in range(1, 5)]  # ... their callers
+    assert sorted(events) == sorted([f"ready {i}" for i in range(5)]
+                                    + [f"woke {i}" for i in range(5)])  # each once
+    at = {event: k for k, event in enumerate(events)}
+    assert at["ready 0"] < at["woke 0"]
+    # The second forward's four callbacks all run before any of its callers wakes. How the two
+    # forwards interleave is the scheduler's: the worker may finish the second before the
+    # first's caller has run (CI saw "ready 1" before "woke 0" once).
+    assert max(at[f"ready {i}"] for i in range(1, 5)) < min(at[f"woke {i}"] for i in range(1, 5))
 
 
 async def test_on_ready_is_not_called_for_a_failed_or_cancelled_request(
