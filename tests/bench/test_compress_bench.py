@@ -9,9 +9,6 @@ import pytest
 
 from tests.bench.scripts import load_bench
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "compress_bench.py"
-
-
 cb = load_bench("compress_bench")
 
 

@@ -10,9 +10,6 @@ import pytest
 
 from tests.bench.scripts import load_bench
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "http_bench.py"
-
-
 hb = load_bench("http_bench")
 
 

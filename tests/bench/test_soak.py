@@ -9,9 +9,6 @@ import pytest
 
 from tests.bench.scripts import load_bench
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "soak.py"
-
-
 soak = load_bench("soak")
 
 
