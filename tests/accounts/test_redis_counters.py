@@ -208,7 +208,7 @@ async def test_settles_queued_behind_the_responses_all_land(env: Env) -> None:
         await gate.reserve(QUOTE)
         gates.append(gate)
     for gate in gates:
-        await gate.settle(_result(), 0.01)
+        await gate.settle(_result())
     await counters(env).settled()
     assert await counters(env).snapshot() == {"spent": 2 * to_nanos(QUOTE.cost), "held": 0}
     assert counters(env).errors == 0

@@ -140,11 +140,11 @@ class Gate:
         if not self._young(self._accounts.now_ms()):
             return
         row = self._row(hold, quote, outcome.tokens, outcome.cost, outcome.model,
-                        outcome.provider, None, time.perf_counter() - self._started)
+                        outcome.provider, None)
         self._settled = True
         self._early = (outcome, self._charge(hold, row))
 
-    def settle(self, result: EmbeddingResult, latency_s: float) -> Awaitable[Decimal]:
+    def settle(self, result: EmbeddingResult) -> Awaitable[Decimal]:
         """Charge the actual cost (at most what was held), durably; the awaitable gives what
         was charged.
 
@@ -169,7 +169,7 @@ class Gate:
         if self._settled:
             raise InternalError("settle called twice for one request")
         row = self._row(hold, quote, result.usage.prompt_tokens, result.usage.cost,
-                        result.model, result.provider, result.usage.cached_tokens, latency_s)
+                        result.model, result.provider, result.usage.cached_tokens)
         now_ms = self._accounts.now_ms()
         self._settled = True  # from here settle alone decides what happens to the hold
         if self._young(now_ms):
@@ -186,7 +186,7 @@ class Gate:
         return now_ms - self._now_ms < self._accounts.ttl_ms // 2
 
     def _row(self, hold: Hold, quote: Quote, tokens: int, cost: Decimal, model: str,
-             provider: str, cached_tokens: int | None, latency_s: float) -> GenerationRecord:
+             provider: str, cached_tokens: int | None) -> GenerationRecord:
         """The ledger row charging ``cost``, at most what was held."""
         nanos = to_nanos(cost)
         if nanos > hold.amount:
@@ -198,7 +198,8 @@ class Gate:
         return GenerationRecord(
             id=self.generation_id, key_hash=self._key.key_hash, model=quote.model,
             upstream_model=model, provider=provider, tokens=tokens, cost_nanos=nanos,
-            created_ms=self._now_ms, latency_ms=round(latency_s * 1000),
+            created_ms=self._now_ms,
+            latency_ms=round((time.perf_counter() - self._started) * 1000),
             cached_tokens=cached_tokens)
 
     async def _confirm_then_charge(self, hold: Hold, row: GenerationRecord,
@@ -402,7 +403,7 @@ class Accounts:
         # Once a provider has answered, the charge and the counters are settled even if this
         # request is cancelled meanwhile (client gone, shutdown): settle queues the charge
         # before it returns and handles its own failures.
-        charged = await gate.settle(result, time.perf_counter() - gate._started)
+        charged = await gate.settle(result)
         u = result.usage
         result.usage = Usage(u.prompt_tokens, u.total_tokens, charged, u.estimated,
                              u.cached_tokens)
