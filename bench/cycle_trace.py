@@ -112,10 +112,6 @@ def cycles(events: list[list[Any]], least: int) -> list[dict[str, float]]:
     return out[len(out) // 10:]  # the first rounds' warm-up
 
 
-def _pct(sorted_vals: list[float], q: float) -> float:
-    return sorted_vals[min(len(sorted_vals) - 1, int(q * len(sorted_vals)))]
-
-
 def report(traces: dict[str, list[dict[str, float]]], off: str = "pg-off") -> None:
     cols = ["gap", "commit first", "commit done", "key done", "claim done", "claims -> fwd"]
     tails = ["gap", "commit done"]
@@ -128,9 +124,9 @@ def report(traces: dict[str, list[dict[str, float]]], off: str = "pg-off") -> No
             vals = [r[c] for r in rows if c in r]
             cells.append(f"{statistics.median(vals):13.2f}" if vals else f"{'-':>13}")
         for c in tails:
-            vals = sorted(r[c] for r in rows if c in r)
-            cells.append(f"{_pct(vals, 0.90):10.2f}/{_pct(vals, 0.97):10.2f}" if vals
-                         else f"{'-':>21}")
+            vals = [r[c] for r in rows if c in r]
+            cells.append(f"{hb.percentile(vals, 90):10.2f}/{hb.percentile(vals, 97):10.2f}"
+                         if vals else f"{'-':>21}")
         gap = statistics.median(r["gap"] for r in rows) if rows else float("nan")
         if name == off:
             off_gap = gap

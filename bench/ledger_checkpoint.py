@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+import http_bench as hb  # sibling script, not a package
 
 from embedrouter.api.encode import generation_id
 from embedrouter.store.sqlite import SQLiteStore, checkpoint_sync, open_ledger, record_sync
@@ -60,11 +61,7 @@ def _round(path: Path, mode: str, args: argparse.Namespace) -> tuple[list[float]
             checkpoints.append((time.perf_counter() - t0) * 1000)
         time.sleep(args.gap_ms / 1000)
     conn.close()
-    return sorted(commits), checkpoints
-
-
-def _pct(vals: list[float], q: float) -> float:
-    return vals[min(len(vals) - 1, int(q * len(vals)))]
+    return commits, checkpoints
 
 
 def main() -> None:
@@ -83,10 +80,11 @@ def main() -> None:
             for mode in MODES if r % 2 == 0 else MODES[::-1]:
                 commits, checkpoints = _round(path, mode, args)
                 ck = statistics.median(checkpoints) if checkpoints else float("nan")
-                stats[mode].append((_pct(commits, 0.5), _pct(commits, 0.9), _pct(commits, 0.99),
-                                    commits[-1], ck))
-                print(f"[bench] round {r + 1} {mode}: commit p50 {stats[mode][-1][0]:.2f} "
-                      f"p99 {stats[mode][-1][2]:.2f} max {commits[-1]:.2f} ms", file=sys.stderr)
+                stats[mode].append((*(hb.percentile(commits, q) for q in (50, 90, 99)),
+                                    max(commits), ck))
+                p50, _, p99, most, _ = stats[mode][-1]
+                hb.log(f"round {r + 1} {mode}: commit p50 {p50:.2f} p99 {p99:.2f} "
+                       f"max {most:.2f} ms")
     print(f"\n{'mode':<12} {'p50 ms':>8} {'p90':>8} {'p99':>8} {'max':>8} {'checkpoint':>11}")
     for mode, rows in stats.items():
         cells = [statistics.median(r[i] for r in rows) for i in range(5)]
